@@ -1,0 +1,3 @@
+from dydet.models.dynamic_yolo import DynamicYOLO
+
+__all__ = ["DynamicYOLO"]

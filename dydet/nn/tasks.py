@@ -1,0 +1,293 @@
+"""The DynamicDet detection model: two cascaded backbones, two heads and a router, routed per image in a batch."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from ultralytics.nn.modules import Detect
+from ultralytics.nn.tasks import DetectionModel, parse_model
+from ultralytics.utils import LOGGER
+from ultralytics.utils.torch_utils import initialize_weights
+
+from dydet.nn.builder import build_dual_graph, load_model_yaml
+from dydet.nn.modules import Router, Routing
+from dydet.utils.checks import check_route, check_threshold
+
+DEFAULT_THRESHOLD = 0.5
+
+
+def _select(x: Any, index: torch.Tensor) -> Any:
+    """Index the batch dimension of a tensor, or of every tensor in a list/tuple."""
+    if isinstance(x, torch.Tensor):
+        return x.index_select(0, index)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_select(t, index) for t in x)
+    return x
+
+
+def _merge(easy: Any, hard: Any, easy_idx: torch.Tensor, hard_idx: torch.Tensor, n: int) -> Any:
+    """Interleave two routes' outputs (tensors, or dicts/lists/tuples of them) back into batch order."""
+    if isinstance(easy, torch.Tensor):
+        out = easy.new_empty((n, *easy.shape[1:]))
+        out[easy_idx] = easy
+        out[hard_idx] = hard
+        return out
+    if isinstance(easy, dict):
+        return {k: _merge(easy[k], hard[k], easy_idx, hard_idx, n) for k in easy}
+    if isinstance(easy, (list, tuple)):
+        return type(easy)(_merge(a, b, easy_idx, hard_idx, n) for a, b in zip(easy, hard))
+    return easy
+
+
+class DynamicDetectionModel(DetectionModel):
+    """DynamicDet on an Ultralytics detection YAML: easy route B1 -> H1, hard route B1 -> B2 -> H2, and a router.
+
+    Forward behaviours:
+        - training mode: both routes on every image and the router scores, as `{"easy", "hard", "score"}`;
+        - eval mode, `model(x, threshold=t)`: B1 and the router run on the whole batch, H1 only on images with
+          score >= t, B2 + H2 only on the others; returns the standard Ultralytics eval output `(y, raw)` in the
+          original image order, and records each image's route and score in `model.routing`;
+        - eval mode, `model(x, route="easy" | "hard")`: every image through one route (for measurement).
+
+    Attributes:
+        graph (DualGraph): Layer index ranges of B1, the easy route and the hard route.
+        router (Router): The easiness-score router on B1's stage outputs (kept outside `model.model`).
+        threshold (float): Default score cut when `forward` is not given one.
+        calibration (dict | None): Router score quantiles and per-route costs, set by calibration.
+        routing (Routing | None): Routes and scores of the last routed eval batch.
+    """
+
+    def __init__(self, cfg: str | Path | dict = "dy-yolo11n.yaml", ch: int = 3, nc: int | None = None, verbose=True):
+        """Build the dual-route model from a dydet model YAML.
+
+        Args:
+            cfg (str | Path | dict): A dydet model YAML path, shipped name (e.g. `dy-yolo11n.yaml`) or dict.
+            ch (int): Input channels.
+            nc (int, optional): Number of classes, overriding the YAML.
+            verbose (bool): Print the layer table and per-route summary.
+        """
+        nn.Module.__init__(self)
+        self.yaml = deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg)
+        self.yaml["channels"] = ch
+        if nc and nc != self.yaml["nc"]:
+            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
+            self.yaml["nc"] = nc
+        expanded, self.graph = build_dual_graph(self.yaml)
+        self.model, self.save = parse_model(expanded, ch=ch, verbose=verbose)
+        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        self.inplace = self.yaml.get("inplace", True)
+        self.threshold = DEFAULT_THRESHOLD
+        self.calibration = None
+        self.routing = None
+        # outputs to keep while running a route: later layers' inputs, each segment's predecessor, router inputs
+        self._keep = frozenset(self.save) | {self.graph.easy.start - 1, *self.graph.stages}
+        self.router = Router(self._stage_channels(ch), self.yaml["dynamic"].get("router_reduction", 4))
+        self._init_heads(ch)
+        initialize_weights(self)
+        if verbose:
+            self.info()
+            LOGGER.info("")
+
+    # ----------------------------------------------------------------------------------------------------- structure
+    @property
+    def heads(self) -> tuple[Detect, Detect]:
+        """Return the (easy, hard) Detect heads."""
+        return self.model[self.graph.easy.stop - 1], self.model[self.graph.hard.stop - 1]
+
+    def route_layers(self, route: str) -> list[int]:
+        """Return the indices of `model.model` layers that run for one route ('easy' or 'hard'), B1 included."""
+        return [*self.graph.b1, *(self.graph.easy if check_route(route) == "easy" else self.graph.hard)]
+
+    def _stage_channels(self, ch: int) -> list[int]:
+        """Find the router's input widths with a dry run of B1."""
+        y = self._run_b1(torch.zeros(1, ch, 64, 64))
+        return [y[i].shape[1] for i in self.graph.stages]
+
+    def _init_heads(self, ch: int) -> None:
+        """Compute strides and initialise biases for both Detect heads (stock code only handles `model[-1]`)."""
+        s = 256  # 2x min stride
+        self.model.eval()  # avoid changing batch statistics until training begins
+        for head in self.heads:
+            head.inplace = self.inplace
+            head.training = True  # to return the raw feature maps
+        with torch.no_grad():
+            out = self.forward_both(torch.zeros(1, ch, s, s))
+        for head, route in zip(self.heads, ("easy", "hard")):
+            head.stride = torch.tensor([s / f.shape[-2] for f in out[route]["feats"]])
+        self.stride = self.heads[1].stride
+        self.model.train()
+        for head in self.heads:
+            head.bias_init()
+
+    def _apply(self, fn):
+        """Apply `fn` to all tensors, including both heads' stride/anchor tensors (stock code moves `model[-1]`)."""
+        super()._apply(fn)
+        head = self.heads[0]
+        head.stride, head.anchors, head.strides = fn(head.stride), fn(head.anchors), fn(head.strides)
+        return self
+
+    def set_head_attr(self, **kwargs) -> None:
+        """Set attributes (e.g. `max_det`) on both Detect heads."""
+        for head in self.heads:
+            for k, v in kwargs.items():
+                if not hasattr(head, k):
+                    LOGGER.warning(f"Head has no attribute '{k}'.")
+                    continue
+                setattr(head, k, v)
+
+    def __getstate__(self) -> dict:
+        """Pickle without the last batch's routing record."""
+        state = super().__getstate__()
+        state["routing"] = None
+        return state
+
+    # ------------------------------------------------------------------------------------------------------- running
+    def _run(self, layers: range, x: torch.Tensor | None, y: list) -> Any:
+        """Run a contiguous range of layers like `BaseModel._predict_once`, reading/writing saved outputs in `y`."""
+        if layers.start:
+            x = y[layers.start - 1]
+        for i in layers:
+            m = self.model[i]
+            if m.f != -1:
+                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+            x = m(x)
+            y[i] = x if i in self._keep else None
+        return x
+
+    def _run_b1(self, x: torch.Tensor) -> list:
+        y = [None] * len(self.model)
+        self._run(self.graph.b1, x, y)
+        return y
+
+    def _subset(self, y: list, index: torch.Tensor) -> list:
+        """Return B1's saved outputs restricted to the images in `index`."""
+        out = [None] * len(y)
+        for i in self.graph.b1:
+            if y[i] is not None:
+                out[i] = _select(y[i], index)
+        return out
+
+    def router_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the (B,) easiness scores in (0, 1) for a batch, running B1 and the router only."""
+        y = self._run_b1(x)
+        return self.router([y[i] for i in self.graph.stages])
+
+    def forward_both(self, x: torch.Tensor) -> dict[str, Any]:
+        """Run both routes on every image (stage-1/2 training and per-route validation).
+
+        Returns:
+            (dict): `easy` and `hard` head outputs (raw dicts in training mode, `(y, raw)` in eval mode) and `score`.
+        """
+        y = self._run_b1(x)
+        score = self.router([y[i] for i in self.graph.stages])
+        easy = self._run(self.graph.easy, None, y)
+        hard = self._run(self.graph.hard, None, y)
+        return {"easy": easy, "hard": hard, "score": score}
+
+    def forward_routed(self, x: torch.Tensor, threshold: float | None = None, route: str | None = None) -> Any:
+        """Route every image of a batch to one route and run only what that route needs.
+
+        Args:
+            x (torch.Tensor): (B, C, H, W) images.
+            threshold (float, optional): Score cut in [0, 1]; easy if score >= threshold. Defaults to
+                `self.threshold`. 0 sends everything easy, 1 everything hard.
+            route (str, optional): 'easy' or 'hard' to force one route for the whole batch (the router is skipped).
+
+        Returns:
+            (Any): The Detect eval output for the batch, in the original image order.
+        """
+        route = check_route(route)
+        threshold = check_threshold(self.threshold if threshold is None else threshold)
+        y = self._run_b1(x)
+        n = x.shape[0]
+        if route:
+            score = None
+            hard = torch.full((n,), route == "hard", dtype=torch.bool, device=x.device)
+        else:
+            score = self.router([y[i] for i in self.graph.stages])
+            hard = score < threshold if threshold < 1 else torch.ones(n, dtype=torch.bool, device=x.device)
+        self.routing = Routing(hard=hard, score=score, threshold=None if route else threshold)
+        hard_idx = hard.nonzero().flatten()  # reading the decision back to the host, once per batch
+        easy_idx = (~hard).nonzero().flatten()
+        if len(hard_idx) == 0:
+            return self._run(self.graph.easy, None, y)
+        if len(easy_idx) == 0:
+            return self._run(self.graph.hard, None, y)
+        easy = self._run(self.graph.easy, None, self._subset(y, easy_idx))
+        hard_out = self._run(self.graph.hard, None, self._subset(y, hard_idx))
+        return _merge(easy, hard_out, easy_idx, hard_idx, n)
+
+    def predict(
+        self,
+        x: torch.Tensor,
+        profile: bool = False,
+        augment: bool = False,
+        embed: list | None = None,
+        threshold: float | None = None,
+        route: str | None = None,
+        **kwargs,
+    ) -> Any:
+        """Run the model: both routes in training mode, per-image routing in eval mode (see the class docstring).
+
+        Args:
+            x (torch.Tensor): (B, C, H, W) images.
+            profile (bool): Unsupported; ignored with a warning.
+            augment (bool): Unsupported (test-time augmentation); ignored with a warning.
+            embed (list, optional): Unsupported; ignored with a warning.
+            threshold (float, optional): Router score cut in [0, 1] (eval mode).
+            route (str, optional): Force 'easy' or 'hard' (eval mode).
+            **kwargs (Any): Extra arguments from Ultralytics callers (e.g. `visualize`), ignored.
+
+        Returns:
+            (Any): See the class docstring.
+        """
+        if profile or augment or embed:
+            LOGGER.warning("dydet models ignore profile/augment/embed; running a plain forward.")
+        if self.training:
+            return self.forward_both(x)
+        return self.forward_routed(x, threshold=threshold, route=route)
+
+    # ---------------------------------------------------------------------------------------------------- reporting
+    def route_summary(self, imgsz: int | list[int] = 640) -> dict[str, dict[str, float]]:
+        """Return parameters and GFLOPs of the easy route, the hard route and the router (B1 counted in both routes).
+
+        Args:
+            imgsz (int | list[int]): Image size the GFLOPs are computed at.
+
+        Returns:
+            (dict): `{"easy": {"params", "gflops"}, "hard": {...}, "router": {...}}`.
+        """
+        from dydet.utils.flops import route_gflops
+
+        def params(layers: list[int]) -> int:
+            return sum(p.numel() for i in layers for p in self.model[i].parameters())
+
+        return {
+            "easy": {"params": params(self.route_layers("easy")), "gflops": route_gflops(self, "easy", imgsz)},
+            "hard": {"params": params(self.route_layers("hard")), "gflops": route_gflops(self, "hard", imgsz)},
+            "router": {
+                "params": sum(p.numel() for p in self.router.parameters()),
+                "gflops": route_gflops(self, "router", imgsz),
+            },
+        }
+
+    def info(self, detailed: bool = False, verbose: bool = True, imgsz: int | list[int] = 640):
+        """Print a per-route summary (parameters, GFLOPs); return (layers, parameters, gradients, hard GFLOPs)."""
+        from ultralytics.utils.torch_utils import get_num_gradients, get_num_params
+
+        if not verbose:
+            return None
+        summary = self.route_summary(imgsz)
+        n_l = sum(1 for m in self.modules() if not m._modules)
+        n_p, n_g = get_num_params(self), get_num_gradients(self)
+        fused = " (fused)" if self.is_fused() else ""
+        name = Path(self.yaml.get("yaml_file", "dy-model")).stem
+        LOGGER.info(f"{name} summary{fused}: {n_l:,} layers, {n_p:,} parameters, {n_g:,} gradients")
+        for route in ("easy", "hard", "router"):
+            s = summary[route]
+            LOGGER.info(f"  {route:>6}: {s['params']:>12,} parameters {s['gflops']:>9.2f} GFLOPs @ {imgsz}")
+        return n_l, n_p, n_g, summary["hard"]["gflops"]

@@ -1,0 +1,44 @@
+"""Validation of dydet's run-time routing arguments, with one-line errors that say how to fix them."""
+
+from __future__ import annotations
+
+import math
+
+ROUTES = ("easy", "hard")
+
+
+def check_unit_interval(name: str, value: float, hint: str = "") -> float:
+    """Return `value` as a float if it is a number in [0, 1], else raise a ValueError naming `name`.
+
+    Args:
+        name (str): Argument name for the message, e.g. 'threshold'.
+        value (float): The value to check.
+        hint (str): What the value means, appended to the message.
+
+    Returns:
+        (float): The value as a float.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if isinstance(value, bool) or not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name}={value!r} is invalid: it must be a number in [0, 1]{hint}")
+    return v
+
+
+def check_threshold(threshold: float) -> float:
+    """Validate a router score threshold (easy route if score >= threshold)."""
+    return check_unit_interval("threshold", threshold, " (0 sends every image easy, 1 sends every image hard)")
+
+
+def check_hard_ratio(hard_ratio: float) -> float:
+    """Validate a hard ratio (share of images sent to the hard route)."""
+    return check_unit_interval("hard_ratio", hard_ratio, " (the share of images sent to the hard route)")
+
+
+def check_route(route: str | None) -> str | None:
+    """Validate a forced route: None (let the router decide), 'easy' or 'hard'."""
+    if route is None or route in ROUTES:
+        return route
+    raise ValueError(f"route={route!r} is invalid: use 'easy', 'hard', or leave it unset to let the router decide")

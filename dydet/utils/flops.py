@@ -1,0 +1,48 @@
+"""GFLOPs of each part of a dynamic model, counted the way Ultralytics counts a static model's."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class _RouteProbe(nn.Module):
+    """Runs one part of a dynamic model so that `thop` counts only what that part executes."""
+
+    def __init__(self, model: nn.Module, part: str):
+        super().__init__()
+        self.model, self.part = model, part
+
+    def forward(self, x: torch.Tensor):
+        if self.part == "b1":
+            return self.model._run_b1(x)
+        if self.part == "router":
+            return self.model.router_scores(x)
+        return self.model.forward_routed(x, route=self.part)
+
+
+def _gflops(module: nn.Module, imgsz: int | list[int], stride: int) -> float:
+    import thop
+
+    p = next(module.parameters())
+    h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
+    im = torch.empty((1, p.shape[1], h, w), device=p.device, dtype=p.dtype)
+    return thop.profile(module, inputs=[im], stride=stride, verbose=False)[0] / 1e9 * 2
+
+
+def route_gflops(model: nn.Module, part: str, imgsz: int | list[int] = 640) -> float:
+    """Return the GFLOPs of one image through `part` of a `DynamicDetectionModel`.
+
+    Args:
+        model (nn.Module): The dynamic model.
+        part (str): 'easy' (B1 + H1), 'hard' (B1 + B2 + H2) or 'router' (the router alone, without B1).
+        imgsz (int | list[int]): Image size, an int or (h, w).
+
+    Returns:
+        (float): GFLOPs, as `ultralytics.utils.torch_utils.get_flops` counts them (2 x MACs).
+    """
+    stride = max(int(model.stride.max()), 32)
+    if part == "router":
+        b1 = _gflops(_RouteProbe(model, "b1"), imgsz, stride)
+        return _gflops(_RouteProbe(model, "router"), imgsz, stride) - b1
+    return _gflops(_RouteProbe(model, part), imgsz, stride)
