@@ -8,6 +8,7 @@ from typing import Any
 from ultralytics.engine.model import Model
 from ultralytics.utils import DEFAULT_CFG_DICT, RANK
 
+from dydet.engine.args import DYDET_ONLY_KEYS, prepare_train_args
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
 
@@ -63,6 +64,29 @@ class DynamicYOLO(Model):
                 "predictor": DynamicPredictor,
             }
         }
+
+    def train(self, trainer=None, **kwargs: Any):
+        """Train a dynamic model: stage 1 (both routes), then stage 2 (router) and calibration, as `stage` says.
+
+        Without `data`, trains on the embedded demo dataset (generated offline on first use) with defaults that
+        finish on a laptop CPU in minutes. A relative `project` is resolved against the current directory.
+
+        Args:
+            trainer (type, optional): A custom stage-1 trainer class.
+            **kwargs (Any): Ultralytics training arguments plus dydet's (`stage`, `stage2_*`, `calibrate`).
+
+        Returns:
+            (DetMetrics | None): The final validation metrics.
+        """
+        kwargs = prepare_train_args(kwargs, self.overrides)
+        stage = str(kwargs.pop("stage", "all"))
+        for key in DYDET_ONLY_KEYS:
+            kwargs.pop(key, None)
+        if stage not in {"all", "1", "2"}:
+            raise ValueError(f"stage={stage!r} is invalid: use all, 1 or 2")
+        if stage == "2":
+            raise NotImplementedError("stage 2 (router training) is not available yet")
+        return super().train(trainer=trainer, **kwargs)
 
     def route_summary(self, imgsz: int = 640) -> dict[str, dict[str, float]]:
         """Return parameters and GFLOPs of the easy route, the hard route and the router."""

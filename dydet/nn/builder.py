@@ -39,12 +39,15 @@ class DualGraph:
         easy (range): H1, the easy route's neck and Detect head.
         hard (range): CBLinear taps, backbone 2 with CBFuse, and H2; the hard route after B1.
         stages (tuple[int, ...]): Layer indices of B1's stage outputs (router inputs).
+        copies (tuple[tuple[int, int, int], ...]): For every layer of the base YAML, (base index, its copy on the
+            easy side (B1/H1), its copy on the hard side (B2/H2)); used to initialise both routes from one model.
     """
 
     b1: range
     easy: range
     hard: range
     stages: tuple[int, ...]
+    copies: tuple[tuple[int, int, int], ...] = ()
 
 
 def resolve_model_yaml(cfg: str | Path) -> Path:
@@ -159,15 +162,18 @@ def build_dual_graph(d: dict[str, Any]) -> tuple[dict[str, Any], DualGraph]:
     layers += [[b1_ref[s], 1, "CBLinear", [level_widths[: level + 1]]] for level, s in enumerate(stages)]
 
     b2_ref: dict[int, int] = {-1: 0}  # B2's first layer re-reads the input image (layer 0)
+    b2_layers = []
     for j, (f, n, m, a) in enumerate(backbone):
         layers.append([_remap(f, b2_ref), n, m, deepcopy(a)])
         b2_ref.pop(-1, None)
         b2_ref[j] = len(layers) - 1
+        b2_layers.append(b2_ref[j])
         if j in starts:
             level = starts.index(j)
             layers.append([[*taps[level:], -1], 1, "CBFuse", [[level] * (nl - level)]])
             b2_ref[j] = len(layers) - 1
-    layers += head_copy(len(layers), b2_ref)
+    hard_head_start = len(layers)
+    layers += head_copy(hard_head_start, b2_ref)
 
     expanded = {k: v for k, v in d.items() if k not in {"backbone", "head", "dynamic"}}
     expanded.update(backbone=layers, head=[])
@@ -176,5 +182,7 @@ def build_dual_graph(d: dict[str, Any]) -> tuple[dict[str, Any], DualGraph]:
         easy=range(easy_start, hard_start),
         hard=range(hard_start, len(layers)),
         stages=tuple(b1_ref[s] for s in stages),
+        copies=tuple((j, b1_ref[j], b2_layers[j]) for j in range(nb))
+        + tuple((nb + j, easy_start + j, hard_head_start + j) for j in range(nh)),
     )
     return expanded, graph

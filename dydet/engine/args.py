@@ -1,0 +1,45 @@
+"""Defaults and checks applied to training arguments before they reach Ultralytics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ultralytics.utils import LOGGER
+
+# dydet's own arguments: consumed by dydet, never passed on (Ultralytics rejects unknown keys).
+DYDET_ONLY_KEYS = ("stage2_epochs", "stage2_lr", "stage2_batch", "calibrate", "threshold", "hard_ratio", "route")
+
+# Used when no `data=` is given: the embedded demo dataset with settings that train in minutes on a laptop CPU.
+DEMO_TRAIN_DEFAULTS = {"epochs": 30, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 5}
+
+
+def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Fill in dydet's training defaults and check file arguments early, with clear errors.
+
+    Args:
+        kwargs (dict): Arguments given by the user.
+        overrides (dict): The model's own overrides (e.g. `data` from a checkpoint).
+
+    Returns:
+        (dict): The arguments to train with.
+    """
+    from dydet.utils.checkpoint import load_checkpoint_dict
+
+    kwargs = dict(kwargs)
+    if kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None:
+        from dydet.data.synthetic import make_dataset
+
+        kwargs["data"] = str(make_dataset("demo"))
+        for k, v in DEMO_TRAIN_DEFAULTS.items():
+            kwargs.setdefault(k, v)
+        LOGGER.info(f"dydet: no data= given, training on the embedded demo dataset {kwargs['data']}")
+    data = kwargs.get("data")
+    if isinstance(data, (str, Path)) and str(data).endswith((".yaml", ".yml")) and not Path(data).is_file():
+        raise FileNotFoundError(f"data='{data}' not found: pass the path of a YOLO data YAML")
+    project = kwargs.get("project")
+    kwargs["project"] = str(Path(project).resolve()) if project else str(Path.cwd() / "runs" / "detect")
+    pretrained = kwargs.get("pretrained")
+    if isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
+        load_checkpoint_dict(pretrained)  # fails early and clearly on a missing or unreadable file
+    return kwargs

@@ -1,0 +1,242 @@
+"""Per-route validation: every image goes through both routes once; metrics for each route, and any routing, follow."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from ultralytics.models.yolo.detect import DetectionValidator
+from ultralytics.utils import LOGGER
+from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
+
+from dydet.utils.checks import ROUTES
+
+STAT_KEYS = ("tp", "conf", "pred_cls", "target_cls", "target_img")
+
+
+class BothRoutes(nn.Module):
+    """Adapter that makes a dynamic model answer `model(x)` with both routes' eval outputs and the router scores.
+
+    Ultralytics' validator and AutoBackend call `model(images)`; this keeps that call unchanged while the validator
+    needs every image through both routes. Attributes the validator reads (names, stride, yaml, loss, ...) are the
+    wrapped model's.
+    """
+
+    def __init__(self, model: nn.Module):
+        """Wrap a `DynamicDetectionModel`."""
+        super().__init__()
+        self.net = model
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["net"], name)
+
+    def forward(self, x: torch.Tensor, *args, **kwargs) -> dict[str, Any]:
+        """Return `{"easy": (y, raw), "hard": (y, raw), "score": (B,)}` for a batch in eval mode."""
+        return self.net.forward_both(x)
+
+    def fuse(self, verbose: bool = True) -> BothRoutes:
+        """Fuse the wrapped model in place and return this adapter (AutoBackend keeps what fuse returns)."""
+        self.net.fuse(verbose=verbose)
+        return self
+
+
+class DynamicDetMetrics(DetMetrics):
+    """Detection metrics for the easy and the hard route of a dynamic model, plus per-image records for routing.
+
+    `keys`/`results_dict` report both routes (suffix `(E)` easy, `(H)` hard); `fitness` is their mean, so the
+    best checkpoint is the one where both routes are good.
+
+    Attributes:
+        routes (dict[str, DetMetrics]): One stock `DetMetrics` per route.
+        route (str): The route whose statistics `update_stats` currently receives.
+        images (dict[str, list[dict]]): Per route, the per-image statistics in dataset order (kept after `process`).
+        scores (list[float]): The router score of every image, in the same order.
+    """
+
+    def __init__(self, names: dict[int, str] | None = None) -> None:
+        """Create empty metrics for both routes."""
+        super().__init__(names)
+        self.routes = {r: DetMetrics(names) for r in ROUTES}
+        self.route = "easy"
+        self.images: dict[str, list[dict[str, Any]]] = {r: [] for r in ROUTES}
+        self.scores: list[float] = []
+
+    @property
+    def names(self) -> dict[int, str]:
+        """Class names, shared by both routes."""
+        return self._names
+
+    @names.setter
+    def names(self, value: dict[int, str]) -> None:
+        self._names = value
+        for m in getattr(self, "routes", {}).values():
+            m.names = value
+
+    def update_stats(self, stat: dict[str, Any]) -> None:
+        """Record one image's statistics for the current route."""
+        self.routes[self.route].update_stats(stat)
+        self.images[self.route].append({k: stat[k] for k in STAT_KEYS})
+
+    def process(self, save_dir: Path = Path("."), plot: bool = False, on_plot=None) -> dict[str, np.ndarray]:
+        """Compute both routes' metrics (plots go to `save_dir/easy` and `save_dir/hard`)."""
+        out = {}
+        for r, m in self.routes.items():
+            if plot:
+                (save_dir / r).mkdir(parents=True, exist_ok=True)
+            out[r] = m.process(save_dir=save_dir / r, plot=plot, on_plot=on_plot)
+        self.box = self.routes["hard"].box
+        self.nt_per_class, self.nt_per_image = self.routes["hard"].nt_per_class, self.routes["hard"].nt_per_image
+        return out
+
+    def clear_stats(self) -> None:
+        """Clear the accumulated statistics of both routes (per-image records are kept until `reset`)."""
+        for m in self.routes.values():
+            m.clear_stats()
+
+    def clear_image_metrics(self) -> None:
+        """Clear per-image metrics of both routes."""
+        for m in self.routes.values():
+            m.clear_image_metrics()
+
+    def reset(self) -> None:
+        """Forget all per-image records (start of a validation run)."""
+        self.images = {r: [] for r in ROUTES}
+        self.scores = []
+
+    @property
+    def keys(self) -> list[str]:
+        """Metric keys for both routes: `metrics/mAP50(E)` ... `metrics/mAP50-95(H)`."""
+        base = super().keys
+        return [k.replace("(B)", f"({r[0].upper()})") for r in ROUTES for k in base]
+
+    def mean_results(self) -> list[float]:
+        """Return P, R, mAP50, mAP50-95 of the easy route followed by those of the hard route."""
+        return [v for r in ROUTES for v in self.routes[r].mean_results()]
+
+    @property
+    def fitness(self) -> float:
+        """Mean of both routes' fitness (0.1 mAP50 + 0.9 mAP50-95 each)."""
+        return float(np.mean([self.routes[r].fitness for r in ROUTES]))
+
+    def route_results(self, route: str) -> dict[str, float]:
+        """Return one route's results as `{"precision", "recall", "mAP50", "mAP50-95"}`."""
+        return dict(zip(("precision", "recall", "mAP50", "mAP50-95"), self.routes[route].mean_results()))
+
+    def routed(self, hard: np.ndarray) -> DetMetrics:
+        """Return metrics for a routing decision: image i counted with its hard-route predictions where `hard[i]`.
+
+        Args:
+            hard (np.ndarray): (N,) bool per validation image, in dataset order.
+
+        Returns:
+            (DetMetrics): Processed metrics of the routed model.
+        """
+        m = DetMetrics(self.names)
+        for i, is_hard in enumerate(hard):
+            for k in STAT_KEYS:
+                m.stats[k].append(self.images["hard" if is_hard else "easy"][i][k])
+        m.process()
+        return m
+
+
+class DynamicValidator(DetectionValidator):
+    """Validator that runs both routes on every image and reports precision, recall, mAP50, mAP50-95 per route."""
+
+    def __init__(self, dataloader=None, save_dir=None, args=None, _callbacks=None) -> None:
+        """Create the validator (same arguments as `DetectionValidator`)."""
+        super().__init__(dataloader, save_dir, args, _callbacks)
+        self.metrics = DynamicDetMetrics()
+        self.jdicts: dict[str, list] = {r: [] for r in ROUTES}
+
+    def get_model(self, model, trainer=None):
+        """Return the model wrapped so that a plain forward gives both routes."""
+        from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
+
+        model = super().get_model(model, trainer)
+        if isinstance(model, (str, Path)):
+            source = model
+            model = checkpoint_model(load_checkpoint_dict(source))
+            require_dynamic(model, source)
+        return model if isinstance(model, BothRoutes) else BothRoutes(model)
+
+    def get_desc(self) -> str:
+        """Return the header of the per-route results table."""
+        return ("%22s" + "%11s" * 6) % ("Route", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
+
+    def init_metrics(self, model: nn.Module) -> None:
+        """Initialise stock metrics plus one confusion matrix and one prediction list per route."""
+        super().init_metrics(model)
+        self.metrics.reset()
+        self.confusion_matrices = {r: ConfusionMatrix(names=model.names) for r in ROUTES}
+        self.jdicts = {r: [] for r in ROUTES}
+        self.is_custom_json = self.build_gdict = False  # dydet scores COCO json itself (dydet/engine/coco.py)
+
+    def postprocess(self, preds: dict[str, Any]) -> dict[str, Any]:
+        """Apply NMS to each route's predictions."""
+        return {**preds, "easy": super().postprocess(preds["easy"]), "hard": super().postprocess(preds["hard"])}
+
+    @contextmanager
+    def _as_route(self, route: str):
+        """Make the stock per-image bookkeeping write into `route`'s metrics, confusion matrix and JSON list."""
+        self.metrics.route = route
+        self.confusion_matrix, self.jdict = self.confusion_matrices[route], self.jdicts[route]
+        yield
+
+    def update_metrics(self, preds: dict[str, Any], batch: dict[str, Any]) -> None:
+        """Update both routes' metrics for a batch and record the router scores."""
+        self.metrics.scores.extend(preds["score"].float().cpu().tolist())
+        seen = self.seen
+        for route in ROUTES:
+            self.seen = seen
+            with self._as_route(route):
+                super().update_metrics(preds[route], batch)
+
+    def plot_predictions(self, batch: dict[str, Any], preds: dict[str, Any], ni: int, max_det=None) -> None:
+        """Plot each route's predictions into `save_dir/<route>/val_batch{ni}_pred.jpg`."""
+        save_dir = self.save_dir
+        for route in ROUTES:
+            self.save_dir = save_dir / route  # the file name is fixed before the threaded plot starts
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            super().plot_predictions(batch, preds[route], ni, max_det)
+        self.save_dir = save_dir
+
+    def get_stats(self) -> dict[str, Any]:
+        """Compute both routes' metrics and return them keyed by route."""
+        self.metrics.process(save_dir=self.save_dir, plot=self.args.plots, on_plot=self.on_plot)
+        stats = self.metrics.results_dict
+        self.metrics.clear_stats()
+        return stats
+
+    def finalize_metrics(self) -> None:
+        """Plot each route's confusion matrix under `save_dir/<route>/`."""
+        if self.args.plots:
+            for route, matrix in self.confusion_matrices.items():
+                (self.save_dir / route).mkdir(parents=True, exist_ok=True)
+                for normalize in True, False:
+                    matrix.plot(save_dir=self.save_dir / route, normalize=normalize, on_plot=self.on_plot)
+        self.metrics.speed = self.speed
+        self.metrics.confusion_matrix = self.confusion_matrices["hard"]
+        self.metrics.save_dir = self.save_dir
+
+    def print_results(self) -> None:
+        """Print one row per route."""
+        pf = "%22s" + "%11i" * 2 + "%11.3g" * 4
+        for route in ROUTES:
+            m = self.metrics.routes[route]
+            nt = m.nt_per_class.sum() if m.nt_per_class is not None else 0
+            LOGGER.info(pf % (f"{route} route", self.seen, nt, *m.mean_results()))
+        if self.metrics.routes["hard"].nt_per_class is not None and self.metrics.routes["hard"].nt_per_class.sum() == 0:
+            LOGGER.warning(f"no labels found in {self.args.task} set, cannot compute metrics without labels")
+
+    def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """Write each route's COCO-format predictions and score them with pycocotools."""
+        from dydet.engine.coco import evaluate_routes_json
+
+        return evaluate_routes_json(self, stats)
