@@ -11,7 +11,7 @@ from ultralytics.utils import LOGGER
 DYDET_ONLY_KEYS = ("stage2_epochs", "stage2_lr", "stage2_batch", "calibrate", "threshold", "hard_ratio", "route")
 
 # Used when no `data=` is given: the embedded demo dataset with settings that train in minutes on a laptop CPU.
-DEMO_TRAIN_DEFAULTS = {"epochs": 30, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 5}
+DEMO_TRAIN_DEFAULTS = {"epochs": 25, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 5}
 
 
 def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -43,3 +43,22 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
     if isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
         load_checkpoint_dict(pretrained)  # fails early and clearly on a missing or unreadable file
     return kwargs
+
+
+def router_train_args(kwargs: dict[str, Any], router: dict[str, Any]) -> dict[str, Any]:
+    """Return the stage-2 arguments: the stage-1 ones, dydet's router settings, and `<name>-router` as run name.
+
+    Args:
+        kwargs (dict): The (prepared) training arguments.
+        router (dict): `stage2_epochs`, `stage2_lr`, `stage2_batch` as given (None: `ROUTER_DEFAULTS`).
+
+    Returns:
+        (dict): Arguments for `RouterTrainer`.
+    """
+    from dydet.engine.router_trainer import ROUTER_DEFAULTS, ROUTER_FIXED
+
+    given = {"epochs": router["stage2_epochs"], "lr0": router["stage2_lr"], "batch": router["stage2_batch"]}
+    args = {k: v for k, v in kwargs.items() if k not in {"pretrained", "resume", "freeze"}}
+    args.update({k: ROUTER_DEFAULTS[k] if v is None else v for k, v in given.items()}, **ROUTER_FIXED)
+    args["name"] = f"{kwargs.get('name') or 'train'}-router"
+    return args

@@ -27,6 +27,7 @@ class DynamicTrainer(DetectionTrainer):
         model = self.set_model_names_for_load(model)
         if weights:
             model.load(weights)
+        model.stage = 1  # any change to the detectors invalidates a trained router
         return model
 
     def get_validator(self) -> DynamicValidator:

@@ -47,6 +47,13 @@ class BothRoutes(nn.Module):
         return self
 
 
+def hard_by_rank(key: np.ndarray, hard_ratio: float) -> np.ndarray:
+    """Send the `round(hard_ratio * N)` images with the lowest `key` to the hard route; return the (N,) bool mask."""
+    hard = np.zeros(len(key), dtype=bool)
+    hard[np.argsort(key, kind="stable")[: round(hard_ratio * len(key))]] = True
+    return hard
+
+
 class DynamicDetMetrics(DetMetrics):
     """Detection metrics for the easy and the hard route of a dynamic model, plus per-image records for routing.
 
@@ -65,8 +72,11 @@ class DynamicDetMetrics(DetMetrics):
         super().__init__(names)
         self.routes = {r: DetMetrics(names) for r in ROUTES}
         self.route = "easy"
+        self.stage = 1
         self.images: dict[str, list[dict[str, Any]]] = {r: [] for r in ROUTES}
         self.scores: list[float] = []
+        self.losses: dict[str, list[float]] = {r: [] for r in ROUTES}
+        self.split = DetMetrics(names)  # the router's 50/50 split: half the images, lowest scores, go hard
 
     @property
     def names(self) -> dict[int, str]:
@@ -76,8 +86,9 @@ class DynamicDetMetrics(DetMetrics):
     @names.setter
     def names(self, value: dict[int, str]) -> None:
         self._names = value
-        for m in getattr(self, "routes", {}).values():
-            m.names = value
+        for m in [*getattr(self, "routes", {}).values(), getattr(self, "split", None)]:
+            if m is not None:
+                m.names = value
 
     def update_stats(self, stat: dict[str, Any]) -> None:
         """Record one image's statistics for the current route."""
@@ -92,6 +103,8 @@ class DynamicDetMetrics(DetMetrics):
                 (save_dir / r).mkdir(parents=True, exist_ok=True)
             out[r] = m.process(save_dir=save_dir / r, plot=plot, on_plot=on_plot)
         self.box = self.routes["hard"].box
+        if self.scores and len(self.scores) == len(self.images["easy"]):
+            self.split = self.routed(hard_by_rank(np.asarray(self.scores), 0.5))
         self.nt_per_class, self.nt_per_image = self.routes["hard"].nt_per_class, self.routes["hard"].nt_per_image
         return out
 
@@ -109,20 +122,23 @@ class DynamicDetMetrics(DetMetrics):
         """Forget all per-image records (start of a validation run)."""
         self.images = {r: [] for r in ROUTES}
         self.scores = []
+        self.losses = {r: [] for r in ROUTES}
 
     @property
     def keys(self) -> list[str]:
-        """Metric keys for both routes: `metrics/mAP50(E)` ... `metrics/mAP50-95(H)`."""
+        """Metric keys: easy route `(E)`, hard route `(H)`, and the router's 50/50 split `(R)`."""
         base = super().keys
-        return [k.replace("(B)", f"({r[0].upper()})") for r in ROUTES for k in base]
+        return [k.replace("(B)", f"({s})") for s in ("E", "H", "R") for k in base]
 
     def mean_results(self) -> list[float]:
-        """Return P, R, mAP50, mAP50-95 of the easy route followed by those of the hard route."""
-        return [v for r in ROUTES for v in self.routes[r].mean_results()]
+        """Return P, R, mAP50, mAP50-95 of the easy route, the hard route and the router's 50/50 split."""
+        return [v for m in (*self.routes.values(), self.split) for v in m.mean_results()]
 
     @property
     def fitness(self) -> float:
-        """Mean of both routes' fitness (0.1 mAP50 + 0.9 mAP50-95 each)."""
+        """Stage 1: mean of both routes' fitness (0.1 mAP50 + 0.9 mAP50-95); stage 2: the 50/50 split's fitness."""
+        if self.stage >= 2:
+            return float(self.split.fitness)
         return float(np.mean([self.routes[r].fitness for r in ROUTES]))
 
     def route_results(self, route: str) -> dict[str, float]:
@@ -164,7 +180,32 @@ class DynamicValidator(DetectionValidator):
             source = model
             model = checkpoint_model(load_checkpoint_dict(source))
             require_dynamic(model, source)
-        return model if isinstance(model, BothRoutes) else BothRoutes(model)
+        model = model if isinstance(model, BothRoutes) else BothRoutes(model)
+        self.metrics.stage = model.net.stage
+        self._net, self._route_loss = model.net, None
+        return model
+
+    def dynamic_model(self) -> nn.Module:
+        """Return the dynamic model being validated (as placed on the device by the last run)."""
+        return self._net
+
+    def sample_images(self, n: int) -> list[torch.Tensor]:
+        """Return up to `n` validation images as (1, 3, H, W) tensors on the device, for latency measurement."""
+        dataset = self.dataloader.dataset
+        dtype = next(self._net.parameters()).dtype
+        return [(dataset[i]["img"][None].to(self.device, dtype) / 255) for i in range(min(n, len(dataset)))]
+
+    def route_losses(self, preds: dict[str, Any], batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image detection losses of both routes (for the oracle), with a criterion built on first use."""
+        if self._route_loss is None:
+            from ultralytics.cfg import get_cfg
+
+            from dydet.utils.loss import RouterLoss
+
+            if not hasattr(self._net.args, "box"):  # a loaded checkpoint keeps its args as a plain dict
+                self._net.args = get_cfg(overrides={k: v for k, v in dict(self._net.args).items() if k != "cfg"})
+            self._route_loss = RouterLoss(self._net)
+        return self._route_loss.route_losses(preds, batch)
 
     def get_desc(self) -> str:
         """Return the header of the per-route results table."""
@@ -180,7 +221,12 @@ class DynamicValidator(DetectionValidator):
 
     def postprocess(self, preds: dict[str, Any]) -> dict[str, Any]:
         """Apply NMS to each route's predictions."""
-        return {**preds, "easy": super().postprocess(preds["easy"]), "hard": super().postprocess(preds["hard"])}
+        return {
+            "raw": preds,
+            "score": preds["score"],
+            "easy": super().postprocess(preds["easy"]),
+            "hard": super().postprocess(preds["hard"]),
+        }
 
     @contextmanager
     def _as_route(self, route: str):
@@ -192,6 +238,8 @@ class DynamicValidator(DetectionValidator):
     def update_metrics(self, preds: dict[str, Any], batch: dict[str, Any]) -> None:
         """Update both routes' metrics for a batch and record the router scores."""
         self.metrics.scores.extend(preds["score"].float().cpu().tolist())
+        for route, loss in zip(ROUTES, self.route_losses(preds["raw"], batch)):
+            self.metrics.losses[route].extend(loss.cpu().tolist())
         seen = self.seen
         for route in ROUTES:
             self.seen = seen
@@ -228,10 +276,10 @@ class DynamicValidator(DetectionValidator):
     def print_results(self) -> None:
         """Print one row per route."""
         pf = "%22s" + "%11i" * 2 + "%11.3g" * 4
-        for route in ROUTES:
-            m = self.metrics.routes[route]
+        rows = [(f"{r} route", self.metrics.routes[r]) for r in ROUTES] + [("router 50/50", self.metrics.split)]
+        for name, m in rows:
             nt = m.nt_per_class.sum() if m.nt_per_class is not None else 0
-            LOGGER.info(pf % (f"{route} route", self.seen, nt, *m.mean_results()))
+            LOGGER.info(pf % (name, self.seen, nt, *m.mean_results()))
         if self.metrics.routes["hard"].nt_per_class is not None and self.metrics.routes["hard"].nt_per_class.sum() == 0:
             LOGGER.warning(f"no labels found in {self.args.task} set, cannot compute metrics without labels")
 

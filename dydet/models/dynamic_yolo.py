@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from ultralytics.engine.model import Model
-from ultralytics.utils import DEFAULT_CFG_DICT, RANK
+from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
-from dydet.engine.args import DYDET_ONLY_KEYS, prepare_train_args
+from dydet.engine.args import DYDET_ONLY_KEYS, prepare_train_args, router_train_args
+from dydet.engine.calibration import build_calibration, resolve_threshold, save_calibrated, threshold_for_hard_ratio
+from dydet.engine.router_trainer import RouterTrainer
+from dydet.engine.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
+from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
+from dydet.utils.checks import check_route
 
 
 class DynamicYOLO(Model):
@@ -73,20 +79,156 @@ class DynamicYOLO(Model):
 
         Args:
             trainer (type, optional): A custom stage-1 trainer class.
-            **kwargs (Any): Ultralytics training arguments plus dydet's (`stage`, `stage2_*`, `calibrate`).
+            **kwargs (Any): Ultralytics training arguments plus dydet's: `stage` (all | 1 | 2), `stage2_epochs`,
+                `stage2_lr`, `stage2_batch`, `calibrate`.
 
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
         kwargs = prepare_train_args(kwargs, self.overrides)
         stage = str(kwargs.pop("stage", "all"))
-        for key in DYDET_ONLY_KEYS:
-            kwargs.pop(key, None)
         if stage not in {"all", "1", "2"}:
             raise ValueError(f"stage={stage!r} is invalid: use all, 1 or 2")
-        if stage == "2":
-            raise NotImplementedError("stage 2 (router training) is not available yet")
-        return super().train(trainer=trainer, **kwargs)
+        router = {k: kwargs.pop(k, None) for k in ("stage2_epochs", "stage2_lr", "stage2_batch")}
+        calibrate = kwargs.pop("calibrate", True)
+        for key in DYDET_ONLY_KEYS:
+            kwargs.pop(key, None)
+        if stage in {"all", "1"}:
+            self.metrics = super().train(trainer=trainer, **kwargs)
+            if stage == "1":
+                return self.metrics
+        if self.model.stage < 1:
+            raise ValueError(
+                f"stage 2 needs a stage-1 dydet checkpoint as model=, got '{self.overrides.get('model')}' "
+                "(an untrained YAML): run 'dydet train stage=1' first, or stage=all"
+            )
+        stage2 = router_train_args(kwargs, router)
+        self.metrics = super().train(trainer=RouterTrainer, **stage2)
+        self.ckpt_path = self.overrides["model"]  # the stage-2 checkpoint Model.train loaded back
+        if calibrate:
+            self.calibrate(
+                data=kwargs["data"],
+                imgsz=kwargs.get("imgsz"),
+                batch=kwargs.get("batch"),
+                device=kwargs.get("device"),
+                project=str(self.trainer.save_dir),
+                name="calibration",
+                exist_ok=True,
+            )
+        return self.metrics
+
+    def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
+        """Run the router over the validation split and store the calibration in the model and its checkpoint.
+
+        Writes `final.pt` beside the trained checkpoint (atomically; the trained checkpoint is left as it is) and
+        makes this object use it. Prints the trade-off table over hard ratios.
+
+        Args:
+            data (str, optional): Data YAML; defaults to the one the model was trained on.
+            imgsz (int, optional): Image size; defaults to the training size.
+            batch (int, optional): Validation batch size.
+            **kwargs (Any): Further validation arguments (device, project, name, ...).
+
+        Returns:
+            (dict): The calibration record (also in `self.model.calibration`).
+        """
+        args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        metrics, validator = self._validate(plots=False, **args, **kwargs)
+        calibration = build_calibration(
+            self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
+        )
+        self.model.calibration = calibration
+        self.model.threshold = threshold_for_hard_ratio(calibration, 0.5)
+        LOGGER.info(
+            f"Calibrated on {calibration['n_images']} images at {calibration['imgsz']} px: default threshold "
+            f"{self.model.threshold:.4f} (hard ratio 0.5); GFLOPs easy {calibration['gflops']['easy']:.2f}, "
+            f"hard {calibration['gflops']['hard']:.2f}"
+        )
+        self._report_tradeoff(metrics, validator)
+        if self.ckpt_path and Path(self.ckpt_path).is_file():
+            final = save_calibrated(self.ckpt_path, calibration, self.model.threshold)
+            self.ckpt_path = self.overrides["model"] = str(final)
+            LOGGER.info(f"Final calibrated checkpoint: {final}")
+        return calibration
+
+    def _validate(self, validator=None, **kwargs: Any) -> tuple[DynamicDetMetrics, DynamicValidator]:
+        """Run the per-route validator and return its metrics and itself."""
+        custom = {"rect": True}
+        if kwargs.get("data") is None:
+            kwargs["data"] = self._val_data()
+        if kwargs.get("project"):
+            kwargs["project"] = str(Path(kwargs["project"]).resolve())
+        args = {**self.overrides, **custom, **kwargs, "mode": "val"}
+        validator = (validator or self._smart_load("validator"))(args=args, _callbacks=self.callbacks)
+        validator(model=self.model)
+        self.metrics = validator.metrics
+        return validator.metrics, validator
+
+    def val(self, validator=None, **kwargs: Any) -> DynamicDetMetrics:
+        """Validate: both routes' metrics, plus the routed model at `threshold`/`hard_ratio`, or the trade-off table.
+
+        Args:
+            validator (type, optional): A custom validator class.
+            **kwargs (Any): Ultralytics validation arguments plus `threshold`, `hard_ratio` or `route`.
+
+        Returns:
+            (DynamicDetMetrics): Per-route metrics; `.selected` holds the routed (or forced-route) metrics when a
+                threshold, hard ratio or route was given, `.tradeoff` the table rows when the model is calibrated.
+        """
+        route = check_route(kwargs.pop("route", None))
+        threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
+        for key in DYDET_ONLY_KEYS:
+            kwargs.pop(key, None)
+        metrics, v = self._validate(validator, **kwargs)
+        metrics.selected = metrics.tradeoff = None
+        if route:
+            metrics.selected = metrics.routes[route]
+        elif threshold is not None:
+            scores = np.asarray(metrics.scores)
+            hard = scores < threshold if threshold < 1 else np.ones(len(scores), dtype=bool)
+            metrics.selected = metrics.routed(hard)
+            p, mr = float(hard.mean()), metrics.selected.mean_results()
+            LOGGER.info(
+                f"Routed at threshold {threshold:.4f}: {p:.1%} of images hard; mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
+            )
+        elif self.model.calibration:
+            self._report_tradeoff(metrics, v)
+        else:
+            LOGGER.info("This model is not calibrated (no stage 2 yet): per-route metrics only, no trade-off table.")
+        return metrics
+
+    def _report_tradeoff(self, metrics: DynamicDetMetrics, validator: DynamicValidator) -> None:
+        """Print and save the trade-off table of a calibrated model for the validation run just done."""
+        model = validator.dynamic_model().eval()
+        images = validator.sample_images(16)
+        metrics.tradeoff = tradeoff_table(metrics, self.model.calibration, latency=routed_latency(model, images))
+        LOGGER.info(
+            "\nTrade-off over hard ratios (router vs random vs oracle routing):\n" + format_table(metrics.tradeoff)
+        )
+        save_tradeoff(metrics.tradeoff, Path(validator.save_dir))
+
+    def predict(self, source=None, stream: bool = False, predictor=None, **kwargs: Any):
+        """Predict with per-image routing; each `Results` carries `route` and `score`.
+
+        Args:
+            source (Any): Image, folder, glob, video, array or tensor, as for `ultralytics.YOLO.predict`.
+            stream (bool): Return a generator.
+            predictor (type, optional): A custom predictor class.
+            **kwargs (Any): Ultralytics prediction arguments plus `threshold`, `hard_ratio` or `route`.
+
+        Returns:
+            (list[Results] | Generator): Results with `.route` and `.score`.
+        """
+        route = check_route(kwargs.pop("route", None))
+        threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
+        for key in DYDET_ONLY_KEYS:
+            kwargs.pop(key, None)
+        if kwargs.get("project"):
+            kwargs["project"] = str(Path(kwargs["project"]).resolve())
+        results = super().predict(source=source, stream=True, predictor=predictor, **kwargs)
+        self.predictor.threshold, self.predictor.route = threshold, route
+        return results if stream else list(results)
 
     def route_summary(self, imgsz: int = 640) -> dict[str, dict[str, float]]:
         """Return parameters and GFLOPs of the easy route, the hard route and the router."""

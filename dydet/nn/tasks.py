@@ -57,7 +57,8 @@ class DynamicDetectionModel(DetectionModel):
         graph (DualGraph): Layer index ranges of B1, the easy route and the hard route.
         router (Router): The easiness-score router on B1's stage outputs (kept outside `model.model`).
         threshold (float): Default score cut when `forward` is not given one.
-        calibration (dict | None): Router score quantiles and per-route costs, set by calibration.
+        calibration (dict | None): Router scores on the validation split and per-route costs, set by calibration.
+        stage (int): Training stage reached: 0 untrained, 1 cascade (both routes), 2 router trained.
         routing (Routing | None): Routes and scores of the last routed eval batch.
     """
 
@@ -82,6 +83,7 @@ class DynamicDetectionModel(DetectionModel):
         self.inplace = self.yaml.get("inplace", True)
         self.threshold = DEFAULT_THRESHOLD
         self.calibration = None
+        self.stage = 0  # training stage reached: 0 untrained, 1 cascade (both routes), 2 router
         self.routing = None
         # outputs to keep while running a route: later layers' inputs, each segment's predecessor, router inputs
         self._keep = frozenset(self.save) | {self.graph.easy.start - 1, *self.graph.stages}
@@ -147,10 +149,10 @@ class DynamicDetectionModel(DetectionModel):
 
     # -------------------------------------------------------------------------------------------------------- weights
     def init_criterion(self):
-        """Return the stage-1 criterion: the easy route's plus the hard route's detection loss."""
-        from dydet.utils.loss import DualDetectionLoss
+        """Return the criterion of the stage being trained: both routes' detection losses, or the router loss."""
+        from dydet.utils.loss import DualDetectionLoss, RouterLoss
 
-        return DualDetectionLoss(self)
+        return RouterLoss(self) if self.stage >= 2 else DualDetectionLoss(self)
 
     def load(self, weights: dict | nn.Module, verbose: bool = True) -> None:
         """Load weights from a dydet model, or initialise both routes from a single Ultralytics detection model.

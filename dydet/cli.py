@@ -1,0 +1,564 @@
+"""The ``dydet`` command: ``dydet MODE key=value ... --key value --flag``, in the style of the ``yolo`` command.
+
+Arguments are Ultralytics' (``ultralytics/cfg/default.yaml``) plus dydet's own (``cfg/default.yaml``). Values are parsed
+as Ultralytics does (ints, floats, bools, None/null, lists); hyphens in names become underscores. A bad command line
+is reported in one line with exit code 2; an error raised by dydet itself in one line with exit code 1. Set
+``DYDET_DEBUG=1`` to get tracebacks instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import metadata, util
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dydet.cfg import CFG_DIR
+
+MODES = {
+    "train": "train a dynamic model: stage 1 (both routes), stage 2 (router), then calibration",
+    "val": "measure accuracy per route, or at a threshold / hard ratio(s)",
+    "predict": "detect objects; each image takes the easy or the hard route by its router score",
+    "export": "export a model to another format, e.g. format=onnx",
+    "benchmark": "accuracy and speed over hard ratios, against static baselines",
+}
+META_MODES = {
+    "help": "this screen; 'dydet MODE help' lists the arguments of one mode",
+    "version": "print the versions of dydet, ultralytics, torch and python",
+}
+DEFAULT_MODEL = "dy-yolo11n.yaml"  # `dydet train` without model=
+HELP_TOKENS = frozenset({"help", "-h", "--help"})
+DEBUG_ENV = "DYDET_DEBUG"
+
+# Ultralytics keys that its own argument check translates (`ultralytics.cfg._handle_deprecation`): accepted, not shown.
+DEPRECATED_KEYS = frozenset({"boxes", "hide_labels", "hide_conf", "line_thickness", "end2end", "half", "int8"})
+NOT_ARGUMENTS = frozenset({"mode", "task"})  # the mode is the first word; dydet only detects
+# Ultralytics keys taken as True when given alone (`--save`, `save`) besides those with a bool default
+EXTRA_FLAG_KEYS = frozenset({"nms", "channels_last", "half", "int8", "boxes", "hide_labels", "hide_conf", "end2end"})
+# Keys of other tasks (segment, classify, pose, obb, depth, track), left out of the help screens
+NOT_FOR_DETECT = frozenset(
+    {
+        "overlap_mask",
+        "mask_ratio",
+        "dropout",
+        "retina_masks",
+        "pose",
+        "kobj",
+        "rle",
+        "angle",
+        "dlog",
+        "dgrad",
+        "dlam",
+        "copy_paste",
+        "copy_paste_mode",
+        "auto_augment",
+        "erasing",
+        "tracker",
+        "model",  # shown with dydet's arguments, where its default depends on the mode
+    }
+)
+# Which Ultralytics arguments `dydet MODE help` shows: whole sections of its default.yaml, plus single keys
+ULTRALYTICS_SECTIONS = {
+    "train": ("Train settings", "Hyperparameters"),
+    "val": ("Val/Test settings",),
+    "predict": ("Predict settings", "Visualize settings"),
+    "export": ("Export settings",),
+    "benchmark": (),
+}
+# Defaults that Ultralytics' mode methods use instead of its default.yaml (`Model.predict`), for the help screens
+MODE_DEFAULTS = {"predict": {"batch": 1, "conf": 0.25}}
+ULTRALYTICS_EXTRA_KEYS = {
+    "train": ("val", "plots"),
+    "val": ("data", "imgsz", "batch", "device", "workers", "project", "name", "exist_ok", "verbose", "rect"),
+    "predict": (
+        "imgsz",
+        "batch",
+        "device",
+        "conf",
+        "iou",
+        "max_det",
+        "quantize",
+        "project",
+        "name",
+        "exist_ok",
+        "save",
+    ),
+    "export": ("imgsz", "batch", "device", "quantize", "nms", "data", "fraction"),
+    "benchmark": ("data", "imgsz", "batch", "device", "quantize", "format", "verbose"),
+}
+
+
+class UsageError(Exception):
+    """A bad command line: printed as one ``dydet: ...`` line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument as the help screens and the checks see it."""
+
+    name: str
+    default: Any
+    help: str
+    modes: tuple[str, ...] = ()
+    type: str | None = None
+    choices: tuple[Any, ...] | None = None
+    range: tuple[float, float] | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------- arguments
+@cache
+def load_dydet_args() -> dict[str, Arg]:
+    """Read dydet's own arguments from ``cfg/default.yaml``.
+
+    Returns:
+        (dict[str, Arg]): Arguments by name, in file order.
+    """
+    entries = yaml.safe_load((CFG_DIR / "default.yaml").read_text()) or {}
+    return {
+        name: Arg(
+            name=name,
+            default=e.get("default"),
+            help=e.get("help", ""),
+            modes=tuple(e.get("modes", MODES)),
+            type=e.get("type"),
+            choices=tuple(e["choices"]) if "choices" in e else None,
+            range=tuple(e["range"]) if "range" in e else None,
+        )
+        for name, e in entries.items()
+    }
+
+
+def load_dydet_defaults(mode: str | None = None) -> dict[str, Any]:
+    """Return dydet's own argument defaults, optionally only those of one mode.
+
+    Args:
+        mode (str | None): A mode such as 'train'; None for all arguments.
+
+    Returns:
+        (dict[str, Any]): Default value by argument name.
+    """
+    return {k: a.default for k, a in load_dydet_args().items() if mode is None or mode in a.modes}
+
+
+@cache
+def ultralytics_defaults() -> dict[str, Any]:
+    """Return Ultralytics' default configuration (`ultralytics.cfg.DEFAULT_CFG_DICT`)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    return dict(DEFAULT_CFG_DICT)
+
+
+@cache
+def ultralytics_args() -> dict[str, tuple[str, str]]:
+    """Return each Ultralytics argument's (section, help line), read from the comments of its default.yaml."""
+    spec = util.find_spec("ultralytics")
+    text = (Path(spec.origin).parent / "cfg" / "default.yaml").read_text(encoding="utf-8")
+    section, out = "", {}
+    for line in text.splitlines():
+        if m := re.match(r"# (.+?) -{5,}", line):
+            section = m[1]
+        elif m := re.match(r"(\w+):[^#]*#\s*(.*)", line):
+            out[m[1]] = (section, m[2].strip())
+    return out
+
+
+@cache
+def valid_keys() -> frozenset[str]:
+    """Return every accepted argument name, any mode."""
+    return frozenset(ultralytics_defaults()) - NOT_ARGUMENTS | DEPRECATED_KEYS | set(load_dydet_args())
+
+
+def is_flag_key(key: str) -> bool:
+    """Return whether `key` may be given without a value (``--save``, ``save``), meaning True."""
+    own = load_dydet_args().get(key)
+    if own is not None:
+        return own.type == "bool"
+    return isinstance(ultralytics_defaults().get(key), bool) or key in EXTRA_FLAG_KEYS
+
+
+# ------------------------------------------------------------------------------------------------------------ parsing
+def _help_hint(mode: str) -> str:
+    return f"See 'dydet {mode} help'."
+
+
+def _with_hint(message: str, mode: str) -> str:
+    """Return `message` as one sentence-ended line followed by the help hint of `mode`."""
+    message = " ".join(message.split())
+    return f"{message}{'' if message.endswith(('.', '?', '!')) else '.'} {_help_hint(mode)}"
+
+
+def _suggest(word: str, candidates: set[str] | frozenset[str] | list[str]) -> str:
+    """Return " Did you mean 'x'?" for the closest candidate, or an empty string."""
+    match = difflib.get_close_matches(word, sorted(candidates), n=1)
+    return f" Did you mean '{match[0]}'?" if match else ""
+
+
+def check_mode(mode: str) -> str:
+    """Return `mode` if it is a dydet mode, else raise a `UsageError` naming the closest one."""
+    if mode in MODES or mode in META_MODES:
+        return mode
+    names = [*MODES, *META_MODES]
+    raise UsageError(f"'{mode}' is not a valid mode.{_suggest(mode, names)} Modes: {', '.join(names)}.")
+
+
+def _smart_value(key: str, raw: str) -> Any:
+    """Parse a value the way Ultralytics does; also read YAML's ``null`` as None."""
+    from ultralytics.cfg import parse_key_value_pair
+
+    _, value = parse_key_value_pair(f"{key}={raw}")
+    return None if isinstance(value, str) and value.lower() == "null" else value
+
+
+def _normalize_key(key: str, mode: str) -> str:
+    key = key.strip().replace("-", "_")
+    if not re.fullmatch(r"[A-Za-z_]\w*", key):
+        raise UsageError(f"'{key}' is not a valid argument name. {_help_hint(mode)}")
+    return key
+
+
+def _takes_next(key: str, following: str | None) -> bool:
+    """Return whether ``--key`` takes the token `following` as its value.
+
+    A key that needs a value takes it unless it is another argument (``--x``, ``x=1``); a flag (``--save``) takes it
+    unless it is the name of an argument (``--save-txt rect``: two flags), and ``--no-flag`` never does.
+    """
+    if following is None or following.startswith("--"):
+        return False
+    if m := re.match(r"([A-Za-z_][\w-]*)=", following):
+        return m[1].replace("-", "_") not in valid_keys()
+    if key.startswith("no_") and key not in valid_keys():
+        return False
+    return not is_flag_key(key) or following.replace("-", "_") not in valid_keys()
+
+
+def _iter_pairs(tokens: list[str], mode: str) -> Iterator[tuple[str, Any]]:
+    """Yield (key, raw value) for each argument token; a raw value of `...` marks a key given alone."""
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token.startswith("--") and "=" not in token:
+            key = _normalize_key(token[2:], mode)
+            following = tokens[i] if i < len(tokens) else None
+            raw = following if _takes_next(key, following) else ...
+            i += raw is not ...
+        else:
+            key, sep, raw = token.removeprefix("--").partition("=")
+            key, raw = _normalize_key(key, mode), raw if sep else ...
+        if raw is not ... and not raw.strip():
+            raise UsageError(f"'{key}' is missing a value, e.g. {key}=VALUE. {_help_hint(mode)}")
+        yield key, raw
+
+
+def _resolve_key(key: str, mode: str) -> str:
+    """Return `key` if it is an argument of `mode`, else raise a `UsageError` (with the closest name if unknown)."""
+    if key not in valid_keys():
+        raise UsageError(
+            f"'{key}' is not a valid argument.{_suggest(key, valid_keys() - DEPRECATED_KEYS)} {_help_hint(mode)}"
+        )
+    own = load_dydet_args().get(key)
+    if own is not None and mode not in own.modes:
+        raise UsageError(f"'{key}' does not apply to '{mode}' (only to: {', '.join(own.modes)}). {_help_hint(mode)}")
+    return key
+
+
+def check_dydet_value(arg: Arg, value: Any, mode: str = "train") -> Any:
+    """Check one dydet argument's value against its entry in ``cfg/default.yaml``.
+
+    Args:
+        arg (Arg): The argument.
+        value (Any): Its parsed value.
+        mode (str): The mode, for the help hint of the error.
+
+    Returns:
+        (Any): The value, normalized (ints to floats for float arguments, tuples and scalars to lists for lists).
+
+    Raises:
+        UsageError: If the value has the wrong type, is not one of the choices or is out of range.
+    """
+
+    def bad(why: str) -> UsageError:
+        return UsageError(f"{arg.name}={value!r} {why}. {_help_hint(mode)}")
+
+    if value is None:
+        if arg.default is None or (arg.choices is not None and None in arg.choices):
+            return None
+        raise bad("is not allowed, it needs a value")
+    if arg.choices is not None:
+        if not any(type(c) is type(value) and c == value for c in arg.choices):
+            raise bad(f"is not one of {', '.join(map(str, arg.choices))}")
+        return value
+    numbers = (int, float)
+    if arg.type == "list":
+        value = list(value) if isinstance(value, (list, tuple)) else [value]
+        items = value
+    elif arg.type in {"int", "float"}:
+        ok = isinstance(value, int if arg.type == "int" else numbers) and not isinstance(value, bool)
+        if not ok:
+            raise bad(f"must be {'an int' if arg.type == 'int' else 'a number'}")
+        value = float(value) if arg.type == "float" else value
+        items = [value]
+    elif arg.type == "bool" and not isinstance(value, bool):
+        raise bad("must be True or False")
+    elif arg.type == "str" and not isinstance(value, str):
+        raise bad("must be a string")
+    else:
+        items = []
+    if arg.range is not None:
+        lo, hi = arg.range
+        for v in items:
+            if not isinstance(v, numbers) or isinstance(v, bool) or not lo <= v <= hi:
+                raise bad(f"is out of range [{lo}, {hi}]")
+    return value
+
+
+def _check_ultralytics_values(overrides: dict[str, Any], mode: str) -> None:
+    """Run Ultralytics' own type/range check on its arguments now, so a bad value fails before any work starts."""
+    from ultralytics.cfg import check_cfg
+
+    ultra = {k: v for k, v in overrides.items() if k not in load_dydet_args() and k not in DEPRECATED_KEYS}
+    try:
+        check_cfg(ultra, hard=True)
+    except (TypeError, ValueError) as e:
+        raise UsageError(_with_hint(str(e), mode)) from None
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """Parse a dydet command line.
+
+    Args:
+        argv (list[str] | None): The arguments after ``dydet``; None reads ``sys.argv[1:]``.
+
+    Returns:
+        (tuple[str, dict[str, Any]]): The mode and its arguments. Help requests give ``("help", {"mode": MODE})``
+            (or ``("help", {})`` for the general screen) and ``("version", {})``.
+
+    Raises:
+        UsageError: For an unknown mode or argument, a missing value, or a bad dydet value.
+    """
+    from ultralytics.cfg import merge_equals_args
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help"}:
+        return "help", {}
+    if args[0] in {"-V", "--version"}:
+        return "version", {}
+    mode = check_mode(args[0])
+    if mode == "help":  # `dydet help train` works too
+        topic = check_mode(args[1]) if args[1:] else None
+        return "help", ({"mode": topic} if topic in MODES else {})
+    if mode == "version":
+        return "version", {}
+    if HELP_TOKENS.intersection(args[1:]):
+        return "help", {"mode": mode}
+    try:
+        tokens = merge_equals_args(args[1:])
+    except SyntaxError as e:
+        raise UsageError(_with_hint(str(e), mode)) from None
+
+    overrides: dict[str, Any] = {}
+    for raw_key, raw in _iter_pairs(tokens, mode):
+        key, negated = raw_key, False
+        if raw_key.startswith("no_") and raw_key not in valid_keys() and is_flag_key(raw_key[3:]):
+            key, negated = raw_key[3:], True
+        key = _resolve_key(key, mode)
+        if raw is ...:
+            if not is_flag_key(key):
+                raise UsageError(f"'{key}' needs a value, e.g. {key}=VALUE. {_help_hint(mode)}")
+            value = not negated
+        elif negated:
+            raise UsageError(f"'no-{key}' takes no value. {_help_hint(mode)}")
+        else:
+            value = _smart_value(key, raw)
+        if key in load_dydet_args():
+            value = check_dydet_value(load_dydet_args()[key], value, mode)
+        overrides[key] = value
+    _check_ultralytics_values(overrides, mode)
+    return mode, overrides
+
+
+# --------------------------------------------------------------------------------------------------------------- help
+def _fmt(value: Any) -> str:
+    return str(value).replace(" ", "") if isinstance(value, (list, tuple)) else str(value)
+
+
+def _rows(rows: list[tuple[str, str]], indent: int = 2, width: int = 30) -> list[str]:
+    pad = " " * indent
+    return [f"{pad}{left:<{width}} {right}" if len(left) < width else f"{pad}{left}  {right}" for left, right in rows]
+
+
+def _model_row(mode: str) -> tuple[str, str]:
+    if mode == "train":
+        return f"model={DEFAULT_MODEL}", "model YAML (dy-*.yaml) or checkpoint to start from"
+    return "model=(required)", "trained dydet checkpoint, e.g. runs/detect/train/weights/best.pt"
+
+
+def ultralytics_keys_for(mode: str) -> list[str]:
+    """Return the Ultralytics arguments `dydet MODE help` lists, in the order of Ultralytics' default.yaml."""
+    info = ultralytics_args()
+    keys = [k for k, (section, _) in info.items() if section in ULTRALYTICS_SECTIONS[mode]]
+    keys += [k for k in ULTRALYTICS_EXTRA_KEYS[mode] if k in info and k not in keys]
+    order = list(info)
+    return sorted((k for k in keys if k not in NOT_FOR_DETECT), key=order.index)
+
+
+def mode_help(mode: str) -> str:
+    """Return the help screen of one mode: dydet's arguments first, then the Ultralytics ones that apply."""
+    defaults, info = {**ultralytics_defaults(), **MODE_DEFAULTS.get(mode, {})}, ultralytics_args()
+    dydet = [(f"{a.name}={_fmt(a.default)}", a.help) for a in load_dydet_args().values() if mode in a.modes]
+    ultra = [(f"{k}={_fmt(defaults.get(k))}", info[k][1]) for k in ultralytics_keys_for(mode)]
+    lines = [
+        f"dydet {mode}: {MODES[mode]}.",
+        "",
+        f"Usage: dydet {mode} key=value ... (or --key value, --key=value, --flag, --no-flag)",
+        "",
+        "dydet arguments:",
+        *_rows([_model_row(mode), *dydet]),
+        "",
+        "Ultralytics arguments:",
+        *_rows(ultra),
+    ]
+    return "\n".join(lines)
+
+
+def general_help() -> str:
+    """Return the ``dydet help`` screen: modes, dydet's own arguments and examples."""
+    modes = [(m, d) for m, d in {**MODES, **META_MODES}.items()]
+    args = [(f"{a.name}={_fmt(a.default)}", f"[{','.join(a.modes)}] {a.help}") for a in load_dydet_args().values()]
+    lines = [
+        "dydet: DynamicDet (CVPR 2023) on Ultralytics - one detector with an easy and a hard route, a per-image",
+        "router, and a speed/accuracy threshold chosen at run time.",
+        "",
+        "Usage: dydet MODE key=value ... (also --key value, --key=value, --flag, --no-flag; - or _ in names)",
+        "",
+        "Modes:",
+        *_rows(modes, width=10),
+        "",
+        "dydet arguments (default, modes); Ultralytics arguments such as epochs=100 or imgsz=640 apply as well:",
+        *_rows(args),
+        "",
+        "Examples:",
+        "  dydet train data=coco8.yaml epochs=10 imgsz=320",
+        "  dydet val model=runs/detect/train/weights/best.pt hard_ratios=[0,0.5,1]",
+        "  dydet predict model=best.pt source=img.jpg --threshold 0.4",
+        "  dydet export model=best.pt format=onnx --route easy",
+        "  dydet benchmark model=best.pt baselines=yolo11n.yaml,yolo11s.yaml",
+        "",
+        "'dydet MODE help' lists every argument of a mode.",
+    ]
+    return "\n".join(lines)
+
+
+def version_string() -> str:
+    """Return the versions of dydet and what it runs on, without importing torch."""
+
+    def v(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"dydet {v('dydet')} (ultralytics {v('ultralytics')}, torch {v('torch')}, python {python})"
+
+
+# ----------------------------------------------------------------------------------------------------------- dispatch
+def _model_class():
+    from dydet import DynamicYOLO  # imported late: the CLI's help and parsing need no model code
+
+    return DynamicYOLO
+
+
+def run(mode: str, overrides: dict[str, Any]) -> Any:
+    """Build the model and call its `mode` method: ``DynamicYOLO(model).<mode>(**overrides)``.
+
+    Args:
+        mode (str): One of `MODES`.
+        overrides (dict[str, Any]): Parsed arguments; ``model`` is taken out and given to the constructor.
+
+    Returns:
+        (Any): What the mode method returned (None for predict, whose results are streamed and saved).
+
+    Raises:
+        UsageError: If a mode other than train is given no model.
+    """
+    overrides = dict(overrides)
+    model = overrides.pop("model", DEFAULT_MODEL if mode == "train" else None)
+    if model is None:
+        raise UsageError(f"'dydet {mode}' needs a model, e.g. model=path/to/best.pt. {_help_hint(mode)}")
+    if mode == "predict":  # as `yolo predict`: save the annotated images, stream so long videos do not fill memory
+        overrides.setdefault("save", True)
+        overrides["stream"] = True
+    result = getattr(_model_class()(model), mode)(**overrides)
+    if mode == "predict":
+        for _ in result:
+            pass
+        return None
+    return result
+
+
+def is_dydet_error(e: BaseException) -> bool:
+    """Return whether `e` is a user-facing error raised by dydet's own code (printed in one line, no traceback).
+
+    A ValueError/FileNotFoundError/TypeError whose innermost frame lies in the dydet package, or whose message or
+    class name starts with "dydet", is dydet's deliberate message; anything else is a bug and keeps its traceback.
+    """
+    if not isinstance(e, (ValueError, FileNotFoundError, TypeError)):
+        return False
+    if type(e).__name__.lower().startswith("dydet") or str(e).lower().startswith("dydet"):
+        return True
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    package = Path(__file__).resolve().parent
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(package)
+
+
+def _fail(message: str, code: int) -> None:
+    message = re.sub(r"^dydet\s*:\s*", "", " ".join(str(message).split()), flags=re.IGNORECASE)
+    print(f"dydet: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def entrypoint(argv: list[str] | None = None) -> None:
+    """Run the ``dydet`` command.
+
+    Args:
+        argv (list[str] | None): The arguments after ``dydet``; None reads ``sys.argv[1:]``.
+
+    Raises:
+        SystemExit: Code 2 for a bad command line, 1 for an error raised by dydet, 130 on Ctrl-C.
+    """
+    debug = os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        mode, overrides = parse_args(argv)
+        if mode == "help":
+            print(mode_help(overrides["mode"]) if overrides.get("mode") else general_help())
+        elif mode == "version":
+            print(version_string())
+        else:
+            run(mode, overrides)
+    except UsageError as e:
+        if debug:
+            raise
+        _fail(str(e), 2)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        if debug or not is_dydet_error(e):
+            raise
+        _fail(str(e), 1)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        _fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,159 @@
+"""Calibration: router scores on the validation split and per-route costs, stored in the model (DESIGN.md §1.4).
+
+`model.calibration` is the one source of truth that turns a hard ratio (or a cost budget) into a threshold:
+
+    {
+        "scores": sorted router scores of the validation images (list[float]),
+        "imgsz": image size the scores and costs were taken at,
+        "gflops": {"easy", "hard", "router"} per image,
+        "latency_ms": {"easy", "hard"} batch-1 latency per image on `device`,
+        "device": where latencies were measured, "precision": "fp32" | "fp16",
+        "data": the data YAML, "n_images": number of scores,
+    }
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dydet.utils.checks import check_hard_ratio, check_threshold
+
+
+def threshold_for_hard_ratio(calibration: dict[str, Any], hard_ratio: float) -> float:
+    """Return the score threshold that sends `hard_ratio` of the calibration images to the hard route.
+
+    With N sorted scores and k = round(hard_ratio * N), the threshold lies halfway between the k-th and (k+1)-th
+    lowest score, so exactly k calibration images score below it (hard). 0 gives 0.0 (all easy), 1 gives 1.0 (all
+    hard).
+
+    Args:
+        calibration (dict): `model.calibration`.
+        hard_ratio (float): Share of images to send to the hard route, in [0, 1].
+
+    Returns:
+        (float): The threshold.
+    """
+    p = check_hard_ratio(hard_ratio)
+    scores = np.sort(np.asarray(calibration["scores"], dtype=np.float64))
+    k = round(p * len(scores))
+    if k <= 0:
+        return 0.0
+    if k >= len(scores):
+        return 1.0
+    return float((scores[k - 1] + scores[k]) / 2)
+
+
+def hard_ratio_for_threshold(calibration: dict[str, Any], threshold: float) -> float:
+    """Return the share of calibration images that a threshold sends to the hard route."""
+    t = check_threshold(threshold)
+    scores = np.asarray(calibration["scores"])
+    return 1.0 if t >= 1 else float((scores < t).mean())
+
+
+def resolve_threshold(model: torch.nn.Module, threshold: float | None, hard_ratio: float | None) -> float | None:
+    """Turn the user's `threshold=` or `hard_ratio=` into a threshold, with clear errors.
+
+    Args:
+        model (torch.nn.Module): The dynamic model (its `calibration` serves `hard_ratio`).
+        threshold (float, optional): Raw score cut.
+        hard_ratio (float, optional): Share of images to send to the hard route.
+
+    Returns:
+        (float | None): The threshold, or None if neither was given.
+    """
+    if threshold is not None and hard_ratio is not None:
+        raise ValueError("give either threshold= or hard_ratio=, not both (hard_ratio is turned into a threshold)")
+    if threshold is not None:
+        return check_threshold(threshold)
+    if hard_ratio is None:
+        return None
+    check_hard_ratio(hard_ratio)
+    if not getattr(model, "calibration", None):
+        raise ValueError(
+            "hard_ratio= needs a calibrated model: this checkpoint has no calibration; run 'dydet train stage=2' "
+            "(which calibrates) or pass threshold= instead"
+        )
+    return threshold_for_hard_ratio(model.calibration, hard_ratio)
+
+
+def measure_route_latency(
+    model: torch.nn.Module, imgsz: int, device: torch.device | str = "cpu", reps: int = 20
+) -> dict[str, float]:
+    """Measure batch-1 latency (median ms) of each forced route, interleaved, on random input."""
+    from dydet.utils.timing import interleaved_medians
+
+    x = torch.rand(1, 3, imgsz, imgsz, device=device, dtype=next(model.parameters()).dtype)
+    with torch.inference_mode():
+        return interleaved_medians(
+            {r: (lambda r=r: model(x, route=r)) for r in ("easy", "hard")}, reps=reps, warmup=3, device=device
+        )
+
+
+def build_calibration(
+    model: torch.nn.Module, scores: list[float], imgsz: int, data: str | Path, device: torch.device | str = "cpu"
+) -> dict[str, Any]:
+    """Assemble `model.calibration` from validation scores, route GFLOPs and measured latencies.
+
+    Args:
+        model (torch.nn.Module): The dynamic model (eval mode).
+        scores (list[float]): Router scores of every validation image.
+        imgsz (int): Image size of the scores.
+        data (str | Path): The data YAML the scores came from.
+        device (torch.device | str): Where to measure latency.
+
+    Returns:
+        (dict): The calibration record.
+    """
+    if not scores:
+        raise ValueError(f"cannot calibrate on '{data}': its validation split produced no router scores")
+    from dydet.utils.flops import route_gflops
+
+    t0 = time.perf_counter()
+    model = model.eval()
+    gflops = {part: route_gflops(model, part, imgsz) for part in ("easy", "hard", "router")}
+    latency = measure_route_latency(model, imgsz, device)
+    dtype = next(model.parameters()).dtype
+    return {
+        "scores": sorted(float(s) for s in scores),
+        "imgsz": int(imgsz),
+        "gflops": gflops,
+        "latency_ms": latency,
+        "device": str(device),
+        "precision": "fp16" if dtype == torch.float16 else "fp32",
+        "data": str(data),
+        "n_images": len(scores),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], threshold: float) -> Path:
+    """Write `final.pt` beside `checkpoint`: the same checkpoint with the calibration and default threshold set.
+
+    The file is written to a temporary name and renamed into place, so an interruption never leaves a broken
+    `final.pt`; the source checkpoint is not modified.
+
+    Args:
+        checkpoint (str | Path): The trained (stage-2) checkpoint.
+        calibration (dict): The calibration record.
+        threshold (float): Default threshold to store in the model.
+
+    Returns:
+        (Path): The path of `final.pt`.
+    """
+    from dydet.utils.checkpoint import load_checkpoint_dict
+
+    checkpoint = Path(checkpoint)
+    ckpt = load_checkpoint_dict(checkpoint)
+    for key in ("model", "ema"):
+        if ckpt.get(key) is not None:
+            ckpt[key].calibration, ckpt[key].threshold = calibration, threshold
+    final = checkpoint.with_name("final.pt")
+    tmp = final.with_suffix(".pt.tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(final)
+    return final

@@ -1,0 +1,56 @@
+"""Stage-2 training (DESIGN.md §1.3): only the router learns, from detached per-image losses of both routes."""
+
+from __future__ import annotations
+
+from ultralytics.utils import LOGGER, RANK
+
+from dydet.engine.trainer import DynamicTrainer
+from dydet.nn.tasks import DynamicDetectionModel
+
+# Chosen on the embedded demo/bench data (see docs/ROUTER.md): the router is tiny and its inputs are frozen, so a
+# constant AdamW lr of 1e-3 converges in a few epochs at ordinary batch sizes; the paper's 1e-5 (batch 1, 2 COCO
+# epochs = ~230k steps) would not move it in the few hundred steps a small dataset gives.
+ROUTER_DEFAULTS = {"epochs": 8, "lr0": 1e-3, "batch": 32}
+# Fixed settings of router training: constant lr, no warmup, no mosaic (a router must see whole real images).
+ROUTER_FIXED = {
+    "optimizer": "AdamW",
+    "lrf": 1.0,
+    "cos_lr": False,
+    "warmup_epochs": 0.0,
+    "weight_decay": 0.0,
+    "mosaic": 0.0,
+    "mixup": 0.0,
+    "cutmix": 0.0,
+    "close_mosaic": 0,
+}
+
+
+class RouterTrainer(DynamicTrainer):
+    """Stage-2 trainer: freezes every detector layer (BatchNorm statistics included) and trains the router.
+
+    The loss is `s*(L1 - Δ/2) + (1 - s)*(L2 + Δ/2)` per image on detached per-image losses of both routes, with Δ the
+    running median of `L1 - L2` (`dydet.utils.loss.RouterLoss`), at ordinary batch sizes. Logged: `r_loss`, `delta`,
+    the mean `score`, and `hard`, the share of images the router would send to the hard route at threshold 0.5.
+    Validation reports both routes and the routed model at a 50/50 split; the best checkpoint is the best router.
+    """
+
+    def get_model(self, cfg=None, weights=None, verbose: bool = True) -> DynamicDetectionModel:
+        """Load the stage-1 model, mark it as in stage 2 and freeze every layer but the router."""
+        source = weights if weights is not None else cfg
+        if weights is None or getattr(weights, "stage", 0) < 1:
+            raise ValueError(
+                f"stage 2 needs a stage-1 dydet checkpoint (model=.../weights/best.pt from 'dydet train stage=1'), "
+                f"got {getattr(source, 'yaml', {}).get('yaml_file', source) if source is not None else 'none'}"
+            )
+        model = super().get_model(cfg=cfg, weights=weights, verbose=False)
+        model.stage = 2
+        model.threshold, model.calibration = weights.threshold, None
+        self.args.freeze = len(model.model)  # the trainer freezes `model.<i>.` for every layer: all but the router
+        if verbose and RANK in {-1, 0}:
+            n = sum(p.numel() for p in model.router.parameters())
+            LOGGER.info(f"Router training: {n:,} trainable router parameters, detector frozen (BatchNorm in eval)")
+        return model
+
+    def _setup_train(self):
+        super()._setup_train()
+        self.model.criterion = None  # built lazily from the model's stage: RouterLoss

@@ -1,0 +1,216 @@
+"""The `dydet` command line: parsing, help, error messages and dispatch (no model is built here)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dydet
+from dydet import cli
+from dydet.cli import entrypoint, parse_args
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """Run `entrypoint(argv)`; return (exit code, stdout, stderr)."""
+    try:
+        entrypoint(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ------------------------------------------------------------------------------------------------------------ parsing
+def test_key_value_pairs():
+    mode, kw = parse_args(["train", "data=coco8.yaml", "epochs=3", "lr0=1e-3", "imgsz=[320,320]", "cache=False"])
+    assert mode == "train"
+    assert kw == {"data": "coco8.yaml", "epochs": 3, "lr0": 1e-3, "imgsz": [320, 320], "cache": False}
+
+
+def test_double_dash_forms_mixed():
+    argv = "predict model=best.pt source=img.jpg --threshold 0.4 --conf=0.3 --save-txt --exist-ok --name 007".split()
+    mode, kw = parse_args(argv)
+    assert mode == "predict"
+    assert kw == {
+        "model": "best.pt",
+        "source": "img.jpg",
+        "threshold": 0.4,
+        "conf": 0.3,
+        "save_txt": True,
+        "exist_ok": True,
+        "name": "007",  # name/project stay verbatim, as in ultralytics
+    }
+
+
+def test_hyphens_none_null_bools_lists():
+    argv = ["val", "model=a.pt", "--hard-ratios", "[0,0.5,1]", "--route", "null", "conf=None", "--no-plots", "rect"]
+    assert parse_args(argv)[1] == {"model": "a.pt", "hard_ratios": [0, 0.5, 1], "route": None, "conf": None,
+                                   "plots": False, "rect": True}  # fmt: skip
+    _, kw = parse_args(["train", "--stage2-epochs", "2", "stage=1"])
+    assert kw == {"stage2_epochs": 2, "stage": 1}
+    _, kw = parse_args(["train", "--calibrate", "false", "--stage", "all", "imgsz", "=", "320"])
+    assert kw == {"calibrate": False, "stage": "all", "imgsz": 320}
+
+
+def test_flag_followed_by_a_value_or_another_argument():
+    argv = ["train", "--cache", "ram", "--save-txt", "rect", "--name", "val", "--no-val", "--amp", "bf16", "--plots"]
+    kw = parse_args(argv)[1]
+    assert kw == {"cache": "ram", "save_txt": True, "rect": True, "name": "val", "val": False, "amp": "bf16",
+                  "plots": True}  # fmt: skip
+
+
+def test_dydet_values_are_normalized():
+    assert parse_args(["val", "model=a.pt", "threshold=0"])[1]["threshold"] == 0.0  # int accepted for a float
+    assert parse_args(["val", "model=a.pt", "hard_ratios=0.5"])[1]["hard_ratios"] == [0.5]  # scalar -> list
+    assert parse_args(["val", "model=a.pt", "--hard-ratios", "0,1"])[1]["hard_ratios"] == [0, 1]  # tuple -> list
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--treshold", "0.3"], "'treshold' is not a valid argument. Did you mean 'threshold'?"),
+        (["predict", "model=a.pt", "treshold=0.3"], "Did you mean 'threshold'? See 'dydet predict help'."),
+        (["train", "epoch=3"], "'epoch' is not a valid argument. Did you mean 'epochs'?"),
+        (["predict", "model=a.pt", "--threshold"], "'threshold' needs a value"),
+        (["predict", "model=a.pt", "threshold="], "'threshold' is missing a value"),
+        (["predict", "model=a.pt", "threshold=1.5"], "threshold=1.5 is out of range [0, 1]"),
+        (["predict", "model=a.pt", "route=medium"], "route='medium' is not one of None, easy, hard"),
+        (["predict", "model=a.pt", "stage=1"], "'stage' does not apply to 'predict' (only to: train)"),
+        (["train", "stage=3"], "stage=3 is not one of all, 1, 2"),
+        (["train", "epochs=abc"], "'epochs=abc' is of invalid type str"),
+        (["train", "imgsz=[320,"], "unmatched '[' or ']' bracket"),
+        (["train", "mode=val"], "'mode' is not a valid argument"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("dydet: ") and err.count("\n") == 1, err
+    assert message in err
+
+
+def test_unknown_mode(capsys):
+    code, _, err = run_cli(capsys, "trian", "epochs=3")
+    assert code == 2
+    assert err.startswith("dydet: 'trian' is not a valid mode. Did you mean 'train'?")
+
+
+# --------------------------------------------------------------------------------------------------------------- help
+def test_general_help(capsys):
+    for argv in (["help"], [], ["--help"]):
+        code, out, _ = run_cli(capsys, *argv)
+        assert code == 0
+        for word in ("train", "val", "predict", "export", "benchmark", "threshold", "hard_ratio", "epochs"):
+            assert word in out
+
+
+def test_mode_help_lists_dydet_then_ultralytics_arguments(capsys):
+    code, out, _ = run_cli(capsys, "train", "help")
+    assert code == 0
+    assert "model=dy-yolo11n.yaml" in out and "stage=all" in out and "epochs=100" in out and "lr0=0.01" in out
+    assert out.index("stage=all") < out.index("epochs=100")
+    assert "threshold=" not in out  # not a train argument
+    code, out, _ = run_cli(capsys, "predict", "--help")
+    assert code == 0 and "threshold=None" in out and "conf=0.25" in out and "source=None" in out
+    assert "epochs=" not in out
+    assert run_cli(capsys, "help", "val")[1].startswith("dydet val:")
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(capsys, "version")
+    assert code == 0 and out.startswith("dydet ") and "ultralytics 8.4.190" in out
+
+
+def test_defaults_file():
+    args = cli.load_dydet_args()
+    for key in ("stage", "threshold", "hard_ratio", "route", "stage2_epochs", "stage2_lr", "stage2_batch"):
+        assert key in args
+    assert all(a.help and set(a.modes) <= set(cli.MODES) for a in args.values())
+    assert not set(args) & set(cli.ultralytics_defaults()), "dydet arguments must not shadow ultralytics ones"
+    defaults = cli.load_dydet_defaults()
+    assert defaults["stage"] == "all" and defaults["calibrate"] is True and defaults["threshold"] is None
+    assert defaults["hard_ratios"] == pytest.approx([i / 10 for i in range(11)])
+    assert set(cli.load_dydet_defaults("predict")) == {"threshold", "hard_ratio", "route"}
+
+
+# ----------------------------------------------------------------------------------------------------------- dispatch
+class FakeModel:
+    calls: list = []
+
+    def __init__(self, model):
+        self.calls.append(("init", model))
+
+    def __getattr__(self, mode):
+        def method(**kw):
+            self.calls.append((mode, kw))
+            return iter([1, 2]) if mode == "predict" else f"{mode} done"
+
+        return method
+
+
+@pytest.fixture
+def fake_model(monkeypatch):
+    FakeModel.calls = []
+    monkeypatch.setattr(dydet, "DynamicYOLO", FakeModel, raising=False)
+    return FakeModel
+
+
+def test_dispatch_calls_mode_method(capsys, fake_model):
+    assert run_cli(capsys, "train", "data=d.yaml", "--epochs", "1")[0] == 0
+    assert fake_model.calls == [("init", "dy-yolo11n.yaml"), ("train", {"data": "d.yaml", "epochs": 1})]
+
+    fake_model.calls = []
+    assert run_cli(capsys, "val", "model=best.pt", "--hard-ratio", "0.3")[0] == 0
+    assert fake_model.calls == [("init", "best.pt"), ("val", {"hard_ratio": 0.3})]
+
+    fake_model.calls = []
+    assert run_cli(capsys, "predict", "model=best.pt", "source=img.jpg", "--threshold", "0.4")[0] == 0
+    predict_kw = {"source": "img.jpg", "threshold": 0.4, "save": True, "stream": True}
+    assert fake_model.calls == [("init", "best.pt"), ("predict", predict_kw)]
+
+
+def test_dispatch_needs_model_outside_train(capsys, fake_model):
+    code, _, err = run_cli(capsys, "export", "format=onnx")
+    assert code == 2 and "'dydet export' needs a model" in err and fake_model.calls == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("dydet: hard_ratio needs a calibrated checkpoint, retrain with calibrate=True"),
+        FileNotFoundError("dydet: no such model 'x.pt'"),
+        type("DydetConfigError", (TypeError,), {})("route and threshold are exclusive"),
+    ],
+)
+def test_dydet_errors_print_one_line(capsys, monkeypatch, fake_model, error):
+    def boom(**kw):
+        raise error
+
+    monkeypatch.setattr(FakeModel, "val", staticmethod(boom), raising=False)
+    code, _, err = run_cli(capsys, "val", "model=best.pt")
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("dydet: ") and not err.startswith("dydet: dydet")
+
+    monkeypatch.setenv("DYDET_DEBUG", "1")
+    with pytest.raises(type(error)):
+        entrypoint(["val", "model=best.pt"])
+
+
+def test_other_errors_keep_their_traceback(monkeypatch, fake_model):
+    def boom(**kw):
+        raise ValueError("shape mismatch")
+
+    monkeypatch.setattr(FakeModel, "val", staticmethod(boom), raising=False)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        entrypoint(["val", "model=best.pt"])
+
+
+def test_console_script():
+    script = Path(sys.executable).parent / "dydet"
+    assert script.is_file(), "dydet is not installed in this environment: pip install -e ."
+    proc = subprocess.run([str(script), "help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "threshold" in proc.stdout
+    proc = subprocess.run([str(script), "train", "--treshold", "0.3"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Did you mean 'threshold'?" in proc.stderr and "Traceback" not in proc.stderr
