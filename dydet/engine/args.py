@@ -7,8 +7,10 @@ from typing import Any
 
 from ultralytics.utils import LOGGER
 
-# dydet's own arguments: consumed by dydet, never passed on (Ultralytics rejects unknown keys).
-DYDET_ONLY_KEYS = ("stage2_epochs", "stage2_lr", "stage2_batch", "calibrate", "threshold", "hard_ratio", "route")
+from dydet.cfg import dydet_arg_names
+
+# dydet's own arguments (cfg/default.yaml): consumed by dydet, never passed on (Ultralytics rejects unknown keys).
+DYDET_ONLY_KEYS = dydet_arg_names()
 
 # Used when no `data=` is given: the embedded demo dataset with settings that train in minutes on a laptop CPU.
 DEMO_TRAIN_DEFAULTS = {"epochs": 25, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 5}
@@ -24,7 +26,7 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
     Returns:
         (dict): The arguments to train with.
     """
-    from dydet.utils.checkpoint import load_checkpoint_dict
+    from dydet.utils.checkpoint import load_checkpoint_dict, require_detection
 
     kwargs = dict(kwargs)
     if kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None:
@@ -34,14 +36,17 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
         for k, v in DEMO_TRAIN_DEFAULTS.items():
             kwargs.setdefault(k, v)
         LOGGER.info(f"dydet: no data= given, training on the embedded demo dataset {kwargs['data']}")
-    data = kwargs.get("data")
-    if isinstance(data, (str, Path)) and str(data).endswith((".yaml", ".yml")) and not Path(data).is_file():
-        raise FileNotFoundError(f"data='{data}' not found: pass the path of a YOLO data YAML")
+    data = kwargs.get("data") or overrides.get("data")
+    if data is not None and not kwargs.get("resume"):
+        from dydet.data.checks import check_detection_dataset
+
+        check_detection_dataset(data)  # missing/empty splits, bad keys: one-line errors before any run folder exists
     project = kwargs.get("project")
     kwargs["project"] = str(Path(project).resolve()) if project else str(Path.cwd() / "runs" / "detect")
     pretrained = kwargs.get("pretrained")
     if isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
-        load_checkpoint_dict(pretrained)  # fails early and clearly on a missing or unreadable file
+        ckpt = load_checkpoint_dict(pretrained)  # fails early and clearly on a missing or unreadable file
+        require_detection(ckpt.get("ema") or ckpt.get("model"), pretrained)  # ... and on a non-detection model
     return kwargs
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ultralytics.utils import LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
 
 from dydet.engine.trainer import DynamicTrainer
 from dydet.nn.tasks import DynamicDetectionModel
@@ -53,4 +54,4 @@ class RouterTrainer(DynamicTrainer):
 
     def _setup_train(self):
         super()._setup_train()
-        self.model.criterion = None  # built lazily from the model's stage: RouterLoss
+        unwrap_model(self.model).criterion = None  # built lazily from the model's stage: RouterLoss

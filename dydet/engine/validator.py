@@ -57,14 +57,18 @@ def hard_by_rank(key: np.ndarray, hard_ratio: float) -> np.ndarray:
 class DynamicDetMetrics(DetMetrics):
     """Detection metrics for the easy and the hard route of a dynamic model, plus per-image records for routing.
 
-    `keys`/`results_dict` report both routes (suffix `(E)` easy, `(H)` hard); `fitness` is their mean, so the
-    best checkpoint is the one where both routes are good.
+    `keys`/`results_dict` report the easy route `(E)`, the hard route `(H)` and the router's 50/50 split `(R)`.
+    `fitness` is the mean of both routes' fitness in stage 1 (the best checkpoint has both routes good) and the
+    split's fitness in stage 2 (the best checkpoint has the best router).
 
     Attributes:
         routes (dict[str, DetMetrics]): One stock `DetMetrics` per route.
+        split (DetMetrics): The routed model when the half of the images with the lowest scores go hard.
         route (str): The route whose statistics `update_stats` currently receives.
+        stage (int): Training stage of the validated model (selects the fitness).
         images (dict[str, list[dict]]): Per route, the per-image statistics in dataset order (kept after `process`).
         scores (list[float]): The router score of every image, in the same order.
+        losses (dict[str, list[float]]): Per route, every image's own detection loss (for the oracle routing).
     """
 
     def __init__(self, names: dict[int, str] | None = None) -> None:
@@ -77,6 +81,7 @@ class DynamicDetMetrics(DetMetrics):
         self.scores: list[float] = []
         self.losses: dict[str, list[float]] = {r: [] for r in ROUTES}
         self.split = DetMetrics(names)  # the router's 50/50 split: half the images, lowest scores, go hard
+        self.coco: dict[str, float] = {}  # official COCO AP per route, when validated with save_json=True
 
     @property
     def names(self) -> dict[int, str]:
@@ -123,6 +128,7 @@ class DynamicDetMetrics(DetMetrics):
         self.images = {r: [] for r in ROUTES}
         self.scores = []
         self.losses = {r: [] for r in ROUTES}
+        self.coco = {}
 
     @property
     def keys(self) -> list[str]:
@@ -140,6 +146,11 @@ class DynamicDetMetrics(DetMetrics):
         if self.stage >= 2:
             return float(self.split.fitness)
         return float(np.mean([self.routes[r].fitness for r in ROUTES]))
+
+    @property
+    def results_dict(self) -> dict[str, float]:
+        """Return every route's metrics, the fitness and, after `save_json=True`, the official COCO AP per route."""
+        return {**super().results_dict, **self.coco}
 
     def route_results(self, route: str) -> dict[str, float]:
         """Return one route's results as `{"precision", "recall", "mAP50", "mAP50-95"}`."""
@@ -269,6 +280,8 @@ class DynamicValidator(DetectionValidator):
                 (self.save_dir / route).mkdir(parents=True, exist_ok=True)
                 for normalize in True, False:
                     matrix.plot(save_dir=self.save_dir / route, normalize=normalize, on_plot=self.on_plot)
+        # the stock loop writes `predictions.json` (the hard route's) and scores JSON only if `self.jdict` has entries
+        self.jdict = self.jdicts["hard"] or self.jdicts["easy"]
         self.metrics.speed = self.speed
         self.metrics.confusion_matrix = self.confusion_matrices["hard"]
         self.metrics.save_dir = self.save_dir

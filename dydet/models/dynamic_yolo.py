@@ -12,11 +12,11 @@ from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 from dydet.engine.args import DYDET_ONLY_KEYS, prepare_train_args, router_train_args
 from dydet.engine.calibration import build_calibration, resolve_threshold, save_calibrated, threshold_for_hard_ratio
 from dydet.engine.router_trainer import RouterTrainer
-from dydet.engine.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
+from dydet.engine.tradeoff import HARD_RATIOS, format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
-from dydet.utils.checks import check_route
+from dydet.utils.checks import check_hard_ratio, check_route
 
 
 class DynamicYOLO(Model):
@@ -178,6 +178,7 @@ class DynamicYOLO(Model):
         """
         route = check_route(kwargs.pop("route", None))
         threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
+        hard_ratios = tuple(check_hard_ratio(p) for p in (kwargs.pop("hard_ratios", None) or HARD_RATIOS))
         for key in DYDET_ONLY_KEYS:
             kwargs.pop(key, None)
         metrics, v = self._validate(validator, **kwargs)
@@ -193,16 +194,19 @@ class DynamicYOLO(Model):
                 f"Routed at threshold {threshold:.4f}: {p:.1%} of images hard; mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
             )
         elif self.model.calibration:
-            self._report_tradeoff(metrics, v)
+            self._report_tradeoff(metrics, v, hard_ratios)
         else:
             LOGGER.info("This model is not calibrated (no stage 2 yet): per-route metrics only, no trade-off table.")
         return metrics
 
-    def _report_tradeoff(self, metrics: DynamicDetMetrics, validator: DynamicValidator) -> None:
+    def _report_tradeoff(
+        self, metrics: DynamicDetMetrics, validator: DynamicValidator, hard_ratios: tuple[float, ...] = HARD_RATIOS
+    ) -> None:
         """Print and save the trade-off table of a calibrated model for the validation run just done."""
         model = validator.dynamic_model().eval()
         images = validator.sample_images(16)
-        metrics.tradeoff = tradeoff_table(metrics, self.model.calibration, latency=routed_latency(model, images))
+        latency = routed_latency(model, images)
+        metrics.tradeoff = tradeoff_table(metrics, self.model.calibration, hard_ratios, latency=latency)
         LOGGER.info(
             "\nTrade-off over hard ratios (router vs random vs oracle routing):\n" + format_table(metrics.tradeoff)
         )

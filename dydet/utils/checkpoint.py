@@ -51,3 +51,25 @@ def require_dynamic(model: Any, source: str | Path) -> None:
             f"'{source}' holds a {kind}, not a dydet dynamic model; use a dydet checkpoint or YAML "
             f"(an Ultralytics detection checkpoint can initialise one: dydet train pretrained={source})"
         )
+
+
+def require_detection(model: Any, source: str | Path) -> None:
+    """Raise a clear error unless `model` can initialise a dydet model (a dydet or a plain Ultralytics detection model).
+
+    Args:
+        model (Any): The loaded model object.
+        source (str | Path): Where it came from, for the message.
+    """
+    from ultralytics.nn.modules import Detect
+    from ultralytics.nn.tasks import DetectionModel
+
+    from dydet.nn.tasks import DynamicDetectionModel
+
+    if isinstance(model, DynamicDetectionModel) or (
+        isinstance(model, DetectionModel) and type(model.model[-1]) is Detect
+    ):
+        return
+    raise ValueError(
+        f"pretrained='{source}' holds a {type(model).__name__}, not a detection model: pass an Ultralytics detection "
+        f"checkpoint of the same base and scale (e.g. yolo11n.pt for dy-yolo11n) or a dydet checkpoint"
+    )

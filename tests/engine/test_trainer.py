@@ -51,8 +51,19 @@ def test_route_results_plot(full_run, tmp_path):
 
 def test_cli_stage1_then_val_reports_both_routes(tiny_data, tmp_path):
     train = [
-        DYDET, "train", "model=dy-yolo11n.yaml", f"data={tiny_data}", "epochs=1", "imgsz=64", "batch=8",
-        "workers=0", "--stage", "1", f"project={tmp_path}", "name=cli", "plots=False",
+        DYDET,
+        "train",
+        "model=dy-yolo11n.yaml",
+        f"data={tiny_data}",
+        "epochs=1",
+        "imgsz=64",
+        "batch=8",
+        "workers=0",
+        "--stage",
+        "1",
+        f"project={tmp_path}",
+        "name=cli",
+        "plots=False",
     ]
     out = subprocess.run(train, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -104,8 +115,16 @@ def test_stage2_changes_only_the_router(full_run, tiny_data, tmp_path, tiny_trai
     stage1 = project / "full" / "weights" / "best.pt"
     before = load_checkpoint(stage1)[0].state_dict()
     model = DynamicYOLO(stage1)
-    model.train(data=str(tiny_data), project=str(tmp_path), name="s2", stage=2, stage2_epochs=1, calibrate=False,
-                stage2_lr=0.05, **{k: v for k, v in tiny_train.items() if k != "epochs"})
+    model.train(
+        data=str(tiny_data),
+        project=str(tmp_path),
+        name="s2",
+        stage=2,
+        stage2_epochs=1,
+        calibrate=False,
+        stage2_lr=0.05,
+        **{k: v for k, v in tiny_train.items() if k != "epochs"},
+    )
     after = load_checkpoint(tmp_path / "s2-router" / "weights" / "last.pt")[0].state_dict()
     assert before.keys() == after.keys()
     changed = {k for k in before if not torch.equal(before[k].float(), after[k].float())}
@@ -127,8 +146,7 @@ def test_resume_continues_an_interrupted_run(tiny_data, tmp_path, tiny_train):
 
     model.add_callback("on_model_save", stop_after_first_epoch)
     with pytest.raises(KeyboardInterrupt):
-        model.train(data=str(tiny_data), project=str(tmp_path), name="r", stage=1,
-                    **{**tiny_train, "epochs": 2})
+        model.train(data=str(tiny_data), project=str(tmp_path), name="r", stage=1, **{**tiny_train, "epochs": 2})
     last = tmp_path / "r" / "weights" / "last.pt"
     assert torch.load(last, weights_only=False)["epoch"] == 0
     resumed = DynamicYOLO(last)

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from dydet import DynamicYOLO
+from dydet.engine.calibration import hard_ratio_for_threshold, resolve_threshold, threshold_for_hard_ratio
+from dydet.engine.tradeoff import HARD_RATIOS
+
+
+def test_threshold_for_hard_ratio_sends_exactly_that_share():
+    rng = np.random.default_rng(0)
+    cal = {"scores": rng.random(200).tolist()}
+    scores = np.asarray(cal["scores"])
+    for p in np.linspace(0, 1, 21):
+        t = threshold_for_hard_ratio(cal, p)
+        assert (scores < t).mean() == pytest.approx(round(p * 200) / 200) if t < 1 else p == 1
+        assert hard_ratio_for_threshold(cal, t) == pytest.approx(round(p * 200) / 200)
+    assert threshold_for_hard_ratio(cal, 0) == 0.0 and threshold_for_hard_ratio(cal, 1) == 1.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.01, 7, "half", None])
+def test_bad_hard_ratio(bad):
+    with pytest.raises((ValueError, TypeError)):
+        threshold_for_hard_ratio({"scores": [0.2, 0.8]}, bad)
+
+
+def test_resolve_threshold_errors():
+    class Uncalibrated:
+        calibration = None
+
+    with pytest.raises(ValueError, match="not both"):
+        resolve_threshold(Uncalibrated(), 0.4, 0.5)
+    with pytest.raises(ValueError, match="calibrat"):
+        resolve_threshold(Uncalibrated(), None, 0.5)
+    assert resolve_threshold(Uncalibrated(), 0.4, None) == 0.4
+    assert resolve_threshold(Uncalibrated(), None, None) is None
+
+
+def test_val_at_a_hard_ratio_routes_that_share_of_the_validation_split(full_run, tiny_data, tmp_path):
+    model = DynamicYOLO(full_run[0].ckpt_path)
+    for p in (0.25, 0.5, 0.75):
+        metrics = model.val(data=str(tiny_data), imgsz=64, batch=8, project=str(tmp_path), hard_ratio=p, plots=False)
+        t = threshold_for_hard_ratio(model.model.calibration, p)
+        assert (np.asarray(metrics.scores) < t).mean() == pytest.approx(round(p * 12) / 12)
+        assert metrics.selected is not None
+
+
+def test_routed_metrics_at_the_extremes_equal_each_route(full_run, tiny_data, tmp_path):
+    model = DynamicYOLO(full_run[0].ckpt_path)
+    metrics = model.val(data=str(tiny_data), imgsz=64, batch=8, project=str(tmp_path), plots=False)
+    n = len(metrics.scores)
+    assert metrics.tradeoff is not None and [r["hard_ratio"] for r in metrics.tradeoff] == list(HARD_RATIOS)
+    easy = metrics.routed(np.zeros(n, dtype=bool)).mean_results()
+    hard = metrics.routed(np.ones(n, dtype=bool)).mean_results()
+    assert easy == pytest.approx(metrics.routes["easy"].mean_results())
+    assert hard == pytest.approx(metrics.routes["hard"].mean_results())
+    rows = metrics.tradeoff
+    assert rows[0]["mAP50-95"] == pytest.approx(easy[3]) and rows[-1]["mAP50-95"] == pytest.approx(hard[3])
+    assert rows[0]["GFLOPs"] < rows[5]["GFLOPs"] < rows[-1]["GFLOPs"]
+    assert (tmp_path / "val" / "tradeoff.csv").is_file()
