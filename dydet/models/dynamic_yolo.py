@@ -30,12 +30,14 @@ class DynamicYOLO(Model):
     """
 
     def __init__(self, model: str | Path = "dy-yolo11n.yaml", verbose: bool = False) -> None:
-        """Create a model from a dydet YAML (new, random weights) or a `.pt` dydet checkpoint.
+        """Create a model from a dydet YAML (new, random weights), a `.pt` dydet checkpoint or an ONNX export folder.
 
         Args:
-            model (str | Path): A dydet model YAML or shipped name (e.g. `dy-yolo11n.yaml`) or a checkpoint path.
+            model (str | Path): A dydet model YAML or shipped name (e.g. `dy-yolo11n.yaml`), a checkpoint path, or a
+                folder written by `export(format="onnx")` (prediction only, through onnxruntime).
             verbose (bool): Print the model summary when building from YAML.
         """
+        self.exported = None
         super().__init__(model=model, task="detect", verbose=verbose)
 
     def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
@@ -50,7 +52,15 @@ class DynamicYOLO(Model):
         self.model_name = cfg
 
     def _load(self, weights: str, task: str | None = None) -> None:
-        """Load a dydet checkpoint, refusing anything else with a clear message."""
+        """Load a dydet checkpoint or ONNX export folder, refusing anything else with a clear message."""
+        if Path(weights).is_dir():
+            from dydet.engine.onnx_runtime import load_export
+
+            self.exported = load_export(weights)  # clear one-line errors for a folder that is not a dydet export
+            self.model, self.ckpt, self.task, self.ckpt_path = self.exported, None, "detect", str(weights)
+            self.overrides = {"model": str(weights), "task": "detect"}
+            self.model_name = str(weights)
+            return
         ckpt = load_checkpoint_dict(weights)
         require_dynamic(ckpt.get("ema") or ckpt.get("model"), weights)
         super()._load(str(weights), task)
@@ -85,6 +95,7 @@ class DynamicYOLO(Model):
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
+        self._require_pytorch("train")
         kwargs = prepare_train_args(kwargs, self.overrides)
         stage = str(kwargs.pop("stage", "all"))
         if stage not in {"all", "1", "2"}:
@@ -176,6 +187,7 @@ class DynamicYOLO(Model):
             (DynamicDetMetrics): Per-route metrics; `.selected` holds the routed (or forced-route) metrics when a
                 threshold, hard ratio or route was given, `.tradeoff` the table rows when the model is calibrated.
         """
+        self._require_pytorch("val")
         route = check_route(kwargs.pop("route", None))
         threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
         hard_ratios = tuple(check_hard_ratio(p) for p in (kwargs.pop("hard_ratios", None) or HARD_RATIOS))
@@ -230,9 +242,61 @@ class DynamicYOLO(Model):
             kwargs.pop(key, None)
         if kwargs.get("project"):
             kwargs["project"] = str(Path(kwargs["project"]).resolve())
+        if self.exported is not None:
+            from dydet.engine.onnx_runtime import predict_exported
+
+            return predict_exported(self.exported, source, threshold=threshold, route=route, stream=stream, **kwargs)
         results = super().predict(source=source, stream=True, predictor=predictor, **kwargs)
         self.predictor.threshold, self.predictor.route = threshold, route
         return results if stream else list(results)
+
+    def export(self, format: str = "onnx", **kwargs: Any) -> Path:
+        """Export to ONNX as split graphs (router + B1 features, easy head, hard head) that route in the runtime.
+
+        Args:
+            format (str): Only 'onnx' (split graphs); other formats cannot route per image.
+            **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `half`, `simplify`, `project` /
+                `name` for the output folder (default: `<checkpoint stem>_onnx` beside the checkpoint), and
+                `threshold` or `hard_ratio` to set the export's default threshold.
+
+        Returns:
+            (Path): The export folder (`router.onnx`, `easy.onnx`, `hard.onnx`, `metadata.json`).
+        """
+        from dydet.engine.exporter import export_onnx
+
+        self._require_pytorch("export")
+        if str(format).lower() != "onnx":
+            raise ValueError(f"format={format!r} is not supported: dydet exports format=onnx (split graphs that route)")
+        threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
+        if threshold is not None:
+            self.model.threshold = threshold  # becomes the export's default threshold
+        for key in DYDET_ONLY_KEYS:
+            kwargs.pop(key, None)
+        calibration = self.model.calibration or {}
+        imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
+        if kwargs.get("project") or kwargs.get("name"):
+            out = Path(kwargs.get("project") or Path.cwd()).resolve() / (kwargs.get("name") or "export")
+        elif self.ckpt_path:
+            out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_onnx")
+        else:
+            out = Path.cwd() / "export_onnx"
+        path = export_onnx(
+            self.model,
+            out,
+            imgsz,
+            opset=kwargs.get("opset"),
+            half=bool(kwargs.get("half")),
+            simplify=bool(kwargs.get("simplify")),
+        )
+        LOGGER.info(f"Exported split ONNX graphs to {path}; predict with: dydet predict model={path} source=...")
+        return path
+
+    def _require_pytorch(self, mode: str) -> None:
+        """Refuse PyTorch-only modes on an ONNX export folder."""
+        if self.exported is not None:
+            raise ValueError(
+                f"'{mode}' needs the PyTorch checkpoint: '{self.ckpt_path}' is an ONNX export (predict only)"
+            )
 
     def route_summary(self, imgsz: int = 640) -> dict[str, dict[str, float]]:
         """Return parameters and GFLOPs of the easy route, the hard route and the router."""

@@ -1,0 +1,269 @@
+"""ONNX export as split graphs, so that an ONNX runtime can route per image like the PyTorch model (DESIGN.md §1.1).
+
+One dynamic model becomes three ONNX graphs, all with a dynamic batch axis, plus a metadata file:
+
+    router.onnx     images -> score (B,) and the B1 features that the two heads read
+    easy.onnx       B1 features -> y (B, 4 + nc, A): H1, the easy route's neck and Detect head
+    hard.onnx       images + B1 features -> y (B, 4 + nc, A): CBLinear taps, B2 with CBFuse, H2
+    metadata.json   kind/version, class names, image size, strides, default threshold, calibration, and every
+                    graph's file and input/output names
+
+`y` is the Detect eval output (decoded xywh boxes and class scores), the same as `model(x)[0]` in PyTorch. Which B1
+features each head needs is read from the layers' `f` indices, not hard-coded; the output of layer 0 (the input
+identity that lets B2 re-read the image) is the image itself and is fed as `images`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from ultralytics.utils import LOGGER
+
+from dydet.nn.tasks import DynamicDetectionModel
+
+EXPORT_KIND = "dydet-onnx-split"
+EXPORT_VERSION = 1
+METADATA_FILE = "metadata.json"
+GRAPHS = ("router", "easy", "hard")
+IMAGES = "images"
+SCORE = "score"
+OUTPUT = "y"
+MIN_OPSET = 11
+
+
+def route_inputs(model: DynamicDetectionModel, route: str) -> list[int]:
+    """Return the B1 layer indices whose outputs the layers of one route ('easy' or 'hard') read.
+
+    A layer reads `y[j]` for every `j` in its `f` (an int or a list; -1 is the previous layer). Only reads that leave
+    the route's own layer range count; a -1 on the route's first layer reads the layer just before the range.
+
+    Args:
+        model (DynamicDetectionModel): The dynamic model.
+        route (str): 'easy' or 'hard'.
+
+    Returns:
+        (list[int]): Sorted B1 layer indices.
+    """
+    layers = model.graph.easy if route == "easy" else model.graph.hard
+    needed = set()
+    for i in layers:
+        f = model.model[i].f
+        for j in [f] if isinstance(f, int) else f:
+            src = i - 1 if j == -1 else j
+            if src < layers.start:
+                needed.add(src)
+    outside = needed - set(model.graph.b1)
+    if outside:
+        raise ValueError(f"the {route} route reads layers {sorted(outside)} outside B1; cannot split it from B1")
+    return sorted(needed)
+
+
+def feature_name(model: DynamicDetectionModel, index: int) -> str:
+    """Return the graph tensor name of B1 layer `index`'s output (`images` for the leading input identity)."""
+    return IMAGES if index == 0 and isinstance(model.model[0], nn.Identity) else f"b1_{index}"
+
+
+class _RouterGraph(nn.Module):
+    """B1 and the router on a batch of images; returns the scores and the chosen B1 outputs (export wrapper)."""
+
+    def __init__(self, model: DynamicDetectionModel, outputs: list[int]):
+        super().__init__()
+        self.net, self.outputs = model, outputs
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        y = self.net._run_b1(images)
+        score = self.net.router([y[i] for i in self.net.graph.stages])
+        return (score, *(y[i] for i in self.outputs))
+
+
+class _RouteGraph(nn.Module):
+    """One route's layers after B1, fed with the B1 outputs they read; returns the Detect eval `y` (export wrapper)."""
+
+    def __init__(self, model: DynamicDetectionModel, route: str, inputs: list[int]):
+        super().__init__()
+        self.net, self.inputs = model, inputs
+        self.layers = model.graph.easy if route == "easy" else model.graph.hard
+
+    def forward(self, *feats: torch.Tensor) -> torch.Tensor:
+        y = [None] * len(self.net.model)
+        for i, f in zip(self.inputs, feats):
+            y[i] = f
+        out = self.net._run(self.layers, None, y)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _imgsz(model: DynamicDetectionModel, imgsz: int | tuple | list) -> tuple[int, int]:
+    """Return (h, w), rounded up to a multiple of the model's largest stride as Ultralytics does."""
+    from ultralytics.utils.checks import check_imgsz
+
+    size = check_imgsz(imgsz, stride=int(max(model.stride)), min_dim=2)
+    return int(size[0]), int(size[1])
+
+
+def _prepare(model: DynamicDetectionModel, half: bool) -> tuple[DynamicDetectionModel, bool]:
+    """Return a fused eval copy of the model in the export precision, and whether that precision is fp16."""
+    net = deepcopy(model).float()
+    device = next(net.parameters()).device
+    if half and device.type == "cpu":
+        LOGGER.warning(
+            "dydet export: half=True needs a CUDA model (fp16 ONNX graphs are for GPU runtimes); exporting fp32"
+        )
+        half = False
+    net = net.fuse(verbose=False).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return (net.half() if half else net), half
+
+
+def _export_graph(
+    module: nn.Module, args: tuple[torch.Tensor, ...], file: Path, inputs: list[str], outputs: list[str], opset: int
+) -> None:
+    """Trace one wrapper module to an ONNX file with a dynamic batch axis on every input and output."""
+    dynamic = {name: {0: "batch"} for name in (*inputs, *outputs)}
+    with warnings.catch_warnings():
+        # the TorchScript exporter is deprecated in favour of torch.export, which Ultralytics does not use either;
+        # the trace warnings concern the heads' cached anchors, constants at a fixed image size by design
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            module,
+            args,
+            str(file),
+            opset_version=opset,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+
+
+def _simplify(file: Path) -> None:
+    """Simplify an ONNX file in place with onnxslim when it is installed (skipped with a warning otherwise)."""
+    try:
+        import onnxslim
+    except ImportError:
+        LOGGER.warning("dydet export: simplify=True needs the 'onnxslim' package; writing unsimplified graphs")
+        return
+    import onnx
+
+    onnx.save(onnxslim.slim(onnx.load(str(file))), str(file))
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy/torch scalars and arrays in the calibration record to plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store a {type(value).__name__} in the export metadata")
+
+
+def _metadata(
+    model: DynamicDetectionModel, imgsz: tuple[int, int], half: bool, opset: int, graphs: dict[str, dict]
+) -> dict[str, Any]:
+    """Return the metadata record that lets the runtime rebuild routing, prediction and `hard_ratio=`."""
+    import ultralytics
+
+    import dydet
+
+    return {
+        "kind": EXPORT_KIND,
+        "version": EXPORT_VERSION,
+        "dydet": dydet.__version__,
+        "ultralytics": ultralytics.__version__,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "model": Path(model.yaml.get("yaml_file", "dy-model")).name,
+        "task": "detect",
+        "names": {str(k): v for k, v in model.names.items()},
+        "channels": int(model.yaml.get("channels", 3)),
+        "imgsz": list(imgsz),
+        "strides": [int(s) for s in model.stride.tolist()],
+        "half": half,
+        "opset": opset,
+        "stage": int(getattr(model, "stage", 0)),
+        "threshold": float(model.threshold),
+        "calibration": model.calibration,
+        "graphs": graphs,
+    }
+
+
+def export_onnx(
+    model: DynamicDetectionModel,
+    out_dir: str | Path,
+    imgsz: int | tuple[int, int] | list[int] = 640,
+    opset: int | None = None,
+    half: bool = False,
+    simplify: bool = False,
+) -> Path:
+    """Export a dynamic model as router/easy/hard ONNX graphs plus `metadata.json`, for routing at run time.
+
+    The model itself is not modified (a fused eval copy is traced). Every graph has a dynamic batch axis; the image
+    size is fixed at export.
+
+    Args:
+        model (DynamicDetectionModel): The dynamic model (weights as trained; calibration and threshold are kept).
+        out_dir (str | Path): Directory to write into (created; existing graph files are overwritten).
+        imgsz (int | tuple[int, int] | list[int]): Input size, an int for square or (h, w); rounded up to a multiple
+            of the largest stride.
+        opset (int, optional): ONNX opset; defaults to the newest one Ultralytics uses with this torch.
+        half (bool): Export fp16 graphs (needs the model on CUDA; falls back to fp32 with a warning on CPU).
+        simplify (bool): Simplify the graphs with onnxslim when installed.
+
+    Returns:
+        (Path): `out_dir`.
+
+    Examples:
+        >>> export_onnx(model, "runs/export/final_onnx", imgsz=320)
+        >>> from dydet.engine.onnx_runtime import load_export
+        >>> y = load_export("runs/export/final_onnx")(images, threshold=0.4)
+    """
+    import onnx
+    from ultralytics.utils.export.engine import best_onnx_opset
+
+    if not isinstance(model, DynamicDetectionModel):
+        raise ValueError(f"export_onnx needs a dydet DynamicDetectionModel, got a {type(model).__name__}")
+    opset = opset or best_onnx_opset(onnx)
+    if opset < MIN_OPSET:
+        raise ValueError(f"opset={opset} is too old for a dydet export: use opset>={MIN_OPSET}")
+    size = _imgsz(model, imgsz)
+    net, half = _prepare(model, half)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    needs = {route: route_inputs(net, route) for route in ("easy", "hard")}
+    feats = sorted({i for v in needs.values() for i in v if feature_name(net, i) != IMAGES})
+    param = next(net.parameters())
+    im = torch.zeros(2, net.yaml.get("channels", 3), *size, device=param.device, dtype=param.dtype)
+    graphs = {}
+    with torch.no_grad():
+        net(im, route="easy")  # caches the heads' anchors for this size, so they are traced as constants
+        net(im, route="hard")
+        y = net._run_b1(im)
+        router_out = [SCORE, *(feature_name(net, i) for i in feats)]
+        _export_graph(_RouterGraph(net, feats), (im,), out_dir / "router.onnx", [IMAGES], router_out, opset)
+        graphs["router"] = {"file": "router.onnx", "inputs": [IMAGES], "outputs": router_out}
+        for route, inputs in needs.items():
+            names = [feature_name(net, i) for i in inputs]
+            file = out_dir / f"{route}.onnx"
+            _export_graph(_RouteGraph(net, route, inputs), tuple(y[i] for i in inputs), file, names, [OUTPUT], opset)
+            graphs[route] = {"file": file.name, "inputs": names, "outputs": [OUTPUT]}
+    for g in graphs.values():
+        onnx.checker.check_model(str(out_dir / g["file"]))
+        if simplify:
+            _simplify(out_dir / g["file"])
+    meta = _metadata(model, size, half, opset, graphs)
+    (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+    LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size[0]}x{size[1]}) written to {out_dir}")
+    return out_dir
+
+
+__all__ = ["EXPORT_KIND", "EXPORT_VERSION", "METADATA_FILE", "export_onnx", "feature_name", "route_inputs"]
