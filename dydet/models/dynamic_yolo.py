@@ -291,6 +291,21 @@ class DynamicYOLO(Model):
         LOGGER.info(f"Exported split ONNX graphs to {path}; predict with: dydet predict model={path} source=...")
         return path
 
+    def benchmark(self, **kwargs: Any):
+        """Measure the routes and hard ratios against the family's static models, side by side (docs/BENCHMARKS.md).
+
+        Args:
+            **kwargs (Any): `baselines`, `hard_ratios`, `imgsz` (320), `batch` (8), `device` (cpu), `half` /
+                `quantize=16`, `data` or `source` (benchmark images), `project` / `name` / `exist_ok`, `verbose`.
+
+        Returns:
+            (BenchmarkResult): Rows and ratios; files (speed.csv/.md/.png) in `result.files`.
+        """
+        from dydet.engine.benchmark import run_benchmark
+
+        self._require_pytorch("benchmark")
+        return run_benchmark(self.model, **kwargs)
+
     def _require_pytorch(self, mode: str) -> None:
         """Refuse PyTorch-only modes on an ONNX export folder."""
         if self.exported is not None:

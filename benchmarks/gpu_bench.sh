@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# dydet GPU benchmark in one call of the lent device machine (under 8 minutes): the CUDA-graph check, the speed
+# benchmark (fp16, eager and CUDA graphs, batch 1 and batched, 640 px) and a short accuracy-vs-cost run.
+#
+# The GPU machine has PyTorch but not ultralytics and a few of its needs, and no network, so they travel as wheels:
+#
+#   1. here, once (PyPI reachable):   bash benchmarks/gpu_bench.sh fetch
+#      downloads cp312 manylinux x86-64 wheels into .whl/ (about 57 MB) and git-ignores .whl/ via .git/info/exclude;
+#   2. device tool:                   run(command="bash benchmarks/gpu_bench.sh", carry=[".whl"], timeout_s=500)
+#      installs the wheels into /tmp/site, puts this checkout's dydet on PYTHONPATH and writes under $OUT (at most 8
+#      files): log.txt, speed.{csv,md,png} (speed benchmark) and accuracy_vs_cost.{csv,md,png} (short accuracy run).
+#
+# Knobs (environment): SPEED_IMGSZ=640 SPEED_BATCH=16 SPEED_REPS=30 ACC_EPOCHS=10 ACC_IMGSZ=320 ACC_NTRAIN=1200
+# ACC_NVAL=300 BUDGET_S=470 (the whole script's wall-clock budget; each step is cut to what is left).
+set -uo pipefail
+
+WHEELS=(
+  ultralytics==8.4.190
+  ultralytics-thop==2.2.3
+  ultralytics-platform==0.1.99
+  polars==2.1.0
+  polars-runtime-32==2.1.0
+  pycocotools==2.0.11
+)
+
+fetch() {
+  local py=${PYTHON:-.venv/bin/python}
+  [ -x "$py" ] || py=python3
+  grep -qxF '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude
+  mkdir -p .whl
+  "$py" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d .whl "${WHEELS[@]}"
+  du -sh .whl
+}
+
+if [ "${1:-}" = "fetch" ]; then
+  fetch
+  exit $?
+fi
+
+# ---------------------------------------------------------------------------------------------- on the GPU machine
+OUT=${OUT:-$PWD/runs/gpu_bench}
+mkdir -p "$OUT"
+T0=$(date +%s)
+BUDGET_S=${BUDGET_S:-470}
+left() { echo $((BUDGET_S - ($(date +%s) - T0))); }
+cap() { local l; l=$(left); if [ "$l" -lt "$1" ]; then echo $((l > 1 ? l : 1)); else echo "$1"; fi; }  # seconds
+step() { echo; echo "=== $* (t=$(($(date +%s) - T0)) s, $(left) s left)"; }
+
+main() {
+step "install"
+PY=python3
+if ls .whl/*.whl >/dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+else
+  echo "no wheels in .whl/: run 'bash benchmarks/gpu_bench.sh fetch' here and carry .whl" && exit 1
+fi
+# dydet from this checkout, laid out as its editable install maps it (cfg/ is the package dydet.cfg)
+rm -rf /tmp/dydet_src && mkdir -p /tmp/dydet_src && cp -r dydet /tmp/dydet_src/ && cp -r cfg /tmp/dydet_src/dydet/cfg
+export PYTHONPATH=/tmp/dydet_src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+export DYDET_HOME=/tmp/dydet_home PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+if ! $PY -c "import polars" 2>/dev/null; then  # ultralytics imports polars only to read results.csv and for plots
+  echo "polars not carried: installing a stub (training plots off)"
+  mkdir -p /tmp/site/polars && echo '"""Stub: polars was not carried to this machine."""' >/tmp/site/polars/__init__.py
+fi
+$PY - <<'EOF' || exit 1
+import torch, ultralytics, dydet
+print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}; "
+      f"ultralytics {ultralytics.__version__}; dydet {dydet.__version__}")
+EOF
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv || true
+
+step "CUDA-graph equivalence test"
+timeout -k 5 "$(cap 90)" $PY -m pytest -q -p no:cacheprovider tests/engine/test_benchmark.py \
+  -k "graph or thresholds" || echo "CUDA-graph test FAILED (continuing)"
+
+step "speed benchmark (fp16, eager + CUDA graphs)"
+mkdir -p /tmp/speed
+timeout -k 5 "$(cap 150)" $PY benchmarks/bench_routes.py --device 0 \
+  --imgsz "${SPEED_IMGSZ:-640}" --batch "${SPEED_BATCH:-16}" --reps "${SPEED_REPS:-30}" --save-dir /tmp/speed \
+  || echo "speed benchmark FAILED or timed out"
+cp /tmp/speed/speed.csv /tmp/speed/speed.md /tmp/speed/speed.png "$OUT"/ 2>/dev/null
+
+step "accuracy vs cost (short run)"
+ACC_T=$(($(left) - 15))
+if [ "$ACC_T" -gt 60 ]; then
+  timeout -k 10 "$ACC_T" $PY benchmarks/accuracy_vs_cost.py --device 0 --latency-device 0 --workers 8 \
+    --epochs "${ACC_EPOCHS:-10}" --imgsz "${ACC_IMGSZ:-320}" --n-train "${ACC_NTRAIN:-1200}" \
+    --n-val "${ACC_NVAL:-300}" --batch 32 --reps 15 --project /tmp/avc || echo "accuracy run FAILED or timed out"
+  cp /tmp/avc/accuracy_vs_cost.csv /tmp/avc/accuracy_vs_cost.md /tmp/avc/accuracy_vs_cost.png "$OUT"/ 2>/dev/null
+else
+  echo "skipped: only $ACC_T s left"
+fi
+step "done"
+ls -la "$OUT"
+}
+
+main 2>&1 | tee "$OUT/log.txt"
+exit "${PIPESTATUS[0]}"
