@@ -35,6 +35,7 @@ from ultralytics.utils import LOGGER
 
 from dydet.engine.calibration import threshold_for_hard_ratio
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.flops import mixed_gflops
 from dydet.utils.timing import interleaved_medians
 
 DEFAULT_HARD_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -722,7 +723,7 @@ def _time_mode(
         rows.append(_row(mode, name, kind, gflops[name], one[name] / n_seq, many[name], n_b))
     for (p, t1, _), (_, tb, _) in zip(cuts_seq, cuts_batch):
         name = _dyn_name(p)
-        g = (1 - p) * gflops[EASY] + p * gflops[HARD] + gflops["router"]
+        g = mixed_gflops(gflops[EASY], gflops[HARD], gflops["router"], p)
         r = _row(mode, name, "dynamic", g, one[name] / n_seq, many[name], n_b)
         ps, pb = p_seq[p], p_batch[p]
         mix1 = (1 - ps) * one[EASY] / n_seq + ps * one[HARD] / n_seq

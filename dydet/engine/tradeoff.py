@@ -14,6 +14,7 @@ from ultralytics.utils import LOGGER
 
 from dydet.engine.calibration import threshold_for_hard_ratio
 from dydet.engine.validator import DynamicDetMetrics, hard_by_rank
+from dydet.utils.flops import mixed_gflops
 
 HARD_RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 RANDOM_SEEDS = 5
@@ -56,7 +57,7 @@ def tradeoff_table(
                 "threshold": t,
                 "mAP50-95": router[3],
                 "mAP50": router[2],
-                "GFLOPs": (1 - p) * g["easy"] + p * g["hard"] + g["router"],
+                "GFLOPs": mixed_gflops(g["easy"], g["hard"], g["router"], p),
                 "latency_ms": latency(t) if latency else float("nan"),
                 "random_mAP50-95": float(random[3]),
                 "random_mAP50": float(random[2]),

@@ -46,3 +46,8 @@ def route_gflops(model: nn.Module, part: str, imgsz: int | list[int] = 640) -> f
         b1 = _gflops(_RouteProbe(model, "b1"), imgsz, stride)
         return _gflops(_RouteProbe(model, "router"), imgsz, stride) - b1
     return _gflops(_RouteProbe(model, part), imgsz, stride)
+
+
+def mixed_gflops(easy: float, hard: float, router: float, hard_ratio: float) -> float:
+    """Return the mean GFLOPs per image when `hard_ratio` of the images take the hard route (router always runs)."""
+    return (1 - hard_ratio) * easy + hard_ratio * hard + router
