@@ -13,7 +13,7 @@ from dydet.cfg import dydet_arg_names
 DYDET_ONLY_KEYS = dydet_arg_names()
 
 # Used when no `data=` is given: the embedded demo dataset with settings that train in minutes on a laptop CPU.
-DEMO_TRAIN_DEFAULTS = {"epochs": 25, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 5}
+DEMO_TRAIN_DEFAULTS = {"epochs": 18, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 4, "stage2_epochs": 4}
 
 
 def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -145,7 +145,7 @@ class DynamicYOLO(Model):
         """
         args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        metrics, validator = self._validate(plots=False, **args, **kwargs)
+        metrics, validator = self._validate(**{"plots": False, **args, **kwargs})
         calibration = build_calibration(
             self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
         )
