@@ -67,3 +67,27 @@ def router_train_args(kwargs: dict[str, Any], router: dict[str, Any]) -> dict[st
     args.update({k: ROUTER_DEFAULTS[k] if v is None else v for k, v in given.items()}, **ROUTER_FIXED)
     args["name"] = f"{kwargs.get('name') or 'train'}-router"
     return args
+
+
+def pop_routing_args(model: Any, kwargs: dict[str, Any]) -> tuple[float | None, str | None]:
+    """Take `threshold` / `hard_ratio` / `route` out of `kwargs`, validated, and drop dydet's other arguments.
+
+    What is left in `kwargs` can go to Ultralytics; a relative `project` is made absolute.
+
+    Args:
+        model (Any): The dynamic model (PyTorch or ONNX runtime); its calibration serves `hard_ratio`.
+        kwargs (dict): The caller's arguments, modified in place.
+
+    Returns:
+        (tuple[float | None, str | None]): The threshold (None: the model's own) and the forced route (or None).
+    """
+    from dydet.engine.calibration import resolve_threshold
+    from dydet.utils.checks import check_route
+
+    route = check_route(kwargs.pop("route", None))
+    threshold = resolve_threshold(model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
+    for key in DYDET_ONLY_KEYS:
+        kwargs.pop(key, None)
+    if kwargs.get("project"):
+        kwargs["project"] = str(Path(kwargs["project"]).resolve())
+    return threshold, route

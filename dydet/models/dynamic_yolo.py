@@ -9,14 +9,14 @@ import numpy as np
 from ultralytics.engine.model import Model
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
-from dydet.engine.args import DYDET_ONLY_KEYS, prepare_train_args, router_train_args
-from dydet.engine.calibration import build_calibration, resolve_threshold, save_calibrated, threshold_for_hard_ratio
+from dydet.engine.args import DYDET_ONLY_KEYS, pop_routing_args, prepare_train_args, router_train_args
+from dydet.engine.calibration import build_calibration, save_calibrated, threshold_for_hard_ratio
 from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.tradeoff import HARD_RATIOS, format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
-from dydet.utils.checks import check_hard_ratio, check_route
+from dydet.utils.checks import check_hard_ratio
 
 
 class DynamicYOLO(Model):
@@ -188,11 +188,8 @@ class DynamicYOLO(Model):
                 threshold, hard ratio or route was given, `.tradeoff` the table rows when the model is calibrated.
         """
         self._require_pytorch("val")
-        route = check_route(kwargs.pop("route", None))
-        threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
         hard_ratios = tuple(check_hard_ratio(p) for p in (kwargs.pop("hard_ratios", None) or HARD_RATIOS))
-        for key in DYDET_ONLY_KEYS:
-            kwargs.pop(key, None)
+        threshold, route = pop_routing_args(self.model, kwargs)
         metrics, v = self._validate(validator, **kwargs)
         metrics.selected = metrics.tradeoff = None
         if route:
@@ -236,12 +233,7 @@ class DynamicYOLO(Model):
         Returns:
             (list[Results] | Generator): Results with `.route` and `.score`.
         """
-        route = check_route(kwargs.pop("route", None))
-        threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
-        for key in DYDET_ONLY_KEYS:
-            kwargs.pop(key, None)
-        if kwargs.get("project"):
-            kwargs["project"] = str(Path(kwargs["project"]).resolve())
+        threshold, route = pop_routing_args(self.model, kwargs)
         if self.exported is not None:
             from dydet.engine.onnx_runtime import predict_exported
 
@@ -267,11 +259,9 @@ class DynamicYOLO(Model):
         self._require_pytorch("export")
         if str(format).lower() != "onnx":
             raise ValueError(f"format={format!r} is not supported: dydet exports format=onnx (split graphs that route)")
-        threshold = resolve_threshold(self.model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
+        threshold, _ = pop_routing_args(self.model, kwargs)
         if threshold is not None:
             self.model.threshold = threshold  # becomes the export's default threshold
-        for key in DYDET_ONLY_KEYS:
-            kwargs.pop(key, None)
         calibration = self.model.calibration or {}
         imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
         if kwargs.get("project") or kwargs.get("name"):
