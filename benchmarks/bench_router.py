@@ -6,6 +6,9 @@ at least 60 % of the hard route's mAP50-95 gain over the easy route.
 
 Usage:
     python benchmarks/bench_router.py --project $PWD/runs/bench [--n-train 1200 --n-val 400 --imgsz 160 --epochs 30]
+
+Stage 1 takes about an hour on 2 CPU cores; to re-run only stage 2 and calibration from its checkpoint:
+    python benchmarks/bench_router.py --project $PWD/runs/bench --stage1 $PWD/runs/bench/router/weights/best.pt
 """
 
 from __future__ import annotations
@@ -46,13 +49,15 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--stage1", default=None, help="skip stage 1: a stage-1 checkpoint of this dataset and size")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     data = make_dataset("bench", n_train=args.n_train, n_val=args.n_val, imgsz=args.imgsz)
-    model = DynamicYOLO(args.model)
+    model = DynamicYOLO(args.stage1 or args.model)
     model.train(
         data=str(data),
+        stage=2 if args.stage1 else "all",
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
@@ -63,7 +68,8 @@ def main() -> None:
         workers=2,
     )
     print(
-        f"\n{args.model} on bench ({args.n_train}/{args.n_val} images, {args.imgsz} px, {args.epochs} epochs), "
+        f"\n{args.stage1 or args.model} on bench ({args.n_train}/{args.n_val} images, {args.imgsz} px, "
+        f"{'stage 2 only' if args.stage1 else f'{args.epochs} epochs'}), "
         f"{time.perf_counter() - t0:.0f} s, final checkpoint {model.ckpt_path}"
     )
     for text, met in check_targets(model.metrics.tradeoff):

@@ -40,6 +40,18 @@ def test_api_stage_all_leaves_a_calibrated_final_checkpoint(full_run):
     assert (stage2 / "calibration" / "tradeoff.png").is_file()
 
 
+def test_stage2_sees_images_as_inference_does(full_run):
+    """Stage 1 augments; stage 2 trains the router on images exactly as inference sees them."""
+    import yaml
+
+    project = full_run[2]
+    stage1, stage2 = (yaml.safe_load((project / n / "args.yaml").read_text()) for n in ("full", "full-router"))
+    assert stage1["scale"] > 0 and stage1["hsv_v"] > 0 and stage1["translate"] > 0 and stage1["mosaic"] > 0
+    assert stage1["fliplr"] > 0
+    for key in ("scale", "translate", "hsv_h", "hsv_s", "hsv_v", "fliplr", "mosaic", "mixup", "degrees", "perspective"):
+        assert stage2[key] == 0, key
+
+
 def test_route_results_plot(full_run, tmp_path):
     from dydet.utils.plotting import plot_route_results
 
