@@ -247,7 +247,10 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         f"Accuracy vs cost on the synthetic 'bench' dataset ({args.n_train} train / {args.n_val} val images, "
         f"{args.imgsz} px); recipe: {args.epochs} epochs, batch {args.batch}, {args.optimizer} lr0={args.lr0}, "
         f"seed {args.seed}, device {args.device}; Dy stage 2: {args.stage2_epochs or 'default'} router epochs. "
-        f"Latency: {latency_label}, {args.reps} interleaved reps. Wall time {wall / 60:.1f} min.\n\n"
+        f"Latency: {latency_label}, {args.reps} interleaved reps. Wall time {wall / 60:.1f} min."
+        + (f" Dy model not trained here: {args.dy_weights}." if args.dy_weights else "")
+        + (f" Static models not trained here: {args.static_weights}." if args.static_weights else "")
+        + "\n\n"
         f"Command: `{shlex.join(['python', 'benchmarks/accuracy_vs_cost.py', *(argv or sys.argv[1:])])}`"
     )
     csv_path, md_path = write_tables(rows, project, header)
