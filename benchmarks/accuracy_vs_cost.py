@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
 from dydet.data.synthetic import make_dataset
@@ -146,6 +148,30 @@ def collect(
     return rows
 
 
+def static_line_margins(rows: list[dict[str, Any]], key: str = "gflops") -> list[dict[str, float]]:
+    """Compare each router point with the static models' piecewise-linear accuracy/cost line at the same cost.
+
+    Args:
+        rows (list[dict]): Rows from `collect`.
+        key (str): The cost axis, 'gflops' or 'latency_ms'.
+
+    Returns:
+        (list[dict]): For every router point inside the static models' cost range: `hard_ratio`, its cost, its
+            mAP50-95, the line's mAP50-95 at that cost and `margin` (router minus line). Empty with fewer than two
+            static models.
+    """
+    static = sorted((r for r in rows if r["curve"] == "static"), key=lambda r: r[key])
+    xs, ys = [r[key] for r in static], [r["mAP50-95"] for r in static]
+    out = []
+    for r in sorted((r for r in rows if r["curve"] == "router"), key=lambda r: r["hard_ratio"]):
+        if len(xs) < 2 or not xs[0] <= r[key] <= xs[-1]:
+            continue
+        line = float(np.interp(r[key], xs, ys))
+        out.append({"hard_ratio": r["hard_ratio"], key: r[key], "mAP50-95": r["mAP50-95"], "line": line,
+                    "margin": r["mAP50-95"] - line})  # fmt: skip
+    return out
+
+
 def plot_accuracy_vs_cost(rows: list[dict[str, Any]], path: Path, latency_label: str, title: str = "") -> Path:
     """Draw mAP50-95 against GFLOPs (left) and against measured latency (right): static points, Dy curves."""
     import matplotlib
@@ -164,7 +190,11 @@ def plot_accuracy_vs_cost(rows: list[dict[str, Any]], path: Path, latency_label:
                 for r in pts:
                     ax.annotate(f"{r['hard_ratio']:.1f}", (r[key], r["mAP50-95"]), fontsize=7, xytext=(3, -9),
                                 textcoords="offset points")  # fmt: skip
-        for r in (r for r in rows if r["curve"] == "static"):
+        static = sorted((r for r in rows if r["curve"] == "static"), key=lambda r: r[key])
+        if len(static) > 1:
+            ax.plot([r[key] for r in static], [r["mAP50-95"] for r in static], "k--", lw=1, alpha=0.5,
+                    label="static models, linear interpolation")  # fmt: skip
+        for r in static:
             ax.plot(r[key], r["mAP50-95"], "k^", markersize=9)
             ax.annotate(r["model"], (r[key], r["mAP50-95"]), fontsize=8, xytext=(5, 4), textcoords="offset points")
         ax.plot([], [], "k^", label="static models")
@@ -213,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     val = {"data": str(data), "imgsz": args.imgsz, "batch": args.batch, "device": args.device, "plots": False}
 
     dy = train_dy(args, train)
-    dy_name = Path(args.dy_weights or args.dy).stem
+    dy_name = Path(dy.model.yaml.get("yaml_file") or args.dy).stem  # e.g. dy-yolo11n, also for a checkpoint
     dy_metrics = dy.val(**val, project=str(project), name=f"{dy_name}-val", exist_ok=True)
     if not dy_metrics.tradeoff:
         raise SystemExit(f"{dy_name} is not calibrated: train it with stage=all (or pass a calibrated --dy-weights)")
@@ -253,6 +283,17 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         + "\n\n"
         f"Command: `{shlex.join(['python', 'benchmarks/accuracy_vs_cost.py', *(argv or sys.argv[1:])])}`"
     )
+    verdicts = []
+    for key, unit in (("gflops", "GFLOPs"), ("latency_ms", "latency")):
+        m = static_line_margins(rows, key)
+        if m:
+            above = sum(x["margin"] > 0 for x in m)
+            verdicts.append(
+                f"At equal {unit}, the router curve lies above the line between the static models at {above} of its "
+                f"{len(m)} points inside their range (margin {min(x['margin'] for x in m):+.4f} to "
+                f"{max(x['margin'] for x in m):+.4f} mAP50-95)."
+            )
+    header += "\n\n" + "\n".join(verdicts) if verdicts else ""
     csv_path, md_path = write_tables(rows, project, header)
     png_path = plot_accuracy_vs_cost(
         rows, project / "accuracy_vs_cost.png", latency_label, f"{dy_name} vs {', '.join(statics)}: {args.epochs} ep"

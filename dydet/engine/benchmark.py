@@ -24,7 +24,6 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from dydet.engine.calibration import threshold_for_hard_ratio
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.flops import mixed_gflops
 from dydet.utils.timing import interleaved_medians
+from dydet.utils.torch_utils import fused_eval_copy
 
 DEFAULT_HARD_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 SCALES = ("n", "s", "m", "l", "x")
@@ -296,10 +296,7 @@ def load_dynamic(model: Any) -> DynamicDetectionModel:
 
 def _prepare(model: nn.Module) -> nn.Module:
     """Return a fused fp32 eval-mode copy of a model on the CPU (the caller's model is left untouched)."""
-    m = deepcopy(model).float().cpu().eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m.fuse(verbose=False) if hasattr(m, "fuse") else m
+    return fused_eval_copy(model).float().cpu()
 
 
 def benchmark_images(n: int, imgsz: int, source: Any = None, seed: int = 0) -> torch.Tensor:

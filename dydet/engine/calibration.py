@@ -112,12 +112,13 @@ def build_calibration(
     if not scores:
         raise ValueError(f"cannot calibrate on '{data}': its validation split produced no router scores")
     from dydet.utils.flops import route_gflops
+    from dydet.utils.torch_utils import fused_eval_copy
 
     t0 = time.perf_counter()
-    model = model.eval()
-    gflops = {part: route_gflops(model, part, imgsz) for part in ("easy", "hard", "router")}
-    latency = measure_route_latency(model, imgsz, device)
-    dtype = next(model.parameters()).dtype
+    deployed = fused_eval_copy(model)  # costs as inference pays them: Conv+BN fused, like `dydet benchmark`
+    gflops = {part: route_gflops(deployed, part, imgsz) for part in ("easy", "hard", "router")}
+    latency = measure_route_latency(deployed, imgsz, device)
+    dtype = next(deployed.parameters()).dtype
     return {
         "scores": sorted(float(s) for s in scores),
         "imgsz": int(imgsz),

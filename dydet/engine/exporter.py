@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from torch import nn
 from ultralytics.utils import LOGGER
 
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.torch_utils import fused_eval_copy
 
 EXPORT_KIND = "dydet-onnx-split"
 EXPORT_VERSION = 1
@@ -109,16 +109,13 @@ def _imgsz(model: DynamicDetectionModel, imgsz: int | tuple | list) -> tuple[int
 
 def _prepare(model: DynamicDetectionModel, half: bool) -> tuple[DynamicDetectionModel, bool]:
     """Return a fused eval copy of the model in the export precision, and whether that precision is fp16."""
-    net = deepcopy(model).float()
+    net = fused_eval_copy(model).float()
     device = next(net.parameters()).device
     if half and device.type == "cpu":
         LOGGER.warning(
             "dydet export: half=True needs a CUDA model (fp16 ONNX graphs are for GPU runtimes); exporting fp32"
         )
         half = False
-    net = net.fuse(verbose=False).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
     return (net.half() if half else net), half
 
 

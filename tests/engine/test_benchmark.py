@@ -231,6 +231,26 @@ def test_accuracy_vs_cost_tables_and_plot(result, tmp_path):
     assert png.stat().st_size > 0
 
 
+def test_accuracy_vs_cost_static_line_margins():
+    avc = load_avc()
+    rows = [
+        {"model": "n", "curve": "static", "hard_ratio": None, "gflops": 1.0, "latency_ms": 10.0, "mAP50-95": 0.30},
+        {"model": "s", "curve": "static", "hard_ratio": None, "gflops": 3.0, "latency_ms": 30.0, "mAP50-95": 0.50},
+    ]
+    for p, g, m in ((0.0, 1.0, 0.31), (0.5, 1.5, 0.33), (1.0, 2.0, 0.41), (2.0, 3.5, 0.6)):  # the last is out of range
+        rows.append(
+            {"model": "dy", "curve": "router", "hard_ratio": p, "gflops": g, "latency_ms": 10 * g, "mAP50-95": m}
+        )
+        rows.append(
+            {"model": "dy", "curve": "random", "hard_ratio": p, "gflops": g, "latency_ms": 10 * g, "mAP50-95": 0}
+        )
+    margins = avc.static_line_margins(rows)
+    assert [x["hard_ratio"] for x in margins] == [0.0, 0.5, 1.0]
+    assert [round(x["line"], 6) for x in margins] == [0.30, 0.35, 0.40]
+    assert [round(x["margin"], 6) for x in margins] == [0.01, -0.02, 0.01]
+    assert avc.static_line_margins(rows[1:]) == []  # one static model: no line
+
+
 def test_accuracy_vs_cost_recipe_is_shared():
     avc = load_avc()
     args = avc.parse_args(["--project", "/tmp/x", "--epochs", "3"])

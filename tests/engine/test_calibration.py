@@ -57,3 +57,21 @@ def test_routed_metrics_at_the_extremes_equal_each_route(full_run, tiny_data, tm
     assert rows[0]["mAP50-95"] == pytest.approx(easy[3]) and rows[-1]["mAP50-95"] == pytest.approx(hard[3])
     assert rows[0]["GFLOPs"] < rows[5]["GFLOPs"] < rows[-1]["GFLOPs"]
     assert (tmp_path / "val" / "tradeoff.csv").is_file()
+
+
+def test_calibration_costs_are_those_of_the_fused_model_as_deployed():
+    """The stored GFLOPs are counted on the fused model: the easy route costs what the fused static base costs."""
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.torch_utils import get_flops
+
+    from dydet.engine.calibration import build_calibration
+    from dydet.nn.tasks import DynamicDetectionModel
+    from dydet.utils.flops import route_gflops
+
+    model = DynamicDetectionModel("dy-yolo11n.yaml", nc=3, verbose=False).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cal = build_calibration(model, [0.2, 0.7], imgsz=64, data="x.yaml")
+    static = DetectionModel("yolo11n.yaml", nc=3, verbose=False).eval().fuse(verbose=False)
+    assert cal["gflops"]["easy"] == pytest.approx(get_flops(static, 64), rel=1e-6)
+    assert cal["gflops"]["easy"] < route_gflops(model, "easy", 64)  # the unfused model also counts BatchNorm
+    assert not model.is_fused() and all(v.equal(before[k]) for k, v in model.state_dict().items())
