@@ -23,7 +23,7 @@ import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
 from dydet.engine.validator import hard_by_rank
 from dydet.nn.modules import Router
-from dydet.utils.loss import RouterLoss
+from dydet.utils.loss import RouterLoss, RunningMedian
 
 RATIOS = (0.3, 0.5, 0.7)
 
@@ -39,25 +39,32 @@ def cache_split(weights: str, data: str, split: str, imgsz: int, project: Path):
     return x, l1, l2, metrics
 
 
+def router_logits(router: Router, pooled: torch.Tensor) -> torch.Tensor:
+    """Return the router's (N,) score logits for cached pooled stage features of shape (N, C)."""
+    return router.score(router.act(router.reduce(pooled[:, :, None, None]))).flatten()
+
+
 def train_router(
     x: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor, variant: str, lr: float, epochs: int, seed: int = 0
 ) -> Router:
-    """Train a fresh router on cached features with one objective variant; return it."""
+    """Train a fresh router on cached features with one objective variant; return it.
+
+    Δ comes from the trainer's own `RunningMedian` over the differences seen so far, the current batch included
+    (variant 'mean' uses their mean instead).
+    """
     torch.manual_seed(seed)
     router = Router([x.shape[1]])
     opt = torch.optim.AdamW(router.parameters(), lr=lr, weight_decay=0.0)
     diffs = l1 - l2
-    history: list[torch.Tensor] = []
+    history = RunningMedian()
     for _ in range(epochs):
         for idx in torch.randperm(len(x)).split(32):
-            d = diffs[idx]
-            history.append(d)
-            delta = torch.cat(history).median() if variant != "mean" else torch.cat(history).mean()
-            logit = router.score(router.act(router.reduce(x[idx, :, None, None]))).flatten()
+            history.update(diffs[idx])
+            delta = history.values.mean() if variant == "mean" else history.median()
+            logit = router_logits(router, x[idx])
             if variant == "centered":
                 logit = logit - logit.mean()
-            s = logit.sigmoid()
-            loss = RouterLoss.objective(s, l1[idx], l2[idx], delta).mean()
+            loss = RouterLoss.objective(logit.sigmoid(), l1[idx], l2[idx], delta).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -101,7 +108,7 @@ def main() -> None:
         for lr in (float(v) for v in args.lrs.split(",")):
             router = train_router(xt, l1t, l2t, variant, lr, args.epochs)
             with torch.no_grad():
-                logit = router.score(router.act(router.reduce(xv[:, :, None, None]))).flatten()
+                logit = router_logits(router, xv)
             vals = routed(logit.numpy())  # rank by logit: no ties even where the sigmoid saturates
             s = logit.sigmoid()
             print(
