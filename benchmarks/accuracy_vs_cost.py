@@ -161,10 +161,12 @@ def static_line_margins(rows: list[dict[str, Any]], key: str = "gflops") -> list
             static models.
     """
     static = sorted((r for r in rows if r["curve"] == "static"), key=lambda r: r[key])
+    if len(static) < 2:
+        return []
     xs, ys = [r[key] for r in static], [r["mAP50-95"] for r in static]
     out = []
     for r in sorted((r for r in rows if r["curve"] == "router"), key=lambda r: r["hard_ratio"]):
-        if len(xs) < 2 or not xs[0] <= r[key] <= xs[-1]:
+        if not xs[0] <= r[key] <= xs[-1]:
             continue
         line = float(np.interp(r[key], xs, ys))
         out.append({"hard_ratio": r["hard_ratio"], key: r[key], "mAP50-95": r["mAP50-95"], "line": line,
@@ -293,7 +295,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
                 f"{len(m)} points inside their range (margin {min(x['margin'] for x in m):+.4f} to "
                 f"{max(x['margin'] for x in m):+.4f} mAP50-95)."
             )
-    header += "\n\n" + "\n".join(verdicts) if verdicts else ""
+    if verdicts:
+        header += "\n\n" + "\n".join(verdicts)
     csv_path, md_path = write_tables(rows, project, header)
     png_path = plot_accuracy_vs_cost(
         rows, project / "accuracy_vs_cost.png", latency_label, f"{dy_name} vs {', '.join(statics)}: {args.epochs} ep"

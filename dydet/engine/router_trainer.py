@@ -13,10 +13,9 @@ from dydet.nn.tasks import DynamicDetectionModel
 # epochs = ~230k steps) would not move it in the few hundred steps a small dataset gives.
 ROUTER_DEFAULTS = {"epochs": 8, "lr0": 1e-3, "batch": 32}
 # Fixed settings of router training: constant lr, no warmup, and images exactly as inference sees them (no mosaic,
-# no augmentation at all). Under scale/translation/colour augmentation `L1 - L2` is far more right-skewed than on real
-# images: the objective's mean gradient pushes every score towards "hard" until the sigmoid saturates, and the ranking
-# degrades; with flips alone, the last epoch's router recovers 59 % of the hard route's gain at a 50/50 split on the
-# benchmark data instead of 63 % (docs/ROUTER.md).
+# no augmentation at all). With Ultralytics' augmentation the scores drift towards "hard" until the sigmoid saturates
+# and the ranking degrades; with flips alone, the last epoch's router recovers 59 % of the hard route's gain at a
+# 50/50 split on the benchmark data instead of 63 % (docs/ROUTER.md: measurements and the likely mechanism).
 ROUTER_FIXED = {
     "optimizer": "AdamW",
     "lrf": 1.0,
