@@ -133,7 +133,7 @@ def collect(
     Returns:
         (list[dict]): Rows with `FIELDS`.
     """
-    mode = "graph" if "graph" in speed.modes else "eager"
+    mode = speed.deployed_mode
     dyn = {r["hard_ratio"]: r for r in speed.rows if r["mode"] == mode and r["kind"] == "dynamic"}
     rows = []
     for name, (m, m50) in static_maps.items():
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
             if r["name"] == label:
                 r["name"] = name
     rows = collect(dy_metrics.tradeoff, static_maps, speed, dy_name)
-    mode = "graph" if "graph" in speed.modes else "eager"
+    mode = speed.deployed_mode
     latency_label = f"batch-1 latency, ms ({speed.meta['device_name']}, {speed.meta['precision']}, {mode})"
     wall = time.perf_counter() - t0
     header = (

@@ -89,6 +89,11 @@ class BenchmarkResult:
         """Return the timing modes measured, in order ('eager', then 'graph' on CUDA)."""
         return list(dict.fromkeys(r["mode"] for r in self.rows))
 
+    @property
+    def deployed_mode(self) -> str:
+        """Return the mode whose figures to read as the deployed cost: 'graph' when measured (CUDA), else 'eager'."""
+        return "graph" if "graph" in self.modes else "eager"
+
     def _header(self) -> str:
         m = self.meta
         return (
@@ -845,7 +850,7 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
 
 def dynamic_latency_by_ratio(result: BenchmarkResult, mode: str | None = None) -> dict[float, float]:
     """Return {asked hard ratio: batch-1 ms per image} of the dynamic rows (graph mode if measured, else eager)."""
-    mode = mode or ("graph" if "graph" in result.modes else "eager")
+    mode = mode or result.deployed_mode
     return {r["hard_ratio"]: r["bs1_ms"] for r in result.rows if r["mode"] == mode and r["kind"] == "dynamic"}
 
 
