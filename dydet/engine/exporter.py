@@ -51,7 +51,7 @@ def route_inputs(model: DynamicDetectionModel, route: str) -> list[int]:
     Returns:
         (list[int]): Sorted B1 layer indices.
     """
-    layers = model.graph.easy if route == "easy" else model.graph.hard
+    layers = model.graph.after_b1(route)
     needed = set()
     for i in layers:
         f = model.model[i].f
@@ -89,7 +89,7 @@ class _RouteGraph(nn.Module):
     def __init__(self, model: DynamicDetectionModel, route: str, inputs: list[int]):
         super().__init__()
         self.net, self.inputs = model, inputs
-        self.layers = model.graph.easy if route == "easy" else model.graph.hard
+        self.layers = model.graph.after_b1(route)
 
     def forward(self, *feats: torch.Tensor) -> torch.Tensor:
         y = [None] * len(self.net.model)

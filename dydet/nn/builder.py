@@ -49,6 +49,12 @@ class DualGraph:
     stages: tuple[int, ...]
     copies: tuple[tuple[int, int, int], ...] = ()
 
+    def after_b1(self, route: str) -> range:
+        """Return the layers one route ('easy' or 'hard') runs after B1: `easy` or `hard`."""
+        if route not in ("easy", "hard"):
+            raise ValueError(f"route={route!r} is invalid: use 'easy' or 'hard'")
+        return self.easy if route == "easy" else self.hard
+
 
 def resolve_model_yaml(cfg: str | Path) -> Path:
     """Find a dydet model YAML by path or by scaled name, e.g. `dy-yolo11n.yaml` -> `cfg/models/dy-yolo11.yaml`.

@@ -102,7 +102,7 @@ class DynamicDetectionModel(DetectionModel):
 
     def route_layers(self, route: str) -> list[int]:
         """Return the indices of `model.model` layers that run for one route ('easy' or 'hard'), B1 included."""
-        return [*self.graph.b1, *(self.graph.easy if check_route(route) == "easy" else self.graph.hard)]
+        return [*self.graph.b1, *self.graph.after_b1(route)]
 
     def _stage_channels(self, ch: int) -> list[int]:
         """Find the router's input widths with a dry run of B1."""

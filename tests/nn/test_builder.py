@@ -49,6 +49,14 @@ def test_dual_graph_layout_yolo11():
     assert all(f >= g.hard.start for f in rows[-1][0])
 
 
+def test_after_b1_names_each_routes_layers():
+    _, g = build_dual_graph(load_model_yaml("dy-yolo11n.yaml"))
+    assert g.after_b1("easy") == g.easy and g.after_b1("hard") == g.hard
+    for bad in (None, "medium"):
+        with pytest.raises(ValueError, match="'easy' or 'hard'"):
+            g.after_b1(bad)
+
+
 def test_cblinear_widths_follow_scale():
     for scale, p5 in (("s", 512), ("m", 512), ("x", 768)):
         layers, g = build_dual_graph(load_model_yaml(f"dy-yolo11{scale}.yaml"))
