@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dydet.nn.modules import hard_mask
 from dydet.utils.checks import check_hard_ratio, check_threshold
 
 
@@ -52,7 +53,7 @@ def hard_ratio_for_threshold(calibration: dict[str, Any], threshold: float) -> f
     """Return the share of calibration images that a threshold sends to the hard route."""
     t = check_threshold(threshold)
     scores = np.asarray(calibration["scores"])
-    return 1.0 if t >= 1 else float((scores < t).mean())
+    return float(hard_mask(scores, t).mean())
 
 
 def resolve_threshold(model: torch.nn.Module, threshold: float | None, hard_ratio: float | None) -> float | None:

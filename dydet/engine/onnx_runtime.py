@@ -18,7 +18,7 @@ from ultralytics.utils import LOGGER
 from dydet.engine.calibration import resolve_threshold
 from dydet.engine.exporter import EXPORT_KIND, EXPORT_VERSION, GRAPHS, IMAGES, METADATA_FILE, OUTPUT, SCORE
 from dydet.engine.predictor import DynamicPredictor
-from dydet.nn.modules import Routing
+from dydet.nn.modules import Routing, hard_mask
 from dydet.nn.tasks import DEFAULT_THRESHOLD
 from dydet.utils.checks import check_route, check_threshold
 
@@ -249,7 +249,7 @@ class OnnxDynamicModel:
         if route:
             hard = np.full(n, route == "hard")
         else:
-            hard = score < threshold if threshold < 1 else np.ones(n, dtype=bool)
+            hard = hard_mask(score, threshold)
         self.routing = Routing(
             hard=torch.from_numpy(hard.copy()),
             score=None if route else torch.from_numpy(score),

@@ -14,6 +14,7 @@ from dydet.engine.calibration import build_calibration, save_calibrated, thresho
 from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.tradeoff import HARD_RATIOS, format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
+from dydet.nn.modules import hard_mask
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
 from dydet.utils.checks import check_hard_ratio
@@ -195,8 +196,7 @@ class DynamicYOLO(Model):
         if route:
             metrics.selected = metrics.routes[route]
         elif threshold is not None:
-            scores = np.asarray(metrics.scores)
-            hard = scores < threshold if threshold < 1 else np.ones(len(scores), dtype=bool)
+            hard = hard_mask(np.asarray(metrics.scores), threshold)
             metrics.selected = metrics.routed(hard)
             p, mr = float(hard.mean()), metrics.selected.mean_results()
             LOGGER.info(

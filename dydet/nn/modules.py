@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -38,6 +39,22 @@ class Router(nn.Module):
         """Return the (B,) easiness scores in (0, 1) for a list of (B, C_i, H_i, W_i) stage outputs."""
         pooled = torch.cat([f.mean((2, 3), keepdim=True) for f in feats], 1)
         return self.score(self.act(self.reduce(pooled))).flatten().sigmoid()
+
+
+def hard_mask(score: torch.Tensor | np.ndarray, threshold: float) -> torch.Tensor | np.ndarray:
+    """Return which images go to the hard route under a score cut: the routing rule, in one place.
+
+    An image is easy if its score is >= `threshold`; a threshold of 1 sends every image hard, even one scoring exactly
+    1.0. Works on torch tensors and numpy arrays alike and returns a bool mask of the same kind.
+
+    Args:
+        score (torch.Tensor | np.ndarray): (B,) easiness scores.
+        threshold (float): Score cut in [0, 1].
+
+    Returns:
+        (torch.Tensor | np.ndarray): (B,) bool, True where the image goes hard.
+    """
+    return (score < threshold) | (threshold >= 1)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import initialize_weights
 
 from dydet.nn.builder import build_dual_graph, load_model_yaml
-from dydet.nn.modules import Router, Routing
+from dydet.nn.modules import Router, Routing, hard_mask
 from dydet.utils.checks import check_route, check_threshold
 
 DEFAULT_THRESHOLD = 0.5
@@ -284,7 +284,7 @@ class DynamicDetectionModel(DetectionModel):
             hard = torch.full((n,), route == "hard", dtype=torch.bool, device=x.device)
         else:
             score = self.router([y[i] for i in self.graph.stages])
-            hard = score < threshold if threshold < 1 else torch.ones(n, dtype=torch.bool, device=x.device)
+            hard = hard_mask(score, threshold)
         self.routing = Routing(hard=hard, score=score, threshold=None if route else threshold)
         hard_idx = hard.nonzero().flatten()  # reading the decision back to the host, once per batch
         easy_idx = (~hard).nonzero().flatten()

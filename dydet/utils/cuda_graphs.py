@@ -166,11 +166,12 @@ class DynamicModelGraphs:
         Returns:
             (Any): The heads' eval output in batch order (static buffers when the whole batch takes one route).
         """
+        from dydet.nn.modules import hard_mask
         from dydet.nn.tasks import _merge
 
         self.x.copy_(x)
         self._b1r.replay()
-        hard = self.score < threshold if threshold < 1 else torch.ones_like(self.score, dtype=torch.bool)
+        hard = hard_mask(self.score, threshold)
         mask = hard.cpu()  # the one host synchronisation: the router's decision read back
         self.last_hard = mask
         k = int(mask.sum())
