@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from ultralytics.utils import LOGGER
 
-from dydet.engine.calibration import resolve_threshold
 from dydet.engine.exporter import EXPORT_KIND, EXPORT_VERSION, GRAPHS, IMAGES, METADATA_FILE, OUTPUT, SCORE
 from dydet.engine.predictor import DynamicPredictor
 from dydet.nn.modules import Routing, hard_mask
@@ -363,21 +362,17 @@ def predict_exported(
         >>> results = predict_exported("runs/export/final_onnx", "images/", hard_ratio=0.3)
         >>> results[0].route, results[0].score
     """
-    from dydet.engine.args import DYDET_ONLY_KEYS
+    from dydet.engine.args import pop_routing_args
 
     stream = predict_kwargs.pop("stream", False)
-    for key in DYDET_ONLY_KEYS:
-        predict_kwargs.pop(key, None)
     model = export_dir if isinstance(export_dir, OnnxDynamicModel) else None
     if model is None:
         model = load_export(export_dir, device=default_device(predict_kwargs.get("device")))
-    route = check_route(route)
-    threshold = resolve_threshold(model, threshold, hard_ratio)
+    predict_kwargs.update(threshold=threshold, hard_ratio=hard_ratio, route=route)
+    threshold, route = pop_routing_args(model, predict_kwargs)  # also drops dydet's other keys, absolute project
     imgsz = predict_kwargs.pop("imgsz", None)
     if imgsz is not None and list(np.broadcast_to(imgsz, 2)) != list(model.imgsz):
         LOGGER.warning(f"imgsz={imgsz} ignored: this ONNX export takes {model.imgsz[0]}x{model.imgsz[1]} images")
-    if predict_kwargs.get("project"):
-        predict_kwargs["project"] = str(Path(predict_kwargs["project"]).resolve())
     args = {"conf": 0.25, "batch": 1, "save": False, "rect": True, **predict_kwargs, "mode": "predict"}
     predictor = OnnxPredictor(overrides=args)
     predictor.setup_model(model, verbose=False)
