@@ -79,8 +79,7 @@ class _RouterGraph(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y = self.net._run_b1(images)
-        score = self.net.router([y[i] for i in self.net.graph.stages])
-        return (score, *(y[i] for i in self.outputs))
+        return (self.net._score(y), *(y[i] for i in self.outputs))
 
 
 class _RouteGraph(nn.Module):

@@ -246,10 +246,13 @@ class DynamicDetectionModel(DetectionModel):
                 out[i] = _select(y[i], index)
         return out
 
+    def _score(self, y: list) -> torch.Tensor:
+        """Return the router's (B,) scores from B1's saved outputs `y` (the router reads B1's stage outputs)."""
+        return self.router([y[i] for i in self.graph.stages])
+
     def router_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (B,) easiness scores in (0, 1) for a batch, running B1 and the router only."""
-        y = self._run_b1(x)
-        return self.router([y[i] for i in self.graph.stages])
+        return self._score(self._run_b1(x))
 
     def forward_both(self, x: torch.Tensor) -> dict[str, Any]:
         """Run both routes on every image (stage-1/2 training and per-route validation).
@@ -258,7 +261,7 @@ class DynamicDetectionModel(DetectionModel):
             (dict): `easy` and `hard` head outputs (raw dicts in training mode, `(y, raw)` in eval mode) and `score`.
         """
         y = self._run_b1(x)
-        score = self.router([y[i] for i in self.graph.stages])
+        score = self._score(y)
         easy = self._run(self.graph.easy, None, y)
         hard = self._run(self.graph.hard, None, y)
         return {"easy": easy, "hard": hard, "score": score}
@@ -283,7 +286,7 @@ class DynamicDetectionModel(DetectionModel):
             score = None
             hard = torch.full((n,), route == "hard", dtype=torch.bool, device=x.device)
         else:
-            score = self.router([y[i] for i in self.graph.stages])
+            score = self._score(y)
             hard = hard_mask(score, threshold)
         self.routing = Routing(hard=hard, score=score, threshold=None if route else threshold)
         hard_idx = hard.nonzero().flatten()  # reading the decision back to the host, once per batch

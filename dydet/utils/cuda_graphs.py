@@ -113,7 +113,7 @@ class DynamicModelGraphs:
 
             def b1_router():
                 y = model._run_b1(self.x)
-                return y, model.router([y[i] for i in g.stages])
+                return y, model._score(y)
 
             self._b1r, (self.y, self.score) = capture(b1_router)
         for i in self._b1:
