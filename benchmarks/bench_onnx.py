@@ -52,10 +52,10 @@ def main() -> None:
         model = model.fuse(verbose=False).eval()  # the exported graphs are fused too, and so is the predictor's model
         with torch.inference_mode():
             for t in (0.0, 1.0):  # both runtimes route alike and agree on the outputs
-                y_pt, y_ort = model(x, threshold=t)[0], onnx_model(x, threshold=t)
-                assert model.routing.routes == onnx_model.routing.routes
+                ((y_pt, _), pt_routing), (y_ort, ort_routing) = model.routed(x, t), onnx_model.routed(x, t)
+                assert pt_routing.routes == ort_routing.routes
                 diff = (y_pt - y_ort).abs().max()
-                print(f"threshold {t:.0f} ({model.routing.routes[0]}): max |y_onnx - y_torch| = {diff:.2e}")
+                print(f"threshold {t:.0f} ({pt_routing.routes[0]}): max |y_onnx - y_torch| = {diff:.2e}")
             medians = interleaved_medians(
                 {
                     "torch_easy": lambda: model(x, threshold=0.0),

@@ -21,6 +21,7 @@ import torch
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
+from dydet.engine.routing import DEFAULT_THRESHOLD, hard_mask
 from dydet.engine.validator import hard_by_rank
 from dydet.nn.modules import Router
 from dydet.utils.loss import RouterLoss, RunningMedian
@@ -111,9 +112,10 @@ def main() -> None:
                 logit = router_logits(router, xv)
             vals = routed(logit.numpy())  # rank by logit: no ties even where the sigmoid saturates
             s = logit.sigmoid()
+            hard = hard_mask(s, DEFAULT_THRESHOLD).float().mean()
             print(
                 f"{variant:>10} {lr:7.0e} " + " ".join(f"{v:8.4f}" for v in vals)
-                + f"  {(vals[1] - easy) / (hard - easy):6.1%}  {s.mean():10.4f}  {(s < 0.5).float().mean():7.1%}"
+                + f"  {(vals[1] - easy) / (hard - easy):6.1%}  {s.mean():10.4f}  {hard:7.1%}"
             )  # fmt: skip
 
 

@@ -69,25 +69,41 @@ def router_train_args(kwargs: dict[str, Any], router: dict[str, Any]) -> dict[st
     return args
 
 
-def pop_routing_args(model: Any, kwargs: dict[str, Any]) -> tuple[float | None, str | None]:
-    """Take `threshold` / `hard_ratio` / `route` out of `kwargs`, validated, and drop dydet's other arguments.
+ROUTING_KEYS = ("threshold", "hard_ratio", "route", "gflops", "latency")
 
-    What is left in `kwargs` can go to Ultralytics; a relative `project` is made absolute.
+
+def pop_routing(model: Any, kwargs: dict[str, Any], device: Any = None, precision: str | None = None):
+    """Take the routing arguments out of `kwargs` and resolve them, once, into a `RoutingSpec` (or None).
+
+    `threshold`, `hard_ratio`, `route`, `gflops` and `latency` are removed from `kwargs` (see
+    `dydet.engine.routing.resolve_routing` for how they combine and the errors raised).
 
     Args:
-        model (Any): The dynamic model (PyTorch or ONNX runtime); its calibration serves `hard_ratio`.
+        model (Any): The dynamic model (PyTorch or an export runtime); its `calibration` serves all but `threshold`.
+        kwargs (dict): The caller's arguments, modified in place.
+        device (Any, optional): Where the call will run, checked against a `latency` budget's calibration.
+        precision (str, optional): 'fp32' or 'fp16' the call runs at, checked likewise.
+
+    Returns:
+        (RoutingSpec | None): The routing, or None when none was given (the caller's default applies).
+    """
+    from dydet.engine.routing import resolve_routing
+
+    given = {k: kwargs.pop(k, None) for k in ROUTING_KEYS}
+    return resolve_routing(getattr(model, "calibration", None), **given, device=device, precision=precision)
+
+
+def drop_dydet_args(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Remove dydet's own arguments from `kwargs` (Ultralytics rejects them) and make a relative `project` absolute.
+
+    Args:
         kwargs (dict): The caller's arguments, modified in place.
 
     Returns:
-        (tuple[float | None, str | None]): The threshold (None: the model's own) and the forced route (or None).
+        (dict): `kwargs`.
     """
-    from dydet.engine.calibration import resolve_threshold
-    from dydet.utils.checks import check_route
-
-    route = check_route(kwargs.pop("route", None))
-    threshold = resolve_threshold(model, kwargs.pop("threshold", None), kwargs.pop("hard_ratio", None))
     for key in DYDET_ONLY_KEYS:
         kwargs.pop(key, None)
     if kwargs.get("project"):
         kwargs["project"] = str(Path(kwargs["project"]).resolve())
-    return threshold, route
+    return kwargs

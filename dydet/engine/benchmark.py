@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from ultralytics.utils import LOGGER
 
-from dydet.engine.calibration import threshold_for_hard_ratio
+from dydet.engine.routing import threshold_for_hard_ratio
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.flops import mixed_gflops
 from dydet.utils.timing import interleaved_medians
@@ -658,8 +658,8 @@ def _time_mode(
 
         def routed(x: torch.Tensor, t: float) -> Any:
             runner = g1 if x.shape[0] == 1 else gb
-            out = runner.routed(x, t)
-            last[0] = runner.last_hard
+            out, routing = runner.routed(x, t)
+            last[0] = routing.hard
             return out
 
         def static(name: str, x: torch.Tensor) -> Any:
@@ -672,8 +672,8 @@ def _time_mode(
             return dyn(x, route=route)
 
         def routed(x: torch.Tensor, t: float) -> Any:
-            out = dyn(x, threshold=t)
-            last[0] = dyn.routing.hard
+            out, routing = dyn.routed(x, t)
+            last[0] = routing.hard
             return out
 
         def static(name: str, x: torch.Tensor) -> Any:

@@ -1,6 +1,7 @@
-"""Calibration: router scores on the validation split and per-route costs, stored in the model (DESIGN.md §1.4).
+"""Calibration: router scores on the validation split and per-route costs, stored in the model.
 
-`model.calibration` is the one source of truth that turns a hard ratio (or a cost budget) into a threshold:
+`model.calibration` is the one source of truth that turns a hard ratio or a cost budget (`gflops=`, `latency=`) into
+a threshold; the rules that do it are in `dydet.engine.routing` (`threshold_for_hard_ratio`, `budget_hard_ratio`):
 
     {
         "scores": sorted router scores of the validation images (list[float]),
@@ -18,68 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-
-from dydet.nn.modules import hard_mask
-from dydet.utils.checks import check_hard_ratio, check_threshold
-
-
-def threshold_for_hard_ratio(calibration: dict[str, Any], hard_ratio: float) -> float:
-    """Return the score threshold that sends `hard_ratio` of the calibration images to the hard route.
-
-    With N sorted scores and k = round(hard_ratio * N), the threshold lies halfway between the k-th and (k+1)-th
-    lowest score, so exactly k calibration images score below it (hard). 0 gives 0.0 (all easy), 1 gives 1.0 (all
-    hard).
-
-    Args:
-        calibration (dict): `model.calibration`.
-        hard_ratio (float): Share of images to send to the hard route, in [0, 1].
-
-    Returns:
-        (float): The threshold.
-    """
-    p = check_hard_ratio(hard_ratio)
-    scores = np.sort(np.asarray(calibration["scores"], dtype=np.float64))
-    k = round(p * len(scores))
-    if k <= 0:
-        return 0.0
-    if k >= len(scores):
-        return 1.0
-    return float((scores[k - 1] + scores[k]) / 2)
-
-
-def hard_ratio_for_threshold(calibration: dict[str, Any], threshold: float) -> float:
-    """Return the share of calibration images that a threshold sends to the hard route."""
-    t = check_threshold(threshold)
-    scores = np.asarray(calibration["scores"])
-    return float(hard_mask(scores, t).mean())
-
-
-def resolve_threshold(model: torch.nn.Module, threshold: float | None, hard_ratio: float | None) -> float | None:
-    """Turn the user's `threshold=` or `hard_ratio=` into a threshold, with clear errors.
-
-    Args:
-        model (torch.nn.Module): The dynamic model (its `calibration` serves `hard_ratio`).
-        threshold (float, optional): Raw score cut.
-        hard_ratio (float, optional): Share of images to send to the hard route.
-
-    Returns:
-        (float | None): The threshold, or None if neither was given.
-    """
-    if threshold is not None and hard_ratio is not None:
-        raise ValueError("give either threshold= or hard_ratio=, not both (hard_ratio is turned into a threshold)")
-    if threshold is not None:
-        return check_threshold(threshold)
-    if hard_ratio is None:
-        return None
-    check_hard_ratio(hard_ratio)
-    if not getattr(model, "calibration", None):
-        raise ValueError(
-            "hard_ratio= needs a calibrated model: this checkpoint has no calibration; run 'dydet train stage=2' "
-            "(which calibrates) or pass threshold= instead"
-        )
-    return threshold_for_hard_ratio(model.calibration, hard_ratio)
 
 
 def measure_route_latency(

@@ -5,8 +5,8 @@ One dynamic model becomes three ONNX graphs, all with a dynamic batch axis, plus
     router.onnx     images -> score (B,) and the B1 features that the two heads read
     easy.onnx       B1 features -> y (B, 4 + nc, A): H1, the easy route's neck and Detect head
     hard.onnx       images + B1 features -> y (B, 4 + nc, A): CBLinear taps, B2 with CBFuse, H2
-    metadata.json   kind/version, class names, image size, strides, default threshold, calibration, and every
-                    graph's file and input/output names
+    metadata.json   kind/version, class names, image size, strides, default threshold (or forced `route`),
+                    calibration, and every graph's file and input/output names
 
 `y` is the Detect eval output (decoded xywh boxes and class scores), the same as `model(x)[0]` in PyTorch. Which B1
 features each head needs is read from the layers' `f` indices, not hard-coded; the output of layer 0 (the input
@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from ultralytics.utils import LOGGER
 
+from dydet.engine.routing import RoutingSpec
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.torch_utils import fused_eval_copy
 
@@ -39,30 +40,8 @@ MIN_OPSET = 11
 
 
 def route_inputs(model: DynamicDetectionModel, route: str) -> list[int]:
-    """Return the B1 layer indices whose outputs the layers of one route ('easy' or 'hard') read.
-
-    A layer reads `y[j]` for every `j` in its `f` (an int or a list; -1 is the previous layer). Only reads that leave
-    the route's own layer range count; a -1 on the route's first layer reads the layer just before the range.
-
-    Args:
-        model (DynamicDetectionModel): The dynamic model.
-        route (str): 'easy' or 'hard'.
-
-    Returns:
-        (list[int]): Sorted B1 layer indices.
-    """
-    layers = model.graph.after_b1(route)
-    needed = set()
-    for i in layers:
-        f = model.model[i].f
-        for j in [f] if isinstance(f, int) else f:
-            src = i - 1 if j == -1 else j
-            if src < layers.start:
-                needed.add(src)
-    outside = needed - set(model.graph.b1)
-    if outside:
-        raise ValueError(f"the {route} route reads layers {sorted(outside)} outside B1; cannot split it from B1")
-    return sorted(needed)
+    """Return the trunk (B1) layer indices whose outputs one route's tail reads (`model.tail_inputs(route)`)."""
+    return model.tail_inputs(route)
 
 
 def feature_name(model: DynamicDetectionModel, index: int) -> str:
@@ -78,8 +57,8 @@ class _RouterGraph(nn.Module):
         self.net, self.outputs = model, outputs
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        y = self.net._run_b1(images)
-        return (self.net._score(y), *(y[i] for i in self.outputs))
+        y, score = self.net.run_trunk(images)
+        return (score, *(y[i] for i in self.outputs))
 
 
 class _RouteGraph(nn.Module):
@@ -87,14 +66,13 @@ class _RouteGraph(nn.Module):
 
     def __init__(self, model: DynamicDetectionModel, route: str, inputs: list[int]):
         super().__init__()
-        self.net, self.inputs = model, inputs
-        self.layers = model.graph.after_b1(route)
+        self.net, self.route, self.inputs = model, route, inputs
 
     def forward(self, *feats: torch.Tensor) -> torch.Tensor:
         y = [None] * len(self.net.model)
         for i, f in zip(self.inputs, feats):
             y[i] = f
-        out = self.net._run(self.layers, None, y)
+        out = self.net.run_tail(self.route, y)
         return out[0] if isinstance(out, (tuple, list)) else out
 
 
@@ -163,7 +141,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def _metadata(
-    model: DynamicDetectionModel, imgsz: tuple[int, int], half: bool, opset: int, graphs: dict[str, dict]
+    model: DynamicDetectionModel,
+    imgsz: tuple[int, int],
+    half: bool,
+    opset: int,
+    graphs: dict[str, dict],
+    routing: RoutingSpec | None = None,
 ) -> dict[str, Any]:
     """Return the metadata record that lets the runtime rebuild routing, prediction and `hard_ratio=`."""
     import ultralytics
@@ -186,7 +169,9 @@ def _metadata(
         "half": half,
         "opset": opset,
         "stage": int(getattr(model, "stage", 0)),
-        "threshold": float(model.threshold),
+        "threshold": float(routing.threshold if routing is not None and routing.route is None else model.threshold),
+        "route": routing.route if routing is not None else None,
+        "routing": routing.describe() + routing.cost_note() if routing is not None else None,
         "calibration": model.calibration,
         "graphs": graphs,
     }
@@ -199,6 +184,7 @@ def export_onnx(
     opset: int | None = None,
     half: bool = False,
     simplify: bool = False,
+    routing: RoutingSpec | None = None,
 ) -> Path:
     """Export a dynamic model as router/easy/hard ONNX graphs plus `metadata.json`, for routing at run time.
 
@@ -213,6 +199,8 @@ def export_onnx(
         opset (int, optional): ONNX opset; defaults to the newest one Ultralytics uses with this torch.
         half (bool): Export fp16 graphs (needs the model on CUDA; falls back to fp32 with a warning on CPU).
         simplify (bool): Simplify the graphs with onnxslim when installed.
+        routing (RoutingSpec, optional): The export's default routing: a threshold, or a forced route (stored in
+            the metadata as `threshold` / `route`); None keeps the model's own threshold. The model is not changed.
 
     Returns:
         (Path): `out_dir`.
@@ -243,7 +231,7 @@ def export_onnx(
     with torch.no_grad():
         net(im, route="easy")  # caches the heads' anchors for this size, so they are traced as constants
         net(im, route="hard")
-        y = net._run_b1(im)
+        y, _ = net.run_trunk(im, score=False)
         router_out = [SCORE, *(feature_name(net, i) for i in feats)]
         _export_graph(_RouterGraph(net, feats), (im,), out_dir / "router.onnx", [IMAGES], router_out, opset)
         graphs["router"] = {"file": "router.onnx", "inputs": [IMAGES], "outputs": router_out}
@@ -256,7 +244,7 @@ def export_onnx(
         onnx.checker.check_model(str(out_dir / g["file"]))
         if simplify:
             _simplify(out_dir / g["file"])
-    meta = _metadata(model, size, half, opset, graphs)
+    meta = _metadata(model, size, half, opset, graphs, routing)
     (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
     LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size[0]}x{size[1]}) written to {out_dir}")
     return out_dir

@@ -17,8 +17,8 @@ from ultralytics.utils import LOGGER
 
 from dydet.engine.exporter import EXPORT_KIND, EXPORT_VERSION, GRAPHS, IMAGES, METADATA_FILE, OUTPUT, SCORE
 from dydet.engine.predictor import DynamicPredictor
-from dydet.nn.modules import Routing, hard_mask
-from dydet.nn.tasks import DEFAULT_THRESHOLD
+from dydet.engine.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec
+from dydet.nn.family import RoutedRunner
 from dydet.utils.checks import check_route, check_threshold
 
 _EXPORT_HINT = "re-export it with 'dydet export model=final.pt format=onnx'"
@@ -162,8 +162,11 @@ def _session(file: Path, providers: list, graph: dict[str, list[str]], options):
     return session
 
 
-class OnnxDynamicModel:
+class OnnxDynamicModel(RoutedRunner):
     """A split ONNX export run with onnxruntime, routing per image in a batch like `DynamicDetectionModel`.
+
+    Its trunk is the router graph (B1 + router), its tails the easy and hard graphs; `routed` (from `RoutedRunner`)
+    routes with `dydet.engine.routing.route_batch`, like the PyTorch model.
 
     Attributes:
         export_dir (Path): The export directory.
@@ -173,13 +176,14 @@ class OnnxDynamicModel:
         stride (int): Largest stride (what Ultralytics' letterbox needs); `strides` holds all of them.
         calibration (dict | None): The calibration record, which serves `hard_ratio=` through `resolve_threshold`.
         threshold (float): Default score cut (easy if score >= threshold).
+        route (str | None): Default forced route of the export (metadata `route`), None: the router decides.
         sessions (dict[str, onnxruntime.InferenceSession]): The `router`, `easy` and `hard` sessions.
-        routing (Routing | None): Routes and scores of the last batch.
 
     Examples:
         >>> model = load_export("runs/export/final_onnx")
         >>> y = model(images, threshold=0.4)  # (B, 4 + nc, A), images in their original order
-        >>> model.routing.routes
+        >>> y, routing = model.routed(images, RoutingSpec.at(0.4))
+        >>> routing.routes
     """
 
     def __init__(self, export_dir: str | Path, device: str | torch.device = "cpu", threads: int = 0):
@@ -201,7 +205,7 @@ class OnnxDynamicModel:
         self.fp16 = bool(meta.get("half", False))
         self.calibration = meta.get("calibration")
         self.threshold = check_threshold(meta.get("threshold", DEFAULT_THRESHOLD))
-        self.routing: Routing | None = None
+        self.route = check_route(meta.get("route"))
         self._dtype = np.float16 if self.fp16 else np.float32
 
     # ------------------------------------------------------------------------------------------------------- running
@@ -226,6 +230,28 @@ class OnnxDynamicModel:
         feeds = {n: tensors[n] if index is None else tensors[n][index] for n in self.graphs[route]["inputs"]}
         return self.sessions[route].run([OUTPUT], feeds)[0]
 
+    def run_trunk(self, x: torch.Tensor | np.ndarray, score: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Run the router graph (B1 + router; one graph, so it scores even when a route is forced)."""
+        score_, tensors = self.run_router(self._as_input(x))
+        return tensors, score_
+
+    def run_tail(self, route: str, state: dict[str, np.ndarray], index: np.ndarray | None = None) -> np.ndarray:
+        """Run one route's graph on the router graph's tensors, for the batch positions `index` (None: all)."""
+        return self.run_route(route, state, index)
+
+    def default_routing(self) -> RoutingSpec:
+        """Return the export's default routing: its forced route if it has one, else its threshold."""
+        if self.route:
+            return RoutingSpec.forced(self.route)
+        return super().default_routing()
+
+    def routed(
+        self, x: torch.Tensor | np.ndarray, routing: RoutingSpec | float | None = None
+    ) -> tuple[torch.Tensor, Routing]:
+        """Route a batch (see `RoutedRunner.routed`); the output `y` (B, 4 + nc, A) is a tensor on `self.device`."""
+        y, record = super().routed(x, routing)
+        return torch.from_numpy(y).to(self.device), record
+
     def __call__(
         self, x: torch.Tensor | np.ndarray, threshold: float | None = None, route: str | None = None
     ) -> torch.Tensor:
@@ -233,35 +259,15 @@ class OnnxDynamicModel:
 
         Args:
             x (torch.Tensor | np.ndarray): (B, C, H, W) images in [0, 1], at the export's image size.
-            threshold (float, optional): Score cut in [0, 1]; easy if score >= threshold. Defaults to
-                `self.threshold`; 0 sends everything easy, 1 everything hard.
+            threshold (float, optional): Score cut in [0, 1]; easy if score >= threshold. Defaults to the export's
+                routing; 0 sends everything easy, 1 everything hard.
             route (str, optional): 'easy' or 'hard' to force one route for the whole batch.
 
         Returns:
             (torch.Tensor): The Detect output `y` (B, 4 + nc, A) in the original image order (on `self.device`).
         """
-        route = check_route(route)
-        threshold = check_threshold(self.threshold if threshold is None else threshold)
-        images = self._as_input(x)
-        score, tensors = self.run_router(images)
-        n = len(score)
-        if route:
-            hard = np.full(n, route == "hard")
-        else:
-            hard = hard_mask(score, threshold)
-        self.routing = Routing(
-            hard=torch.from_numpy(hard.copy()),
-            score=None if route else torch.from_numpy(score),
-            threshold=None if route else threshold,
-        )
-        if hard.all() or not hard.any():
-            y = self.run_route("hard" if hard.all() else "easy", tensors)
-        else:
-            easy_idx, hard_idx = np.flatnonzero(~hard), np.flatnonzero(hard)
-            easy, hard_y = self.run_route("easy", tensors, easy_idx), self.run_route("hard", tensors, hard_idx)
-            y = np.empty((n, *easy.shape[1:]), dtype=easy.dtype)
-            y[easy_idx], y[hard_idx] = easy, hard_y
-        return torch.from_numpy(y).to(self.device)
+        spec = RoutingSpec.forced(route) if route else None if threshold is None else RoutingSpec.at(threshold)
+        return self.routed(x, spec)[0]
 
     def __repr__(self) -> str:
         return f"OnnxDynamicModel('{self.export_dir}', imgsz={self.imgsz}, nc={len(self.names)})"
@@ -309,14 +315,14 @@ class OnnxBackend:
         self.fp16, self.device, self.channels = model.fp16, model.device, model.channels
         self.batch = None  # any batch size
 
-    def __call__(self, im: torch.Tensor, *args, threshold: float | None = None, route: str | None = None, **kwargs):
-        """Run the routed model on a preprocessed batch (Ultralytics' `augment`/`embed` are ignored)."""
-        return self.model(im, threshold=threshold, route=route)
+    def __call__(self, im: torch.Tensor, *args, **kwargs):
+        """Run the model at its default routing on a preprocessed batch (Ultralytics' `augment`/`embed` are ignored)."""
+        return self.model(im)
 
     forward = __call__
 
     def warmup(self, imgsz: tuple = (1, 3, 640, 640), im: torch.Tensor | None = None) -> None:
-        """Do nothing: onnxruntime needs no warm-up pass, and one would only overwrite the routing record."""
+        """Do nothing: onnxruntime needs no warm-up pass."""
 
     def eval(self) -> OnnxBackend:
         """Return self (already inference-only)."""
@@ -338,9 +344,7 @@ class OnnxPredictor(DynamicPredictor):
 def predict_exported(
     export_dir: str | Path | OnnxDynamicModel,
     source: Any = None,
-    threshold: float | None = None,
-    hard_ratio: float | None = None,
-    route: str | None = None,
+    routing: RoutingSpec | None = None,
     **predict_kwargs: Any,
 ) -> list:
     """Predict with a split ONNX export through the Ultralytics prediction loop, routing per image.
@@ -348,10 +352,9 @@ def predict_exported(
     Args:
         export_dir (str | Path | OnnxDynamicModel): The export directory, or an already loaded export.
         source (Any): Image, folder, glob, video, array or tensor, as for `ultralytics.YOLO.predict`.
-        threshold (float, optional): Router score cut; defaults to the export's threshold.
-        hard_ratio (float, optional): Share of images to send hard, turned into a threshold with the export's
-            calibration (the same `resolve_threshold` as for `.pt` models).
-        route (str, optional): Force 'easy' or 'hard'.
+        routing (RoutingSpec, optional): The routing, already resolved (as `DynamicYOLO.predict` passes it). Without
+            it, `threshold=` / `hard_ratio=` / `route=` / `gflops=` / `latency=` among `predict_kwargs` are resolved
+            here, once, against the export's calibration; with none of them, the export's own routing is used.
         **predict_kwargs (Any): Ultralytics prediction arguments (conf, iou, batch, device, save, project, ...;
             `stream=True` returns a generator). `imgsz` is fixed by the export.
 
@@ -362,22 +365,22 @@ def predict_exported(
         >>> results = predict_exported("runs/export/final_onnx", "images/", hard_ratio=0.3)
         >>> results[0].route, results[0].score
     """
-    from dydet.engine.args import pop_routing_args
+    from dydet.engine.args import drop_dydet_args, pop_routing
 
     stream = predict_kwargs.pop("stream", False)
     model = export_dir if isinstance(export_dir, OnnxDynamicModel) else None
     if model is None:
         model = load_export(export_dir, device=default_device(predict_kwargs.get("device")))
-    predict_kwargs.update(threshold=threshold, hard_ratio=hard_ratio, route=route)
-    threshold, route = pop_routing_args(model, predict_kwargs)  # also drops dydet's other keys, absolute project
+    if routing is None:
+        routing = pop_routing(model, predict_kwargs, device=model.device, precision="fp16" if model.fp16 else "fp32")
+    drop_dydet_args(predict_kwargs)  # also makes `project` absolute
     imgsz = predict_kwargs.pop("imgsz", None)
     if imgsz is not None and list(np.broadcast_to(imgsz, 2)) != list(model.imgsz):
         LOGGER.warning(f"imgsz={imgsz} ignored: this ONNX export takes {model.imgsz[0]}x{model.imgsz[1]} images")
     args = {"conf": 0.25, "batch": 1, "save": False, "rect": True, **predict_kwargs, "mode": "predict"}
     predictor = OnnxPredictor(overrides=args)
     predictor.setup_model(model, verbose=False)
-    predictor.threshold, predictor.route = threshold, route
-    results = predictor(source=source, stream=True)
+    results = predictor(source=source, stream=True, routing=routing or model.default_routing())
     return results if stream else list(results)
 
 

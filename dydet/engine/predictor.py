@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 import torch
 from ultralytics.engine.results import Results
 from ultralytics.models.yolo.detect import DetectionPredictor
+from ultralytics.utils import LOGGER
+
+from dydet.engine.routing import ROUTES, Routing, RoutingSpec
 
 # BGR; the same hues as the route curves in dydet.utils.plotting (tab:blue easy, tab:red hard)
 ROUTE_COLORS = {"easy": (180, 119, 31), "hard": (40, 39, 214)}
@@ -51,40 +54,61 @@ def draw_route_banner(im: np.ndarray, route: str, score: float | None, line_widt
     return im
 
 
+class RoutedPreds(NamedTuple):
+    """A batch's raw predictions together with the record of how it was routed (what `inference` returns)."""
+
+    preds: Any
+    routing: Routing
+
+
 class DynamicPredictor(DetectionPredictor):
     """Detection predictor for dynamic models.
 
-    Each batch is routed per image by the model (`threshold`, or a forced `route`); the resulting `Results` get two
-    extra attributes, `route` ('easy' | 'hard') and `score` (router easiness score, None when a route was forced).
-    Saved and shown images carry a top-left banner with the route and score (see `draw_route_banner`); text labels
-    (`save_txt`) are the stock ones.
+    Each batch is routed per image by the model with the routing given to the call
+    (`predictor(source, routing=RoutingSpec(...))`; None: the model's own default), through the family's `routed`,
+    which returns the batch's `Routing` record with the predictions. The resulting `Results` get two extra
+    attributes, `route` ('easy' | 'hard') and `score` (router easiness score, None when a route was forced). Saved and
+    shown images carry a top-left banner with the route and score (see `draw_route_banner`); text labels (`save_txt`)
+    are the stock ones. With `verbose`, a summary line at the end gives the share routed hard and the routing's mean
+    cost per image on the calibration split (and the budget it meets, when one was asked).
 
     Attributes:
-        threshold (float | None): Router score cut for the next calls (None: the model's own default).
-        route (str | None): Force 'easy' or 'hard' for every image (None: let the router decide).
+        routed_images (dict[str, int]): Images sent each way by the current call.
     """
 
-    threshold: float | None = None
-    route: str | None = None
     _banner_result: Results | None = None
+    routed_images: dict[str, int] | None = None
 
-    def dynamic_model(self) -> torch.nn.Module:
-        """Return the `DynamicDetectionModel` behind the AutoBackend."""
+    def dynamic_model(self) -> Any:
+        """Return the dynamic model (a `RoutedRunner`: PyTorch family or export runtime) behind the backend."""
         backend = getattr(self.model, "backend", self.model)
         return getattr(backend, "model", backend)
 
-    def inference(self, im: torch.Tensor, *args, **kwargs) -> Any:
-        """Run the routed forward pass with this predictor's threshold/route."""
-        return super().inference(im, *args, threshold=self.threshold, route=self.route, **kwargs)
+    def stream_inference(self, source=None, model=None, *args, routing: RoutingSpec | None = None, **kwargs):
+        """Run the stock prediction loop with `routing` for every batch, then log the routing summary."""
+        self.routed_images = {r: 0 for r in ROUTES}
+        yield from super().stream_inference(source, model, *args, routing=routing, **kwargs)
+        n = sum(self.routed_images.values())
+        if self.args.verbose and n:
+            spec = routing or self.dynamic_model().default_routing()
+            LOGGER.info(
+                f"Routing: {self.routed_images['hard']}/{n} images hard ({self.routed_images['hard'] / n:.1%}) at "
+                f"{spec.describe()}{spec.cost_note()}"
+            )
 
-    def postprocess(self, preds, img, orig_imgs, **kwargs):
+    def inference(self, im: torch.Tensor, *args, routing: RoutingSpec | None = None, **kwargs) -> RoutedPreds:
+        """Route the batch with `routing` (None: the model's default) and return the predictions with the record."""
+        return RoutedPreds(*self.dynamic_model().routed(im, routing))
+
+    def postprocess(self, preds: RoutedPreds, img, orig_imgs, **kwargs):
         """Apply NMS, build `Results` and tag each with its image's route and score."""
+        preds, routing = preds
         results = super().postprocess(preds, img, orig_imgs, **kwargs)
-        routing = getattr(self.dynamic_model(), "routing", None)
-        routes = routing.routes if routing is not None else [None] * len(results)
-        scores = routing.score.tolist() if routing is not None and routing.score is not None else [None] * len(results)
-        for r, route, score in zip(results, routes, scores):
+        scores = routing.score.tolist() if routing.score is not None else [None] * len(results)
+        for r, route, score in zip(results, routing.routes, scores):
             r.route, r.score = route, score
+            if self.routed_images is not None:
+                self.routed_images[route] += 1
         return results
 
     # The stock write_results plots, then calls show() and save_predicted_images() on `self.plotted_img`; the banner

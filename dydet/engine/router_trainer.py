@@ -47,7 +47,8 @@ class RouterTrainer(DynamicTrainer):
     The loss is `s*(L1 - Δ/2) + (1 - s)*(L2 + Δ/2)` per image on detached per-image losses of both routes, with Δ the
     running median of `L1 - L2` (`dydet.utils.loss.RouterLoss`), at ordinary batch sizes, on un-augmented images
     (`ROUTER_FIXED`: the augmentation arguments of stage 1 do not apply). Logged: `r_loss`, `delta`,
-    the mean `score`, and `hard`, the share of images the router would send to the hard route at threshold 0.5.
+    the mean `score`, and `hard`, the share of images the routing rule (`hard_mask`) sends hard at the model's
+    threshold.
     Validation reports both routes and the routed model at a 50/50 split; the best checkpoint is the best router.
     """
 

@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from ultralytics.utils import LOGGER
 
-from dydet.engine.calibration import threshold_for_hard_ratio
+from dydet.engine.routing import hard_ratio_for_threshold, mean_cost, threshold_for_hard_ratio
 from dydet.engine.validator import DynamicDetMetrics, hard_by_rank
-from dydet.utils.flops import mixed_gflops
 
 HARD_RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 RANDOM_SEEDS = 5
@@ -38,16 +37,18 @@ def tradeoff_table(
         latency (Callable[[float], float], optional): Measures per-image latency (ms) at a threshold.
 
     Returns:
-        (list[dict]): One row per hard ratio.
+        (list[dict]): One row per hard ratio. `GFLOPs` and `latency_budget_ms` are the mean per-image costs of the
+            row's threshold on the calibration split: the `gflops=` / `latency=` budgets that select this row.
+            `latency_ms` is the routed batch-1 latency measured now.
     """
     scores = np.asarray(metrics.scores)
     gain = np.asarray(metrics.losses["easy"]) - np.asarray(metrics.losses["hard"])
-    g = calibration["gflops"]
     rng = np.random.default_rng(0)
     random_keys = [rng.random(len(scores)) for _ in range(RANDOM_SEEDS)]
     rows = []
     for p in hard_ratios:
         t = threshold_for_hard_ratio(calibration, p)
+        cost = mean_cost(calibration, hard_ratio_for_threshold(calibration, t))  # the budget this row meets
         router = metrics.routed(hard_by_rank(scores, p)).mean_results()
         oracle = metrics.routed(hard_by_rank(-gain, p)).mean_results()
         random = np.mean([metrics.routed(hard_by_rank(k, p)).mean_results() for k in random_keys], 0)
@@ -57,7 +58,8 @@ def tradeoff_table(
                 "threshold": t,
                 "mAP50-95": router[3],
                 "mAP50": router[2],
-                "GFLOPs": mixed_gflops(g["easy"], g["hard"], g["router"], p),
+                "GFLOPs": cost["gflops"],
+                "latency_budget_ms": cost.get("latency_ms", float("nan")),
                 "latency_ms": latency(t) if latency else float("nan"),
                 "random_mAP50-95": float(random[3]),
                 "random_mAP50": float(random[2]),
@@ -86,22 +88,27 @@ def routed_latency(model: torch.nn.Module, images: list[torch.Tensor]) -> Callab
 
 def format_table(rows: list[dict[str, float]]) -> str:
     """Render the trade-off rows as an aligned text table."""
-    head = ("hard", "threshold", "mAP50-95", "mAP50", "GFLOPs", "ms/img", "random50-95", "oracle50-95")
-    lines = [("%6s" + "%12s" * 7) % head]
+    head = ("hard", "threshold", "mAP50-95", "mAP50", "gflops=", "latency=", "ms/img", "random50-95", "oracle50-95")
+    lines = [("%6s" + "%12s" * 8) % head]
     for r in rows:
         lines.append(
-            ("%6.1f" + "%12.4f" + "%12.4f" * 2 + "%12.3f" + "%12.2f" + "%12.4f" * 2)
+            ("%6.1f" + "%12.4f" + "%12.4f" * 2 + "%12.3f" + "%12.2f" * 2 + "%12.4f" * 2)
             % (
                 r["hard_ratio"],
                 r["threshold"],
                 r["mAP50-95"],
                 r["mAP50"],
                 r["GFLOPs"],
+                r.get("latency_budget_ms", float("nan")),
                 r["latency_ms"],
                 r["random_mAP50-95"],
                 r["oracle_mAP50-95"],
             )
         )
+    lines.append(
+        "gflops= / latency=: the budget each row meets (mean GFLOPs / calibrated ms per image on the calibration "
+        "split; pass it to val, predict or export to route at that row); ms/img: routed latency measured now"
+    )
     return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import LOGGER
 from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
 
-from dydet.utils.checks import ROUTES
+from dydet.engine.routing import DEFAULT_HARD_RATIO, ROUTES
 
 STAT_KEYS = ("tp", "conf", "pred_cls", "target_cls", "target_img")
 
@@ -80,7 +80,9 @@ class DynamicDetMetrics(DetMetrics):
         self.images: dict[str, list[dict[str, Any]]] = {r: [] for r in ROUTES}
         self.scores: list[float] = []
         self.losses: dict[str, list[float]] = {r: [] for r in ROUTES}
-        self.split = DetMetrics(names)  # the router's 50/50 split: half the images, lowest scores, go hard
+        self.split = DetMetrics(
+            names
+        )  # the router's rank split: DEFAULT_HARD_RATIO of the images, lowest scores, go hard
         self.coco: dict[str, float] = {}  # official COCO AP per route, when validated with save_json=True
 
     @property
@@ -109,7 +111,7 @@ class DynamicDetMetrics(DetMetrics):
             out[r] = m.process(save_dir=save_dir / r, plot=plot, on_plot=on_plot)
         self.box = self.routes["hard"].box
         if self.scores and len(self.scores) == len(self.images["easy"]):
-            self.split = self.routed(hard_by_rank(np.asarray(self.scores), 0.5))
+            self.split = self.routed(hard_by_rank(np.asarray(self.scores), DEFAULT_HARD_RATIO))
         self.nt_per_class, self.nt_per_image = self.routes["hard"].nt_per_class, self.routes["hard"].nt_per_image
         return out
 

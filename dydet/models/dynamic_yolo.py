@@ -9,12 +9,12 @@ import numpy as np
 from ultralytics.engine.model import Model
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
-from dydet.engine.args import DYDET_ONLY_KEYS, pop_routing_args, prepare_train_args, router_train_args
-from dydet.engine.calibration import build_calibration, save_calibrated, threshold_for_hard_ratio
+from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, router_train_args
+from dydet.engine.calibration import build_calibration, save_calibrated
 from dydet.engine.router_trainer import RouterTrainer
+from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, hard_mask, threshold_for_hard_ratio
 from dydet.engine.tradeoff import HARD_RATIOS, format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
-from dydet.nn.modules import hard_mask
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
 from dydet.utils.checks import check_hard_ratio
@@ -151,11 +151,11 @@ class DynamicYOLO(Model):
             self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
         )
         self.model.calibration = calibration
-        self.model.threshold = threshold_for_hard_ratio(calibration, 0.5)
+        self.model.threshold = threshold_for_hard_ratio(calibration, DEFAULT_HARD_RATIO)
         LOGGER.info(
             f"Calibrated on {calibration['n_images']} images at {calibration['imgsz']} px: default threshold "
-            f"{self.model.threshold:.4f} (hard ratio 0.5); GFLOPs easy {calibration['gflops']['easy']:.2f}, "
-            f"hard {calibration['gflops']['hard']:.2f}"
+            f"{self.model.threshold:.4f} (hard ratio {DEFAULT_HARD_RATIO}); "
+            f"GFLOPs easy {calibration['gflops']['easy']:.2f}, hard {calibration['gflops']['hard']:.2f}"
         )
         self._report_tradeoff(metrics, validator)
         if self.ckpt_path and Path(self.ckpt_path).is_file():
@@ -182,25 +182,29 @@ class DynamicYOLO(Model):
 
         Args:
             validator (type, optional): A custom validator class.
-            **kwargs (Any): Ultralytics validation arguments plus `threshold`, `hard_ratio` or `route`.
+            **kwargs (Any): Ultralytics validation arguments plus one of `threshold`, `hard_ratio`, `gflops`,
+                `latency` or `route`.
 
         Returns:
             (DynamicDetMetrics): Per-route metrics; `.selected` holds the routed (or forced-route) metrics when a
-                threshold, hard ratio or route was given, `.tradeoff` the table rows when the model is calibrated.
+                routing was given (`.routing` the `RoutingSpec`), `.tradeoff` the table rows when the model is
+                calibrated.
         """
         self._require_pytorch("val")
         hard_ratios = tuple(check_hard_ratio(p) for p in (kwargs.pop("hard_ratios", None) or HARD_RATIOS))
-        threshold, route = pop_routing_args(self.model, kwargs)
-        metrics, v = self._validate(validator, **kwargs)
+        routing = self._pop_routing(kwargs)
+        metrics, v = self._validate(validator, **drop_dydet_args(kwargs))
         metrics.selected = metrics.tradeoff = None
-        if route:
-            metrics.selected = metrics.routes[route]
-        elif threshold is not None:
-            hard = hard_mask(np.asarray(metrics.scores), threshold)
+        metrics.routing = routing
+        if routing is not None and routing.route:
+            metrics.selected = metrics.routes[routing.route]
+        elif routing is not None:
+            hard = hard_mask(np.asarray(metrics.scores), routing.threshold)
             metrics.selected = metrics.routed(hard)
             p, mr = float(hard.mean()), metrics.selected.mean_results()
             LOGGER.info(
-                f"Routed at threshold {threshold:.4f}: {p:.1%} of images hard; mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
+                f"Routed at {routing.describe()}{routing.cost_note()}: {p:.1%} of these images hard; "
+                f"mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
             )
         elif self.model.calibration:
             self._report_tradeoff(metrics, v, hard_ratios)
@@ -228,18 +232,23 @@ class DynamicYOLO(Model):
             source (Any): Image, folder, glob, video, array or tensor, as for `ultralytics.YOLO.predict`.
             stream (bool): Return a generator.
             predictor (type, optional): A custom predictor class.
-            **kwargs (Any): Ultralytics prediction arguments plus `threshold`, `hard_ratio` or `route`.
+            **kwargs (Any): Ultralytics prediction arguments plus one of `threshold`, `hard_ratio`, `gflops`,
+                `latency` or `route` (none: the model's own threshold).
 
         Returns:
             (list[Results] | Generator): Results with `.route` and `.score`.
         """
-        threshold, route = pop_routing_args(self.model, kwargs)
+        routing = self._pop_routing(kwargs)
         if self.exported is not None:
             from dydet.engine.onnx_runtime import predict_exported
 
-            return predict_exported(self.exported, source, threshold=threshold, route=route, stream=stream, **kwargs)
-        results = super().predict(source=source, stream=True, predictor=predictor, **kwargs)
-        self.predictor.threshold, self.predictor.route = threshold, route
+            routing = routing or self.exported.default_routing()
+            return predict_exported(self.exported, source, routing=routing, stream=stream, **kwargs)
+        routing = routing or self.model.default_routing()
+        # Model.predict sets up (or updates) self.predictor and returns its generator, not started yet: it is dropped
+        # and the predictor run here instead, so that the routing reaches it as an argument of the call.
+        super().predict(source=source, stream=True, predictor=predictor, **drop_dydet_args(kwargs))
+        results = self.predictor(source=source, stream=True, routing=routing)
         return results if stream else list(results)
 
     def export(self, format: str = "onnx", **kwargs: Any) -> Path:
@@ -248,8 +257,9 @@ class DynamicYOLO(Model):
         Args:
             format (str): Only 'onnx' (split graphs); other formats cannot route per image.
             **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `half`, `simplify`, `project` /
-                `name` for the output folder (default: `<checkpoint stem>_onnx` beside the checkpoint), and
-                `threshold` or `hard_ratio` to set the export's default threshold.
+                `name` for the output folder (default: `<checkpoint stem>_onnx` beside the checkpoint), and one of
+                `threshold`, `hard_ratio`, `gflops`, `latency` (the export's default threshold) or `route` (the
+                export's default forced route). The model itself is not changed.
 
         Returns:
             (Path): The export folder (`router.onnx`, `easy.onnx`, `hard.onnx`, `metadata.json`).
@@ -259,9 +269,8 @@ class DynamicYOLO(Model):
         self._require_pytorch("export")
         if str(format).lower() != "onnx":
             raise ValueError(f"format={format!r} is not supported: dydet exports format=onnx (split graphs that route)")
-        threshold, _ = pop_routing_args(self.model, kwargs)
-        if threshold is not None:
-            self.model.threshold = threshold  # becomes the export's default threshold
+        routing = self._pop_routing(kwargs)
+        drop_dydet_args(kwargs)
         calibration = self.model.calibration or {}
         imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
         if kwargs.get("project") or kwargs.get("name"):
@@ -277,6 +286,7 @@ class DynamicYOLO(Model):
             opset=kwargs.get("opset"),
             half=bool(kwargs.get("half")),
             simplify=bool(kwargs.get("simplify")),
+            routing=routing,
         )
         LOGGER.info(f"Exported split ONNX graphs to {path}; predict with: dydet predict model={path} source=...")
         return path
@@ -295,6 +305,23 @@ class DynamicYOLO(Model):
 
         self._require_pytorch("benchmark")
         return run_benchmark(self.model, **kwargs)
+
+    def _pop_routing(self, kwargs: dict[str, Any]) -> RoutingSpec | None:
+        """Take the routing arguments out of `kwargs` and resolve them once (None: none given).
+
+        A `latency=` budget is checked against the device and precision this call will run at: `device` (default:
+        the one Ultralytics would pick) and `half`.
+        """
+        device = precision = None
+        if kwargs.get("latency") is not None:
+            if self.exported is not None:
+                device, precision = self.exported.device, "fp16" if self.exported.fp16 else "fp32"
+            else:
+                from ultralytics.utils.torch_utils import select_device
+
+                device = select_device(kwargs.get("device") or "", verbose=False)
+                precision = "fp16" if kwargs.get("half") and device.type != "cpu" else "fp32"
+        return pop_routing(self.model, kwargs, device=device, precision=precision)
 
     def _require_pytorch(self, mode: str) -> None:
         """Refuse PyTorch-only modes on an ONNX export folder."""

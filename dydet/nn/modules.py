@@ -1,10 +1,7 @@
-"""dydet's own network modules: the router and the per-image routing record."""
+"""dydet's own network modules: the router (the routing rule and record are in `dydet.engine.routing`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 from torch import nn
 
@@ -39,44 +36,3 @@ class Router(nn.Module):
         """Return the (B,) easiness scores in (0, 1) for a list of (B, C_i, H_i, W_i) stage outputs."""
         pooled = torch.cat([f.mean((2, 3), keepdim=True) for f in feats], 1)
         return self.score(self.act(self.reduce(pooled))).flatten().sigmoid()
-
-
-def hard_mask(score: torch.Tensor | np.ndarray, threshold: float) -> torch.Tensor | np.ndarray:
-    """Return which images go to the hard route under a score cut: the routing rule, in one place.
-
-    An image is easy if its score is >= `threshold`; a threshold of 1 sends every image hard, even one scoring exactly
-    1.0. Works on torch tensors and numpy arrays alike and returns a bool mask of the same kind.
-
-    Args:
-        score (torch.Tensor | np.ndarray): (B,) easiness scores.
-        threshold (float): Score cut in [0, 1].
-
-    Returns:
-        (torch.Tensor | np.ndarray): (B,) bool, True where the image goes hard.
-    """
-    return (score < threshold) | (threshold >= 1)
-
-
-@dataclass
-class Routing:
-    """Which route each image of the last routed batch took, and why.
-
-    Attributes:
-        hard (torch.Tensor): (B,) bool, True where the image went through the hard route.
-        score (torch.Tensor | None): (B,) router easiness scores, None when a route was forced.
-        threshold (float | None): The score cut used (easy if score >= threshold), None when a route was forced.
-    """
-
-    hard: torch.Tensor
-    score: torch.Tensor | None = None
-    threshold: float | None = None
-
-    @property
-    def routes(self) -> list[str]:
-        """Return 'easy' or 'hard' for every image, in batch order."""
-        return ["hard" if h else "easy" for h in self.hard.tolist()]
-
-    @property
-    def hard_ratio(self) -> float:
-        """Return the share of images that took the hard route."""
-        return float(self.hard.float().mean()) if self.hard.numel() else 0.0

@@ -13,45 +13,24 @@ from ultralytics.nn.tasks import DetectionModel, parse_model
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import initialize_weights
 
+from dydet.engine.routing import DEFAULT_THRESHOLD, RoutingSpec, take
 from dydet.nn.builder import build_dual_graph, load_model_yaml
-from dydet.nn.modules import Router, Routing, hard_mask
-from dydet.utils.checks import check_route, check_threshold
-
-DEFAULT_THRESHOLD = 0.5
+from dydet.nn.family import DetectorFamily
+from dydet.nn.modules import Router
 
 
-def _select(x: Any, index: torch.Tensor) -> Any:
-    """Index the batch dimension of a tensor, or of every tensor in a list/tuple."""
-    if isinstance(x, torch.Tensor):
-        return x.index_select(0, index)
-    if isinstance(x, (list, tuple)):
-        return type(x)(_select(t, index) for t in x)
-    return x
-
-
-def _merge(easy: Any, hard: Any, easy_idx: torch.Tensor, hard_idx: torch.Tensor, n: int) -> Any:
-    """Interleave two routes' outputs (tensors, or dicts/lists/tuples of them) back into batch order."""
-    if isinstance(easy, torch.Tensor):
-        out = easy.new_empty((n, *easy.shape[1:]))
-        out[easy_idx] = easy
-        out[hard_idx] = hard
-        return out
-    if isinstance(easy, dict):
-        return {k: _merge(easy[k], hard[k], easy_idx, hard_idx, n) for k in easy}
-    if isinstance(easy, (list, tuple)):
-        return type(easy)(_merge(a, b, easy_idx, hard_idx, n) for a, b in zip(easy, hard))
-    return easy
-
-
-class DynamicDetectionModel(DetectionModel):
+class DynamicDetectionModel(DetectionModel, DetectorFamily):
     """DynamicDet on an Ultralytics detection YAML: easy route B1 -> H1, hard route B1 -> B2 -> H2, and a router.
 
     Forward behaviours:
         - training mode: both routes on every image and the router scores, as `{"easy", "hard", "score"}`;
         - eval mode, `model(x, threshold=t)`: B1 and the router run on the whole batch, H1 only on images with
           score >= t, B2 + H2 only on the others; returns the standard Ultralytics eval output `(y, raw)` in the
-          original image order, and records each image's route and score in `model.routing`;
+          original image order (`model.routed(x, routing)` returns it with the batch's `Routing` record);
         - eval mode, `model(x, route="easy" | "hard")`: every image through one route (for measurement).
+
+    As a `DetectorFamily` its trunk is B1 + the router (`run_trunk`, state: the list of saved layer outputs) and its
+    tails are H1 and B2 + H2 (`run_tail`); the routing itself is `dydet.engine.routing.route_batch`.
 
     Attributes:
         graph (DualGraph): Layer index ranges of B1, the easy route and the hard route.
@@ -59,7 +38,6 @@ class DynamicDetectionModel(DetectionModel):
         threshold (float): Default score cut when `forward` is not given one.
         calibration (dict | None): Router scores on the validation split and per-route costs, set by calibration.
         stage (int): Training stage reached: 0 untrained, 1 cascade (both routes), 2 router trained.
-        routing (Routing | None): Routes and scores of the last routed eval batch.
     """
 
     def __init__(self, cfg: str | Path | dict = "dy-yolo11n.yaml", ch: int = 3, nc: int | None = None, verbose=True):
@@ -84,7 +62,6 @@ class DynamicDetectionModel(DetectionModel):
         self.threshold = DEFAULT_THRESHOLD
         self.calibration = None
         self.stage = 0  # training stage reached: 0 untrained, 1 cascade (both routes), 2 router
-        self.routing = None
         # outputs to keep while running a route: later layers' inputs, each segment's predecessor, router inputs
         self._keep = frozenset(self.save) | {self.graph.easy.start - 1, *self.graph.stages}
         self.router = Router(self._stage_channels(ch), self.yaml["dynamic"].get("router_reduction", 4))
@@ -106,7 +83,7 @@ class DynamicDetectionModel(DetectionModel):
 
     def _stage_channels(self, ch: int) -> list[int]:
         """Find the router's input widths with a dry run of B1."""
-        y = self._run_b1(torch.zeros(1, ch, 64, 64))
+        y, _ = self.run_trunk(torch.zeros(1, ch, 64, 64), score=False)
         return [y[i].shape[1] for i in self.graph.stages]
 
     def _init_heads(self, ch: int) -> None:
@@ -140,12 +117,6 @@ class DynamicDetectionModel(DetectionModel):
                     LOGGER.warning(f"Head has no attribute '{k}'.")
                     continue
                 setattr(head, k, v)
-
-    def __getstate__(self) -> dict:
-        """Pickle without the last batch's routing record."""
-        state = super().__getstate__()
-        state["routing"] = None
-        return state
 
     # -------------------------------------------------------------------------------------------------------- weights
     def init_criterion(self):
@@ -233,26 +204,59 @@ class DynamicDetectionModel(DetectionModel):
             y[i] = x if i in self._keep else None
         return x
 
-    def _run_b1(self, x: torch.Tensor) -> list:
+    def tail_inputs(self, route: str) -> list[int]:
+        """Return the B1 layer indices whose outputs the layers of one route's tail read (what `run_tail` needs).
+
+        A layer reads `y[j]` for every `j` in its `f` (an int or a list; -1 is the previous layer). Only reads that
+        leave the tail's own layer range count; a -1 on its first layer reads the layer just before the range.
+
+        Args:
+            route (str): 'easy' or 'hard'.
+
+        Returns:
+            (list[int]): Sorted B1 layer indices.
+        """
+        layers = self.graph.after_b1(route)
+        needed = set()
+        for i in layers:
+            f = self.model[i].f
+            for j in [f] if isinstance(f, int) else f:
+                src = i - 1 if j == -1 else j
+                if src < layers.start:
+                    needed.add(src)
+        outside = needed - set(self.graph.b1)
+        if outside:
+            raise ValueError(f"the {route} route reads layers {sorted(outside)} outside B1; cannot split it from B1")
+        return sorted(needed)
+
+    def run_trunk(self, x: torch.Tensor, score: bool = True) -> tuple[list, torch.Tensor | None]:
+        """Run B1 (and the router unless `score=False`) on a batch.
+
+        Args:
+            x (torch.Tensor): (B, C, H, W) images.
+            score (bool): Also run the router.
+
+        Returns:
+            (tuple[list, torch.Tensor | None]): B1's saved outputs by layer index (what the tails read) and the (B,)
+                easiness scores, or None.
+        """
         y = [None] * len(self.model)
         self._run(self.graph.b1, x, y)
-        return y
+        return y, (self.router([y[i] for i in self.graph.stages]) if score else None)
 
-    def _subset(self, y: list, index: torch.Tensor) -> list:
-        """Return B1's saved outputs restricted to the images in `index`."""
-        out = [None] * len(y)
-        for i in self.graph.b1:
-            if y[i] is not None:
-                out[i] = _select(y[i], index)
-        return out
+    def run_tail(self, route: str, state: list, index: torch.Tensor | None = None) -> Any:
+        """Run one route's layers after B1 ('easy': H1, 'hard': B2 + H2) on B1's outputs, for the images `index`.
 
-    def _score(self, y: list) -> torch.Tensor:
-        """Return the router's (B,) scores from B1's saved outputs `y` (the router reads B1's stage outputs)."""
-        return self.router([y[i] for i in self.graph.stages])
+        Args:
+            route (str): 'easy' or 'hard'.
+            state (list): B1's saved outputs by layer index, from `run_trunk` (entries after B1 are ignored).
+            index (torch.Tensor, optional): Batch positions to run (None: the whole batch).
 
-    def router_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Return the (B,) easiness scores in (0, 1) for a batch, running B1 and the router only."""
-        return self._score(self._run_b1(x))
+        Returns:
+            (Any): The route's Detect output (a raw dict in training mode, `(y, raw)` in eval mode).
+        """
+        y = [take(state[i], index) if i in self.graph.b1 else None for i in range(len(state))]
+        return self._run(self.graph.after_b1(route), None, y)
 
     def forward_both(self, x: torch.Tensor) -> dict[str, Any]:
         """Run both routes on every image (stage-1/2 training and per-route validation).
@@ -260,14 +264,13 @@ class DynamicDetectionModel(DetectionModel):
         Returns:
             (dict): `easy` and `hard` head outputs (raw dicts in training mode, `(y, raw)` in eval mode) and `score`.
         """
-        y = self._run_b1(x)
-        score = self._score(y)
+        y, score = self.run_trunk(x)
         easy = self._run(self.graph.easy, None, y)
         hard = self._run(self.graph.hard, None, y)
         return {"easy": easy, "hard": hard, "score": score}
 
     def forward_routed(self, x: torch.Tensor, threshold: float | None = None, route: str | None = None) -> Any:
-        """Route every image of a batch to one route and run only what that route needs.
+        """Route every image of a batch to one route and run only what that route needs (see `routed`).
 
         Args:
             x (torch.Tensor): (B, C, H, W) images.
@@ -278,26 +281,10 @@ class DynamicDetectionModel(DetectionModel):
         Returns:
             (Any): The Detect eval output for the batch, in the original image order.
         """
-        route = check_route(route)
-        threshold = check_threshold(self.threshold if threshold is None else threshold)
-        y = self._run_b1(x)
-        n = x.shape[0]
-        if route:
-            score = None
-            hard = torch.full((n,), route == "hard", dtype=torch.bool, device=x.device)
-        else:
-            score = self._score(y)
-            hard = hard_mask(score, threshold)
-        self.routing = Routing(hard=hard, score=score, threshold=None if route else threshold)
-        hard_idx = hard.nonzero().flatten()  # reading the decision back to the host, once per batch
-        easy_idx = (~hard).nonzero().flatten()
-        if len(hard_idx) == 0:
-            return self._run(self.graph.easy, None, y)
-        if len(easy_idx) == 0:
-            return self._run(self.graph.hard, None, y)
-        easy = self._run(self.graph.easy, None, self._subset(y, easy_idx))
-        hard_out = self._run(self.graph.hard, None, self._subset(y, hard_idx))
-        return _merge(easy, hard_out, easy_idx, hard_idx, n)
+        spec = RoutingSpec.forced(route) if route else None if threshold is None else RoutingSpec.at(threshold)
+        if route and threshold is not None:
+            raise ValueError("give either route= or threshold=, not both (route= forces every image)")
+        return self.routed(x, spec)[0]
 
     def predict(
         self,

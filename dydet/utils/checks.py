@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-ROUTES = ("easy", "hard")
-
 
 def check_unit_interval(name: str, value: float, hint: str = "") -> float:
     """Return `value` as a float if it is a number in [0, 1], else raise a ValueError naming `name`.
@@ -39,6 +37,8 @@ def check_hard_ratio(hard_ratio: float) -> float:
 
 def check_route(route: str | None) -> str | None:
     """Validate a forced route: None (let the router decide), 'easy' or 'hard'."""
+    from dydet.engine.routing import ROUTES
+
     if route is None or route in ROUTES:
         return route
     raise ValueError(f"route={route!r} is invalid: use 'easy', 'hard', or leave it unset to let the router decide")

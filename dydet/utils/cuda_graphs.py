@@ -1,15 +1,17 @@
-"""CUDA graphs of a dynamic model's parts and of static models, for launch-free GPU timing (DESIGN.md §3).
+"""CUDA graphs of a dynamic model's parts and of static models, for launch-free GPU timing.
 
 Eager batch-1 inference on a GPU is dominated by kernel launches, so a fair GPU comparison replays each piece of work
 as a CUDA graph on static input buffers. A dynamic model is captured in pieces:
 
 - the forced easy route (B1 + H1) and the forced hard route (B1 + B2 + H2), each as one graph;
-- B1 + router as one graph, whose outputs (B1's saved features and the scores) stay in static buffers;
-- H1 and H2 on those buffers, one graph each per subset size.
+- the trunk + router (B1 + router) as one graph, whose outputs (the trunk state and the scores) stay in static
+  buffers;
+- each route's tail (H1; B2 + H2) on those buffers, one graph each per subset size.
 
-The routed path replays B1 + router, reads the decision back to the host (one synchronisation, as eager routing does),
-copies each route's subset of B1's features into that subset size's buffers (not needed when the whole batch takes
-one route) and replays the chosen head graphs. Everything here needs CUDA; nothing runs on import.
+The routed path replays the trunk + router and hands the scores to `route_batch`, which reads the decision back to
+the host (one synchronisation, as eager routing does); each tail copies its subset of the trunk state into that
+subset size's buffers (not needed when the whole batch takes one route) and replays its graph.
+Everything here needs CUDA; nothing runs on import.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from dydet.engine.routing import Routing, RoutingSpec, route_batch
 
 
 def capture(fn: Callable[[], Any], warmup: int = 3) -> tuple[torch.cuda.CUDAGraph, Any]:
@@ -85,58 +89,73 @@ class StaticModelGraph:
         return self.out
 
 
+def _leaves(state: Any) -> list:
+    """Return the leaves of a nested list/tuple/dict state, in order."""
+    if isinstance(state, dict):
+        return [t for v in state.values() for t in _leaves(v)]
+    if isinstance(state, (list, tuple)):
+        return [t for v in state for t in _leaves(v)]
+    return [state]
+
+
+def _batch_buffers(state: Any, m: int) -> Any:
+    """Return zero tensors shaped like every tensor in `state` but with batch size `m` (None stays None)."""
+    if isinstance(state, torch.Tensor):
+        return state.new_zeros((m, *state.shape[1:]))
+    if isinstance(state, dict):
+        return {k: _batch_buffers(v, m) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_batch_buffers(v, m) for v in state)
+    return state
+
+
+def _copy_subset(dst: Any, src: Any, index: torch.Tensor) -> None:
+    """Copy the batch positions `index` of every tensor in `src` into the matching buffer of `dst`."""
+    for d, s in zip(_leaves(dst), _leaves(src)):
+        if isinstance(s, torch.Tensor):
+            d.copy_(s.index_select(0, index))
+
+
 class DynamicModelGraphs:
-    """A `DynamicDetectionModel` captured in parts (see the module docstring) for one batch size and image size.
+    """A dynamic model (any `DetectorFamily`) captured in parts for one batch size and image size.
+
+    The parts (see the module docstring) come from the family's public interface: `run_trunk` (trunk + router) and
+    `run_tail` (each route's tail); routing is `dydet.engine.routing.route_batch`, as in eager mode.
 
     Attributes:
         n (int): Batch size of the input buffer.
-        last_hard (torch.Tensor | None): (n,) bool on the CPU, the routes of the last routed call.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor):
-        """Capture the forced routes and B1 + router, and the heads for the whole batch.
+        """Capture the forced routes and the trunk + router, and the tails for the whole batch.
 
         Args:
-            model (nn.Module): An eval-mode `DynamicDetectionModel` on CUDA.
+            model (nn.Module): An eval-mode dynamic model on CUDA.
             x (torch.Tensor): An example input; its shape, dtype and device are fixed from now on.
         """
-        self.model, self.n, self.last_hard = model, x.shape[0], None
+        self.model, self.n = model, x.shape[0]
         self.x = torch.zeros_like(x)
-        g = model.graph
-        self._b1 = list(g.b1)
-        self._heads: dict[tuple[str, int], tuple[torch.cuda.CUDAGraph, Any, list]] = {}
+        self._heads: dict[tuple[str, int], tuple[torch.cuda.CUDAGraph, Any, Any]] = {}
         with torch.no_grad(), dynamic_heads(model):
             self._forced = {
-                "easy": capture(lambda: model._run(g.easy, None, model._run_b1(self.x))),
-                "hard": capture(lambda: model._run(g.hard, None, model._run_b1(self.x))),
+                route: capture(lambda route=route: model.run_tail(route, model.run_trunk(self.x, score=False)[0]))
+                for route in ("easy", "hard")
             }
-
-            def b1_router():
-                y = model._run_b1(self.x)
-                return y, model._score(y)
-
-            self._b1r, (self.y, self.score) = capture(b1_router)
-        for i in self._b1:
-            if self.y[i] is not None and not isinstance(self.y[i], torch.Tensor):
-                raise TypeError(f"B1 layer {i} outputs {type(self.y[i]).__name__}; CUDA graphs need tensors")
+            self._trunk, (self.state, self.score) = capture(lambda: model.run_trunk(self.x))
+        for t in _leaves(self.state):
+            if t is not None and not isinstance(t, torch.Tensor):
+                raise TypeError(f"the trunk outputs a {type(t).__name__}; CUDA graphs need tensors")
         self.prepare(self.n)
 
     def prepare(self, m: int) -> None:
-        """Capture H1 and H2 for a subset of `m` images (the whole batch reads B1 + router's buffers directly)."""
-        g = self.model.graph
-        for route, layers in (("easy", g.easy), ("hard", g.hard)):
+        """Capture both tails for a subset of `m` images (the whole batch reads the trunk's buffers directly)."""
+        for route in ("easy", "hard"):
             if (route, m) in self._heads:
                 continue
-            if m == self.n:
-                y = list(self.y)  # a copy of the list: each head writes its own outputs into it
-            else:
-                y = [None] * len(self.y)
-                for i in self._b1:
-                    if self.y[i] is not None:
-                        y[i] = self.y[i].new_zeros((m, *self.y[i].shape[1:]))
+            state = self.state if m == self.n else _batch_buffers(self.state, m)
             with torch.no_grad(), dynamic_heads(self.model):
-                graph, out = capture(lambda layers=layers, y=y: self.model._run(layers, None, y))
-            self._heads[(route, m)] = (graph, out, y)
+                graph, out = capture(lambda route=route, state=state: self.model.run_tail(route, state))
+            self._heads[(route, m)] = (graph, out, state)
 
     def forced(self, route: str, x: torch.Tensor) -> Any:
         """Run every image through one route ('easy' or 'hard'), router skipped."""
@@ -145,43 +164,33 @@ class DynamicModelGraphs:
         graph.replay()
         return out
 
-    def _head(self, route: str, m: int, index: torch.Tensor | None) -> Any:
+    def _tail(self, route: str, index: torch.Tensor | None) -> Any:
+        """Replay one route's tail on the batch positions `index` (None: the whole batch)."""
+        m = self.n if index is None else len(index)
         if (route, m) not in self._heads:
             self.prepare(m)
-        graph, out, y = self._heads[(route, m)]
+        graph, out, state = self._heads[(route, m)]
         if index is not None:
-            for i in self._b1:
-                if y[i] is not None:
-                    y[i].copy_(self.y[i].index_select(0, index))
+            _copy_subset(state, self.state, index)
         graph.replay()
         return out
 
-    def routed(self, x: torch.Tensor, threshold: float) -> Any:
-        """Route like `model(x, threshold=threshold)`: B1 + router, the decision read back, then the chosen heads.
+    def routed(self, x: torch.Tensor, routing: RoutingSpec | float) -> tuple[Any, Routing]:
+        """Route like `model.routed(x, routing)`: trunk + router, the decision read back once, then the chosen tails.
 
         Args:
             x (torch.Tensor): (n, C, H, W) input.
-            threshold (float): Score cut in [0, 1]; easy if score >= threshold, 1 sends everything hard.
+            routing (RoutingSpec | float): The routing, or a score cut in [0, 1].
 
         Returns:
-            (Any): The heads' eval output in batch order (static buffers when the whole batch takes one route).
+            (tuple[Any, Routing]): The tails' eval output in batch order (static buffers when the whole batch takes
+                one route) and the routing record.
         """
-        from dydet.nn.modules import hard_mask
-        from dydet.nn.tasks import _merge
-
         self.x.copy_(x)
-        self._b1r.replay()
-        hard = hard_mask(self.score, threshold)
-        mask = hard.cpu()  # the one host synchronisation: the router's decision read back
-        self.last_hard = mask
-        k = int(mask.sum())
-        if k == 0:
-            return self._head("easy", self.n, None)
-        if k == self.n:
-            return self._head("hard", self.n, None)
-        dev = self.x.device
-        hard_idx = mask.nonzero().flatten().to(dev, non_blocking=True)
-        easy_idx = (~mask).nonzero().flatten().to(dev, non_blocking=True)
-        easy = self._head("easy", self.n - k, easy_idx)
-        hard_out = self._head("hard", k, hard_idx)
-        return _merge(easy, hard_out, easy_idx, hard_idx, self.n)
+        spec = routing if isinstance(routing, RoutingSpec) else RoutingSpec.at(routing)
+        if spec.route is not None:
+            return self.forced(spec.route, x), Routing(hard=torch.full((self.n,), spec.route == "hard"))
+        self._trunk.replay()
+        return route_batch(
+            self.score, spec, lambda index: self._tail("easy", index), lambda index: self._tail("hard", index)
+        )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dydet.engine.routing import RoutingSpec
+
 
 class _RouteProbe(nn.Module):
     """Runs one part of a dynamic model so that `thop` counts only what that part executes."""
@@ -14,11 +16,11 @@ class _RouteProbe(nn.Module):
         self.model, self.part = model, part
 
     def forward(self, x: torch.Tensor):
-        if self.part == "b1":
-            return self.model._run_b1(x)
+        if self.part == "trunk":
+            return self.model.run_trunk(x, score=False)[0]
         if self.part == "router":
-            return self.model.router_scores(x)
-        return self.model.forward_routed(x, route=self.part)
+            return self.model.run_trunk(x)[1]
+        return self.model.routed(x, RoutingSpec.forced(self.part))[0]
 
 
 def _gflops(module: nn.Module, imgsz: int | list[int], stride: int) -> float:
@@ -31,11 +33,12 @@ def _gflops(module: nn.Module, imgsz: int | list[int], stride: int) -> float:
 
 
 def route_gflops(model: nn.Module, part: str, imgsz: int | list[int] = 640) -> float:
-    """Return the GFLOPs of one image through `part` of a `DynamicDetectionModel`.
+    """Return the GFLOPs of one image through `part` of a dynamic model (any `DetectorFamily`).
 
     Args:
         model (nn.Module): The dynamic model.
-        part (str): 'easy' (B1 + H1), 'hard' (B1 + B2 + H2) or 'router' (the router alone, without B1).
+        part (str): 'easy' (B1 + H1), 'hard' (B1 + B2 + H2) or 'router' (the router alone, without the
+            shared trunk).
         imgsz (int | list[int]): Image size, an int or (h, w).
 
     Returns:
@@ -43,8 +46,8 @@ def route_gflops(model: nn.Module, part: str, imgsz: int | list[int] = 640) -> f
     """
     stride = max(int(model.stride.max()), 32)
     if part == "router":
-        b1 = _gflops(_RouteProbe(model, "b1"), imgsz, stride)
-        return _gflops(_RouteProbe(model, "router"), imgsz, stride) - b1
+        trunk = _gflops(_RouteProbe(model, "trunk"), imgsz, stride)
+        return _gflops(_RouteProbe(model, "router"), imgsz, stride) - trunk
     return _gflops(_RouteProbe(model, part), imgsz, stride)
 
 

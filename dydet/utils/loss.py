@@ -21,7 +21,7 @@ from ultralytics.utils.loss import v8DetectionLoss
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import bbox2dist, make_anchors
 
-ROUTES = ("easy", "hard")
+from dydet.engine.routing import DEFAULT_THRESHOLD, ROUTES, hard_mask
 
 
 class Assignment(NamedTuple):
@@ -326,6 +326,7 @@ class RouterLoss(PerImageDetectionLoss):
         super().__init__(model, tal_topk=tal_topk)
         self.fixed_delta = delta
         self.diffs = RunningMedian(history)
+        self.threshold = float(getattr(model, "threshold", DEFAULT_THRESHOLD))  # the cut the logged `hard` share uses
         self.training: bool | None = None
 
     @torch.no_grad()
@@ -391,7 +392,8 @@ class RouterLoss(PerImageDetectionLoss):
             loss (torch.Tensor): Shape (1,): mean of ``loss_i`` times batch size (the Ultralytics convention that
                 ``loss.sum()`` is the batch-mean loss times batch size), differentiable w.r.t. the scores only.
             items (dict[str, torch.Tensor]): Detached scalars ``r_loss`` (mean ``loss_i``), ``delta`` (Δ used),
-                ``score`` (mean score) and ``hard`` (share of images with score < 0.5).
+                ``score`` (mean score) and ``hard`` (share of images the routing rule sends hard at the model's
+                threshold).
 
         """
         routes = route_outputs(preds)
@@ -412,6 +414,6 @@ class RouterLoss(PerImageDetectionLoss):
             "r_loss": per_image.detach().mean(),
             "delta": delta.detach(),
             "score": s.detach().mean(),
-            "hard": (s.detach() < 0.5).float().mean(),
+            "hard": hard_mask(s.detach(), self.threshold).float().mean(),
         }
         return loss.reshape(1), items

@@ -113,13 +113,12 @@ def test_thresholds_send_exact_share_hard(p):
     x = benchmark_images(10, 64)
     with torch.inference_mode():
         ((_, t, k),) = split_thresholds(sequence_scores(model, x, batched=True), [p])
-        model(x, threshold=t)
-        assert k == round(p * 10) and int(model.routing.hard.sum()) == k
+        _, routing = model.routed(x, t)
+        assert k == round(p * 10) and int(routing.hard.sum()) == k
         ((_, t1, k1),) = split_thresholds(sequence_scores(model, x, batched=False), [p])
         hard = 0
         for im in x:
-            model(im[None], threshold=t1)
-            hard += int(model.routing.hard.sum())
+            hard += int(model.routed(im[None], t1)[1].hard.sum())
         assert hard == k1 == k
 
 
@@ -183,9 +182,10 @@ def test_cuda_graphs_match_eager():
         graphs = DynamicModelGraphs(model, x)
         for route in ("easy", "hard"):
             torch.testing.assert_close(graphs.forced(route, x)[0], model(x, route=route)[0], atol=2e-2, rtol=2e-2)
-        routed = graphs.routed(x, t)[0].clone()
-        eager = model(x, threshold=t)[0]
-        assert int(graphs.last_hard.sum()) == k == int(model.routing.hard.sum())
+        (routed, _), graph_routing = graphs.routed(x, t)
+        routed = routed.clone()
+        (eager, _), routing = model.routed(x, t)
+        assert int(graph_routing.hard.sum()) == k == int(routing.hard.sum())
         torch.testing.assert_close(routed, eager, atol=2e-2, rtol=2e-2)
 
 
@@ -307,10 +307,11 @@ def test_graph_runners_logic_on_cpu(monkeypatch):
             torch.testing.assert_close(graphs.forced(route, x)[0], model(x, route=route)[0])
         for p in (0.0, 0.25, 0.5, 0.75, 1.0):
             ((_, t, k),) = split_thresholds(sequence_scores(model, x, batched=True), [p])
-            routed = graphs.routed(x, t)[0].clone()
-            eager = model(x, threshold=t)[0]
-            assert int(graphs.last_hard.sum()) == k == int(model.routing.hard.sum())
-            assert torch.equal(graphs.last_hard, model.routing.hard)
+            (routed, _), graph_routing = graphs.routed(x, t)
+            routed = routed.clone()
+            (eager, _), routing = model.routed(x, t)
+            assert int(graph_routing.hard.sum()) == k == int(routing.hard.sum())
+            assert torch.equal(graph_routing.hard, routing.hard)
             torch.testing.assert_close(routed, eager)
         assert static(x[:1]) is static.out
 

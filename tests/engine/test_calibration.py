@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dydet import DynamicYOLO
-from dydet.engine.calibration import hard_ratio_for_threshold, resolve_threshold, threshold_for_hard_ratio
+from dydet.engine.routing import hard_ratio_for_threshold, threshold_for_hard_ratio
 from dydet.engine.tradeoff import HARD_RATIOS
 
 
@@ -21,18 +21,6 @@ def test_threshold_for_hard_ratio_sends_exactly_that_share():
 def test_bad_hard_ratio(bad):
     with pytest.raises((ValueError, TypeError)):
         threshold_for_hard_ratio({"scores": [0.2, 0.8]}, bad)
-
-
-def test_resolve_threshold_errors():
-    class Uncalibrated:
-        calibration = None
-
-    with pytest.raises(ValueError, match="not both"):
-        resolve_threshold(Uncalibrated(), 0.4, 0.5)
-    with pytest.raises(ValueError, match="calibrat"):
-        resolve_threshold(Uncalibrated(), None, 0.5)
-    assert resolve_threshold(Uncalibrated(), 0.4, None) == 0.4
-    assert resolve_threshold(Uncalibrated(), None, None) is None
 
 
 def test_val_at_a_hard_ratio_routes_that_share_of_the_validation_split(full_run, tiny_data, tmp_path):

@@ -20,9 +20,10 @@ import torch
 from ultralytics.utils.nms import non_max_suppression
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
-from dydet.engine.calibration import resolve_threshold, threshold_for_hard_ratio
+from dydet.engine.args import pop_routing
 from dydet.engine.exporter import export_onnx, route_inputs
 from dydet.engine.onnx_runtime import InvalidExportError, is_export_dir, load_export, predict_exported
+from dydet.engine.routing import RoutingSpec, resolve_routing, threshold_for_hard_ratio
 from dydet.models.dynamic_yolo import DynamicYOLO
 from dydet.nn.tasks import DynamicDetectionModel
 
@@ -110,9 +111,14 @@ def spied(onnx_model):
     onnx_model.sessions = original
 
 
+def spec(threshold=None, route=None) -> RoutingSpec:
+    return RoutingSpec.forced(route) if route else RoutingSpec.at(threshold)
+
+
 def torch_run(model, x, **kwargs):
     with torch.no_grad():
-        return model(x, **kwargs)[0], model.routing
+        (y, _), routing = model.routed(x, spec(**kwargs))
+    return y, routing
 
 
 def assert_same_y(y_onnx: torch.Tensor, y_torch: torch.Tensor) -> None:
@@ -163,11 +169,12 @@ def test_mixed_batch_matches_pytorch(model, onnx_model):
     with torch.no_grad():
         t = mid_threshold(model.router_scores(x))
     y_torch, routing = torch_run(model, x, threshold=t)
-    y_onnx = onnx_model(x, threshold=t)
+    y_onnx, onnx_routing = onnx_model.routed(x, t)
     assert set(routing.routes) == {"easy", "hard"}
-    assert onnx_model.routing.routes == routing.routes
-    assert onnx_model.routing.threshold == routing.threshold == t
-    torch.testing.assert_close(onnx_model.routing.score, routing.score, rtol=0, atol=SCORE_ATOL)
+    assert onnx_routing.routes == routing.routes
+    assert onnx_routing.threshold == routing.threshold == t
+    torch.testing.assert_close(onnx_routing.score, routing.score, rtol=0, atol=SCORE_ATOL)
+    torch.testing.assert_close(onnx_model(x, threshold=t), y_onnx)
     assert_same_y(y_onnx, y_torch)
 
 
@@ -213,9 +220,9 @@ def test_mixed_batch_matches_pytorch_after_nms(model, onnx_model):
 def test_forced_route_matches_pytorch(model, onnx_model, route):
     x = varied_images(3)
     y_torch, routing = torch_run(model, x, route=route)
-    y_onnx = onnx_model(x, route=route)
-    assert onnx_model.routing.routes == routing.routes == [route] * 3
-    assert onnx_model.routing.score is None and onnx_model.routing.threshold is None
+    y_onnx, onnx_routing = onnx_model.routed(x, spec(route=route))
+    assert onnx_routing.routes == routing.routes == [route] * 3
+    assert onnx_routing.score is None and onnx_routing.threshold is None
     assert_same_y(y_onnx, y_torch)
 
 
@@ -223,26 +230,24 @@ def test_dynamic_batch_one_export_serves_batch_1_and_5(model, onnx_model):
     x = varied_images(5, seed=2)
     with torch.no_grad():
         t = mid_threshold(model.router_scores(x))
-    y5 = onnx_model(x, threshold=t)
-    routes5 = onnx_model.routing.routes
+    y5, routing5 = onnx_model.routed(x, t)
+    routes5 = routing5.routes
     assert set(routes5) == {"easy", "hard"}
     assert_same_y(y5, torch_run(model, x, threshold=t)[0])
     for i in range(5):
-        y1 = onnx_model(x[i : i + 1], threshold=t)
-        assert onnx_model.routing.routes == [routes5[i]]
+        y1, routing1 = onnx_model.routed(x[i : i + 1], t)
+        assert routing1.routes == [routes5[i]]
         assert_same_y(y1, y5[i : i + 1])
 
 
 def test_all_easy_batch_never_runs_the_hard_graph(spied):
-    spied(varied_images(4), threshold=0.0)
-    assert spied.routing.routes == ["easy"] * 4
+    assert spied.routed(varied_images(4), 0.0)[1].routes == ["easy"] * 4
     calls = {k: s.calls for k, s in spied.sessions.items()}
     assert calls == {"router": 1, "easy": 1, "hard": 0}
 
 
 def test_all_hard_batch_never_runs_the_easy_graph(spied):
-    spied(varied_images(4), threshold=1.0)
-    assert spied.routing.routes == ["hard"] * 4
+    assert spied.routed(varied_images(4), 1.0)[1].routes == ["hard"] * 4
     calls = {k: s.calls for k, s in spied.sessions.items()}
     assert calls == {"router": 1, "easy": 0, "hard": 1}
 
@@ -266,16 +271,14 @@ def test_hard_ratio_uses_the_exported_calibration(tmp_path):
     assert onnx_model.calibration == model.calibration
     assert onnx_model.threshold == model.threshold
     for p in (0.0, 1 / 3, 0.5, 1.0):
-        assert resolve_threshold(onnx_model, None, p) == resolve_threshold(model, None, p)
-    onnx_model(x, threshold=resolve_threshold(onnx_model, None, 0.5))
-    assert onnx_model.routing.hard_ratio == 0.5
-    onnx_model(x)  # default threshold from the metadata
-    assert onnx_model.routing.hard_ratio == 0.5
+        assert resolve_routing(onnx_model.calibration, hard_ratio=p) == resolve_routing(model.calibration, hard_ratio=p)
+    assert onnx_model.routed(x, resolve_routing(onnx_model.calibration, hard_ratio=0.5))[1].hard_ratio == 0.5
+    assert onnx_model.routed(x)[1].hard_ratio == 0.5  # default threshold from the metadata
 
 
 def test_hard_ratio_without_calibration_is_a_clear_error(onnx_model):
     with pytest.raises(ValueError, match="hard_ratio= needs a calibrated model"):
-        resolve_threshold(onnx_model, None, 0.5)
+        pop_routing(onnx_model, {"hard_ratio": 0.5})
 
 
 def test_wrong_input_size_is_a_clear_error(onnx_model):

@@ -7,6 +7,7 @@ import torch
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine.predictor import ROUTE_COLORS, DynamicPredictor, draw_route_banner, route_label
+from dydet.engine.routing import RoutingSpec
 from dydet.models.dynamic_yolo import DynamicYOLO
 
 ARGS = dict(imgsz=64, device="cpu", conf=0.01, verbose=False)
@@ -36,8 +37,8 @@ def single_scores(model, images) -> list[float]:
     net = predictor.dynamic_model()
     with torch.no_grad():
         for f in images:
-            net(predictor.preprocess([cv2.imread(str(f))]), threshold=0.5)
-            scores.append(float(net.routing.score[0]))
+            _, routing = net.routed(predictor.preprocess([cv2.imread(str(f))]), 0.5)
+            scores.append(float(routing.score[0]))
     return scores
 
 
@@ -138,8 +139,7 @@ def test_save_txt_is_the_stock_format(model, images, tmp_path):
 
 def test_predictor_used_directly(setup, images, tmp_path):
     predictor = DynamicPredictor(overrides={**ARGS, "model": str(setup[0]), "project": str(tmp_path), "save": True})
-    predictor.route = "easy"
-    (r,) = predictor(source=str(images[0]))
+    (r,) = predictor(source=str(images[0]), routing=RoutingSpec.forced("easy"))  # the routing is an argument
     assert r.route == "easy" and r.score is None
     assert_banner(cv2.imread(str(Path(predictor.save_dir) / images[0].name)), "easy")
 

@@ -83,9 +83,9 @@ def test_mixed_batch_matches_each_image_alone_through_its_route():
     x = varied_images(6)
     t = mixed_threshold(model, x)
     with torch.no_grad():
-        y, raw = model(x, threshold=t)
-        routes = model.routing.routes
-        scores = model.routing.score
+        (y, raw), routing = model.routed(x, t)
+        routes = routing.routes
+        scores = routing.score
         assert set(routes) == {"easy", "hard"}
         assert routes == ["hard" if s < t else "easy" for s in scores.tolist()]
         for i, route in enumerate(routes):
@@ -100,8 +100,8 @@ def test_all_easy_batch_never_runs_the_hard_route():
     calls, handles = record_calls(modules_in(model, model.graph.hard))
     easy_calls, easy_handles = record_calls(modules_in(model, model.graph.easy))
     with torch.no_grad():
-        model(varied_images(4), threshold=0.0)
-    assert model.routing.routes == ["easy"] * 4
+        _, routing = model.routed(varied_images(4), 0.0)
+    assert routing.routes == ["easy"] * 4
     assert calls == [] and easy_calls
     for h in handles + easy_handles:
         h.remove()
@@ -112,8 +112,8 @@ def test_all_hard_batch_never_runs_the_easy_head():
     calls, handles = record_calls(modules_in(model, model.graph.easy))
     hard_calls, hard_handles = record_calls(modules_in(model, model.graph.hard))
     with torch.no_grad():
-        model(varied_images(4), threshold=1.0)
-    assert model.routing.routes == ["hard"] * 4
+        _, routing = model.routed(varied_images(4), 1.0)
+    assert routing.routes == ["hard"] * 4
     assert calls == [] and hard_calls
     for h in handles + hard_handles:
         h.remove()
@@ -129,8 +129,8 @@ def test_mixed_batch_runs_each_head_on_its_subset_only():
         for r, head in zip(("easy", "hard"), model.heads)
     ]
     with torch.no_grad():
-        model(x, threshold=t)
-    n_hard = int(model.routing.hard.sum())
+        _, routing = model.routed(x, t)
+    n_hard = int(routing.hard.sum())
     assert sizes == {"easy": 6 - n_hard, "hard": n_hard}
     for h in handles:
         h.remove()
@@ -210,7 +210,7 @@ def test_state_survives_checkpoint_round_trip(tmp_path):
     loaded, _ = load_checkpoint(path)
     assert isinstance(loaded, DynamicDetectionModel)
     assert loaded.threshold == 0.37 and loaded.calibration == {"quantiles": [0.1, 0.9]}
-    assert loaded.routing is None
+    assert not hasattr(loaded, "routing")  # no per-call state on the model: `routed` returns the record
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(x, threshold=t)[0], ref, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(loaded.router_scores(x), model.router_scores(x))
