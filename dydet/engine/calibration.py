@@ -1,4 +1,6 @@
-"""Calibration: router scores on the validation split and per-route costs, stored in the model (DESIGN.md §1.4).
+"""Calibration: router scores on the validation split and per-route costs, stored in the model.
+
+The method is described in docs/METHOD.md, "Thresholds, hard ratios and budgets".
 
 `model.calibration` is the one source of truth that turns a hard ratio (or a cost budget) into a threshold:
 
@@ -23,6 +25,7 @@ import torch
 
 from dydet.nn.modules import hard_mask
 from dydet.utils.checks import check_hard_ratio, check_threshold
+from dydet.utils.errors import ArgumentError, CheckpointError, DataError
 
 
 def threshold_for_hard_ratio(calibration: dict[str, Any], hard_ratio: float) -> float:
@@ -68,14 +71,14 @@ def resolve_threshold(model: torch.nn.Module, threshold: float | None, hard_rati
         (float | None): The threshold, or None if neither was given.
     """
     if threshold is not None and hard_ratio is not None:
-        raise ValueError("give either threshold= or hard_ratio=, not both (hard_ratio is turned into a threshold)")
+        raise ArgumentError("give either threshold= or hard_ratio=, not both (hard_ratio is turned into a threshold)")
     if threshold is not None:
         return check_threshold(threshold)
     if hard_ratio is None:
         return None
     check_hard_ratio(hard_ratio)
     if not getattr(model, "calibration", None):
-        raise ValueError(
+        raise CheckpointError(
             "hard_ratio= needs a calibrated model: this checkpoint has no calibration; run 'dydet train stage=2' "
             "(which calibrates) or pass threshold= instead"
         )
@@ -111,7 +114,7 @@ def build_calibration(
         (dict): The calibration record.
     """
     if not scores:
-        raise ValueError(f"cannot calibrate on '{data}': its validation split produced no router scores")
+        raise DataError(f"cannot calibrate on '{data}': its validation split produced no router scores")
     from dydet.utils.flops import route_gflops
     from dydet.utils.torch_utils import fused_eval_copy
 
