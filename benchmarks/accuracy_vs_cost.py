@@ -38,7 +38,10 @@ from typing import Any
 
 import numpy as np
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
+from dydet.utils.offline import setup_offline
+
+setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
+
 from dydet import DynamicYOLO
 from dydet.data.synthetic import make_dataset
 from dydet.engine.benchmark import benchmark_speed

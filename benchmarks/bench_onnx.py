@@ -25,7 +25,10 @@ import tempfile
 
 import torch
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
+from dydet.utils.offline import setup_offline
+
+setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
+
 from dydet.engine.exporter import export_onnx
 from dydet.engine.onnx_runtime import load_export
 from dydet.nn.tasks import DynamicDetectionModel

@@ -17,7 +17,10 @@ import argparse
 import time
 from pathlib import Path
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
+from dydet.utils.offline import setup_offline
+
+setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
+
 from dydet import DynamicYOLO
 from dydet.data.synthetic import make_dataset
 

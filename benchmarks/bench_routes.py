@@ -18,8 +18,12 @@ import shlex
 import sys
 from pathlib import Path
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
-from dydet.engine.benchmark import DEFAULT_HARD_RATIOS, benchmark_speed
+from dydet.utils.offline import setup_offline
+
+setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
+
+from dydet import cfg
+from dydet.engine.benchmark import benchmark_speed
 
 
 def main() -> None:
@@ -30,7 +34,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--seq", type=int, default=10, help="images per batch-1 sequence")
-    ap.add_argument("--hard-ratios", default=",".join(map(str, DEFAULT_HARD_RATIOS)))
+    ap.add_argument("--hard-ratios", default=",".join(map(str, cfg.default("hard_ratios"))))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: Ultralytics' choice)")
     ap.add_argument("--no-graphs", action="store_true", help="on CUDA, skip the CUDA-graph timings")

@@ -56,10 +56,12 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 else
   echo "no wheels in .whl/: run 'bash benchmarks/gpu_bench.sh fetch' here and carry .whl" && exit 1
 fi
-# dydet from this checkout, laid out as its editable install maps it (cfg/ is the package dydet.cfg)
-rm -rf /tmp/dydet_src && mkdir -p /tmp/dydet_src && cp -r dydet /tmp/dydet_src/ && cp -r cfg /tmp/dydet_src/dydet/cfg
+# dydet from this checkout (its configuration is inside the package, in dydet/cfg)
+rm -rf /tmp/dydet_src && mkdir -p /tmp/dydet_src && cp -r dydet /tmp/dydet_src/
 export PYTHONPATH=/tmp/dydet_src:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 export DYDET_HOME=/tmp/dydet_home PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+# what dydet.utils.offline.setup_offline() sets, here before the first `import ultralytics` below
+export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false YOLO_CONFIG_DIR=/tmp/dydet_home/ultralytics
 if ! $PY -c "import polars" 2>/dev/null; then  # ultralytics imports polars only to read results.csv and for plots
   echo "polars not carried: installing a stub (training plots off)"
   mkdir -p /tmp/site/polars && echo '"""Stub: polars was not carried to this machine."""' >/tmp/site/polars/__init__.py

@@ -19,7 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
+from dydet.utils.offline import setup_offline
+
+setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
+
 from dydet import DynamicYOLO
 from dydet.engine.routing import DEFAULT_THRESHOLD, hard_mask
 from dydet.engine.validator import hard_by_rank

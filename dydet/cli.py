@@ -1,9 +1,10 @@
 """The ``dydet`` command: ``dydet MODE key=value ... --key value --flag``, in the style of the ``yolo`` command.
 
-Arguments are Ultralytics' (``ultralytics/cfg/default.yaml``) plus dydet's own (``cfg/default.yaml``). Values are parsed
-as Ultralytics does (ints, floats, bools, None/null, lists); hyphens in names become underscores. A bad command line
-is reported in one line with exit code 2; an error raised by dydet itself in one line with exit code 1. Set
-``DYDET_DEBUG=1`` to get tracebacks instead.
+Arguments are Ultralytics' (``ultralytics/cfg/default.yaml``) plus dydet's own (``dydet/cfg/default.yaml``, read by
+`dydet.cfg`). Values are parsed as Ultralytics does (ints, floats, bools, None/null, lists); hyphens in names become
+underscores. A bad command line is reported in one line with exit code 2; a user error raised while running (any
+`dydet.utils.errors.DydetError`) in one line with exit code 1; anything else is a bug and keeps its traceback. Set
+``DYDET_DEBUG=1`` to get tracebacks for every error.
 """
 
 from __future__ import annotations
@@ -13,15 +14,15 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from importlib import metadata, util
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dydet.cfg import CFG_DIR
+from dydet import cfg
+from dydet.cfg import Arg
+from dydet.utils.errors import ArgumentError, DydetError
+from dydet.utils.offline import set_offline_env, setup_offline
 
 MODES = {
     "train": "train a dynamic model: stage 1 (both routes), stage 2 (router), then calibration",
@@ -73,8 +74,6 @@ ULTRALYTICS_SECTIONS = {
     "export": ("Export settings",),
     "benchmark": (),
 }
-# Defaults that Ultralytics' mode methods use instead of its default.yaml (`Model.predict`), for the help screens
-MODE_DEFAULTS = {"predict": {"batch": 1, "conf": 0.25}}
 ULTRALYTICS_EXTRA_KEYS = {
     "train": ("val", "plots"),
     "val": ("data", "imgsz", "batch", "device", "workers", "project", "name", "exist_ok", "verbose", "rect"),
@@ -96,58 +95,11 @@ ULTRALYTICS_EXTRA_KEYS = {
 }
 
 
-class UsageError(Exception):
+class UsageError(ArgumentError):
     """A bad command line: printed as one ``dydet: ...`` line, exit code 2."""
 
 
-@dataclass(frozen=True)
-class Arg:
-    """One argument as the help screens and the checks see it."""
-
-    name: str
-    default: Any
-    help: str
-    modes: tuple[str, ...] = ()
-    type: str | None = None
-    choices: tuple[Any, ...] | None = None
-    range: tuple[float, float] | None = None
-
-
 # ---------------------------------------------------------------------------------------------------------- arguments
-@cache
-def load_dydet_args() -> dict[str, Arg]:
-    """Read dydet's own arguments from ``cfg/default.yaml``.
-
-    Returns:
-        (dict[str, Arg]): Arguments by name, in file order.
-    """
-    entries = yaml.safe_load((CFG_DIR / "default.yaml").read_text()) or {}
-    return {
-        name: Arg(
-            name=name,
-            default=e.get("default"),
-            help=e.get("help", ""),
-            modes=tuple(e.get("modes", MODES)),
-            type=e.get("type"),
-            choices=tuple(e["choices"]) if "choices" in e else None,
-            range=tuple(e["range"]) if "range" in e else None,
-        )
-        for name, e in entries.items()
-    }
-
-
-def load_dydet_defaults(mode: str | None = None) -> dict[str, Any]:
-    """Return dydet's own argument defaults, optionally only those of one mode.
-
-    Args:
-        mode (str | None): A mode such as 'train'; None for all arguments.
-
-    Returns:
-        (dict[str, Any]): Default value by argument name.
-    """
-    return {k: a.default for k, a in load_dydet_args().items() if mode is None or mode in a.modes}
-
-
 @cache
 def ultralytics_defaults() -> dict[str, Any]:
     """Return Ultralytics' default configuration (`ultralytics.cfg.DEFAULT_CFG_DICT`)."""
@@ -173,12 +125,12 @@ def ultralytics_args() -> dict[str, tuple[str, str]]:
 @cache
 def valid_keys() -> frozenset[str]:
     """Return every accepted argument name, any mode."""
-    return frozenset(ultralytics_defaults()) - NOT_ARGUMENTS | DEPRECATED_KEYS | set(load_dydet_args())
+    return frozenset(ultralytics_defaults()) - NOT_ARGUMENTS | DEPRECATED_KEYS | set(cfg.load_args())
 
 
 def is_flag_key(key: str) -> bool:
     """Return whether `key` may be given without a value (``--save``, ``save``), meaning True."""
-    own = load_dydet_args().get(key)
+    own = cfg.load_args().get(key)
     if own is not None:
         return own.type == "bool"
     return isinstance(ultralytics_defaults().get(key), bool) or key in EXTRA_FLAG_KEYS
@@ -264,14 +216,14 @@ def _resolve_key(key: str, mode: str) -> str:
         raise UsageError(
             f"'{key}' is not a valid argument.{_suggest(key, valid_keys() - DEPRECATED_KEYS)} {_help_hint(mode)}"
         )
-    own = load_dydet_args().get(key)
+    own = cfg.load_args().get(key)
     if own is not None and mode not in own.modes:
         raise UsageError(f"'{key}' does not apply to '{mode}' (only to: {', '.join(own.modes)}). {_help_hint(mode)}")
     return key
 
 
 def check_dydet_value(arg: Arg, value: Any, mode: str = "train") -> Any:
-    """Check one dydet argument's value against its entry in ``cfg/default.yaml``.
+    """Check one dydet argument's value against ``dydet/cfg/default.yaml`` (`dydet.cfg.Arg.check`).
 
     Args:
         arg (Arg): The argument.
@@ -284,47 +236,17 @@ def check_dydet_value(arg: Arg, value: Any, mode: str = "train") -> Any:
     Raises:
         UsageError: If the value has the wrong type, is not one of the choices or is out of range.
     """
-
-    def bad(why: str) -> UsageError:
-        return UsageError(f"{arg.name}={value!r} {why}. {_help_hint(mode)}")
-
-    if value is None:
-        if arg.default is None or (arg.choices is not None and None in arg.choices):
-            return None
-        raise bad("is not allowed, it needs a value")
-    if arg.choices is not None:
-        if not any(type(c) is type(value) and c == value for c in arg.choices):
-            raise bad(f"is not one of {', '.join(map(str, arg.choices))}")
-        return value
-    numbers = (int, float)
-    if arg.type == "list":
-        value = list(value) if isinstance(value, (list, tuple)) else [value]
-        items = value
-    elif arg.type in {"int", "float"}:
-        ok = isinstance(value, int if arg.type == "int" else numbers) and not isinstance(value, bool)
-        if not ok:
-            raise bad(f"must be {'an int' if arg.type == 'int' else 'a number'}")
-        value = float(value) if arg.type == "float" else value
-        items = [value]
-    elif arg.type == "bool" and not isinstance(value, bool):
-        raise bad("must be True or False")
-    elif arg.type == "str" and not isinstance(value, str):
-        raise bad("must be a string")
-    else:
-        items = []
-    if arg.range is not None:
-        lo, hi = arg.range
-        for v in items:
-            if not isinstance(v, numbers) or isinstance(v, bool) or not lo <= v <= hi:
-                raise bad(f"is out of range [{lo}, {hi}]")
-    return value
+    try:
+        return arg.check(value)
+    except ArgumentError as e:
+        raise UsageError(f"{e}. {_help_hint(mode)}") from None
 
 
 def _check_ultralytics_values(overrides: dict[str, Any], mode: str) -> None:
     """Run Ultralytics' own type/range check on its arguments now, so a bad value fails before any work starts."""
     from ultralytics.cfg import check_cfg
 
-    ultra = {k: v for k, v in overrides.items() if k not in load_dydet_args() and k not in DEPRECATED_KEYS}
+    ultra = {k: v for k, v in overrides.items() if k not in cfg.load_args() and k not in DEPRECATED_KEYS}
     try:
         check_cfg(ultra, hard=True)
     except (TypeError, ValueError) as e:
@@ -378,8 +300,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
             raise UsageError(f"'no-{key}' takes no value. {_help_hint(mode)}")
         else:
             value = _smart_value(key, raw)
-        if key in load_dydet_args():
-            value = check_dydet_value(load_dydet_args()[key], value, mode)
+        if key in cfg.load_args():
+            value = check_dydet_value(cfg.load_args()[key], value, mode)
         overrides[key] = value
     _check_ultralytics_values(overrides, mode)
     return mode, overrides
@@ -412,8 +334,8 @@ def ultralytics_keys_for(mode: str) -> list[str]:
 
 def mode_help(mode: str) -> str:
     """Return the help screen of one mode: dydet's arguments first, then the Ultralytics ones that apply."""
-    defaults, info = {**ultralytics_defaults(), **MODE_DEFAULTS.get(mode, {})}, ultralytics_args()
-    dydet = [(f"{a.name}={_fmt(a.default)}", a.help) for a in load_dydet_args().values() if mode in a.modes]
+    defaults, info = {**ultralytics_defaults(), **cfg.mode_defaults(mode)}, ultralytics_args()
+    dydet = [(f"{a.name}={_fmt(a.default)}", a.help) for a in cfg.load_args().values() if mode in a.modes]
     ultra = [(f"{k}={_fmt(defaults.get(k))}", info[k][1]) for k in ultralytics_keys_for(mode)]
     lines = [
         f"dydet {mode}: {MODES[mode]}.",
@@ -432,7 +354,7 @@ def mode_help(mode: str) -> str:
 def general_help() -> str:
     """Return the ``dydet help`` screen: modes, dydet's own arguments and examples."""
     modes = [(m, d) for m, d in {**MODES, **META_MODES}.items()]
-    args = [(f"{a.name}={_fmt(a.default)}", f"[{','.join(a.modes)}] {a.help}") for a in load_dydet_args().values()]
+    args = [(f"{a.name}={_fmt(a.default)}", f"[{','.join(a.modes)}] {a.help}") for a in cfg.load_args().values()]
     lines = [
         "dydet: DynamicDet (CVPR 2023) on Ultralytics - one detector with an easy and a hard route, a per-image",
         "router, and a speed/accuracy threshold chosen at run time.",
@@ -497,29 +419,13 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
     if mode == "predict":  # as `yolo predict`: save the annotated images, stream so long videos do not fill memory
         overrides.setdefault("save", True)
         overrides["stream"] = True
+    setup_offline()
     result = getattr(_model_class()(model), mode)(**overrides)
     if mode == "predict":
         for _ in result:
             pass
         return None
     return result
-
-
-def is_dydet_error(e: BaseException) -> bool:
-    """Return whether `e` is a user-facing error raised by dydet's own code (printed in one line, no traceback).
-
-    A ValueError/FileNotFoundError/TypeError whose innermost frame lies in the dydet package, or whose message or
-    class name starts with "dydet", is dydet's deliberate message; anything else is a bug and keeps its traceback.
-    """
-    if not isinstance(e, (ValueError, FileNotFoundError, TypeError)):
-        return False
-    if type(e).__name__.lower().startswith("dydet") or str(e).lower().startswith("dydet"):
-        return True
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    package = Path(__file__).resolve().parent
-    return tb is not None and Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(package)
 
 
 def _fail(message: str, code: int) -> None:
@@ -535,9 +441,11 @@ def entrypoint(argv: list[str] | None = None) -> None:
         argv (list[str] | None): The arguments after ``dydet``; None reads ``sys.argv[1:]``.
 
     Raises:
-        SystemExit: Code 2 for a bad command line, 1 for an error raised by dydet, 130 on Ctrl-C.
+        SystemExit: Code 2 for a bad command line, 1 for a `DydetError` (bad input found while running), 130 on
+            Ctrl-C.
     """
     debug = os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+    set_offline_env()  # before anything imports Ultralytics, which reads these variables once, at import
     try:
         mode, overrides = parse_args(argv)
         if mode == "help":
@@ -550,8 +458,8 @@ def entrypoint(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(str(e), 2)
-    except (ValueError, FileNotFoundError, TypeError) as e:
-        if debug or not is_dydet_error(e):
+    except DydetError as e:
+        if debug:
             raise
         _fail(str(e), 1)
     except KeyboardInterrupt:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 import dydet
-from dydet import cli
+from dydet import cfg, cli
 from dydet.cli import entrypoint, parse_args
+from dydet.utils.errors import CheckpointError, DataError, DependencyError, DydetError, MissingFileError
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -124,15 +125,15 @@ def test_version(capsys):
 
 
 def test_defaults_file():
-    args = cli.load_dydet_args()
+    args = cfg.load_args()
     for key in ("stage", "threshold", "hard_ratio", "route", "stage2_epochs", "stage2_lr", "stage2_batch"):
         assert key in args
     assert all(a.help and set(a.modes) <= set(cli.MODES) for a in args.values())
     assert not set(args) & set(cli.ultralytics_defaults()), "dydet arguments must not shadow ultralytics ones"
-    defaults = cli.load_dydet_defaults()
+    defaults = cfg.defaults()
     assert defaults["stage"] == "all" and defaults["calibrate"] is True and defaults["threshold"] is None
     assert defaults["hard_ratios"] == pytest.approx([i / 10 for i in range(11)])
-    assert set(cli.load_dydet_defaults("predict")) == {"threshold", "hard_ratio", "route"}
+    assert set(cfg.defaults("predict")) == {"threshold", "hard_ratio", "route", "gflops", "latency"}
 
 
 # ----------------------------------------------------------------------------------------------------------- dispatch
@@ -179,9 +180,11 @@ def test_dispatch_needs_model_outside_train(capsys, fake_model):
 @pytest.mark.parametrize(
     "error",
     [
-        ValueError("dydet: hard_ratio needs a calibrated checkpoint, retrain with calibrate=True"),
-        FileNotFoundError("dydet: no such model 'x.pt'"),
-        type("DydetConfigError", (TypeError,), {})("route and threshold are exclusive"),
+        CheckpointError("hard_ratio needs a calibrated checkpoint, retrain with calibrate=True"),
+        MissingFileError("dydet: no such model 'x.pt'"),
+        DataError("data YAML 'd.yaml' has no 'val:' entry"),
+        DependencyError("ONNX export needs the 'onnx' package"),
+        type("FutureError", (DydetError, TypeError), {})("route and threshold are exclusive"),
     ],
 )
 def test_dydet_errors_print_one_line(capsys, monkeypatch, fake_model, error):
@@ -192,19 +195,40 @@ def test_dydet_errors_print_one_line(capsys, monkeypatch, fake_model, error):
     code, _, err = run_cli(capsys, "val", "model=best.pt")
     assert code == 1
     assert err.count("\n") == 1 and err.startswith("dydet: ") and not err.startswith("dydet: dydet")
+    assert str(error).removeprefix("dydet: ") in err
 
     monkeypatch.setenv("DYDET_DEBUG", "1")
     with pytest.raises(type(error)):
         entrypoint(["val", "model=best.pt"])
 
 
-def test_other_errors_keep_their_traceback(monkeypatch, fake_model):
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("shape mismatch"),
+        ValueError("dydet: looks like a message, but it is not a DydetError"),  # no guessing from the text
+        FileNotFoundError("weights.pt"),
+    ],
+)
+def test_other_errors_keep_their_traceback(monkeypatch, fake_model, error):
     def boom(**kw):
-        raise ValueError("shape mismatch")
+        raise error
 
     monkeypatch.setattr(FakeModel, "val", staticmethod(boom), raising=False)
-    with pytest.raises(ValueError, match="shape mismatch"):
+    with pytest.raises(type(error), match=str(error)):
         entrypoint(["val", "model=best.pt"])
+
+
+def test_api_errors_from_the_cfg_are_one_line(capsys, monkeypatch):
+    """A value the CLI lets through but the API refuses (here: a mode check) is still one line, exit 1."""
+
+    class Model(FakeModel):
+        def val(self, **kw):
+            return cfg.check_args("val", {**kw, "stage": 1})
+
+    monkeypatch.setattr(dydet, "DynamicYOLO", Model, raising=False)
+    code, _, err = run_cli(capsys, "val", "model=best.pt")
+    assert code == 1 and err == "dydet: 'stage' does not apply to 'val' (only to: train)\n"
 
 
 def test_console_script():

@@ -1,7 +1,9 @@
-"""`import dydet` makes ultralytics offline: no network attempt at import, font check, model build or training.
+"""`setup_offline()` makes Ultralytics offline: no network attempt at import, font check, model build or training.
 
-Each check runs in a fresh interpreter whose socket layer records and refuses every network attempt, with a clean
-DYDET_HOME and none of dydet's environment variables inherited from this pytest process.
+`import dydet` alone does nothing; the CLI, `from dydet import DynamicYOLO` and `DynamicYOLO()` make the set-up, which
+leaves the user's own Ultralytics settings (e.g. `tensorboard=True`) as they are. Each check runs in a fresh
+interpreter whose socket layer records and refuses every network attempt, with a clean DYDET_HOME and Ultralytics
+config dir and none of the YOLO_/DYDET_ environment variables inherited from this pytest process.
 """
 
 import json
@@ -50,7 +52,7 @@ def run_guarded(body: str, home: Path, **env: str) -> dict:
     """Run `body` after the socket guard in a fresh interpreter; return what it passed to `report(...)`."""
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "DYDET_"))}
     child_env.pop("PYTEST_CURRENT_TEST", None)  # else ultralytics sees a test run and turns telemetry off itself
-    child_env.update(DYDET_HOME=str(home), **env)
+    child_env.update({"DYDET_HOME": str(home / "dydet"), "YOLO_CONFIG_DIR": str(home / "ultralytics"), **env})
     script = SOCKET_GUARD + textwrap.dedent(body)
     proc = subprocess.run(
         [sys.executable, "-c", script], cwd=home, env=child_env, capture_output=True, text=True, timeout=300
@@ -83,36 +85,102 @@ def write_tiny_dataset(root: Path, n: int = 8, size: int = 64) -> Path:
     return data
 
 
-def test_import_build_and_font_check_are_offline(tmp_path):
+def test_import_dydet_alone_changes_nothing(tmp_path):
     result = run_guarded(
         """
-        import dydet
-        env = {k: os.environ[k] for k in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR")}
+        from pathlib import Path
+        before = dict(os.environ)
+        import dydet, dydet.cli, dydet.cfg, dydet.utils.offline, dydet.utils.errors
+        files = [str(p) for p in Path.cwd().rglob("*")]
+        report(env_changed=dict(os.environ) != before, files=files, ultralytics="ultralytics" in sys.modules)
+        """,
+        tmp_path,
+    )
+    assert result == {"attempts": [], "env_changed": False, "files": [], "ultralytics": False}
+
+
+def test_setup_offline_import_build_and_font_check_are_offline(tmp_path):
+    result = run_guarded(
+        """
+        from dydet.utils.offline import setup_offline
+        config = setup_offline()
+        env = {k: os.environ[k] for k in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL")}
         import ultralytics
-        from ultralytics.utils import AUTOINSTALL, ONLINE, SETTINGS, USER_CONFIG_DIR
+        from ultralytics.utils import AUTOINSTALL, ONLINE, USER_CONFIG_DIR
         from ultralytics.utils.checks import check_font
         ultralytics.YOLO("yolo11n.yaml")
         fonts = [str(check_font("Arial.ttf")), str(check_font("Arial.Unicode.ttf"))]
-        report(env=env, online=ONLINE, autoinstall=AUTOINSTALL, sync=SETTINGS["sync"], config=str(USER_CONFIG_DIR),
-               settings=dict(SETTINGS), fonts=fonts)
+        report(env=env, online=ONLINE, autoinstall=AUTOINSTALL, config=str(USER_CONFIG_DIR), returned=str(config),
+               fonts=fonts)
         """,
         tmp_path,
     )
     config = tmp_path / "ultralytics" / "Ultralytics"
     assert result["attempts"] == []
-    assert result["env"] == {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false", "YOLO_CONFIG_DIR": str(config.parent)}
-    assert result["online"] is False and result["autoinstall"] is False and result["sync"] is False
-    assert result["config"] == str(config)
+    assert result["env"] == {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
+    assert result["online"] is False and result["autoinstall"] is False
+    assert result["config"] == result["returned"] == str(config)  # the user's own Ultralytics config dir
     assert result["fonts"] == [str(config / "Arial.ttf"), str(config / "Arial.Unicode.ttf")]
-    # ultralytics loaded dydet's file as written: no schema migration
-    assert result["settings"] == json.loads((config / "settings.json").read_text())
+    assert not (tmp_path / "dydet").exists()  # nothing written into the dydet home
+
+
+def test_dynamic_yolo_sets_up_offline_before_ultralytics_loads(tmp_path):
+    result = run_guarded(
+        """
+        from dydet import DynamicYOLO
+        from ultralytics.utils import ONLINE
+        DynamicYOLO("dy-yolo11n.yaml")
+        report(env=os.environ.get("YOLO_OFFLINE"), online=ONLINE)
+        """,
+        tmp_path,
+    )
+    assert result == {"attempts": [], "env": "1", "online": False}
+
+
+def test_the_cli_sets_up_offline_before_ultralytics_loads(tmp_path):
+    result = run_guarded(
+        """
+        from dydet.cli import entrypoint
+        entrypoint(["train", "help"])  # parses Ultralytics' default.yaml: imports ultralytics
+        from ultralytics.utils import ONLINE
+        report(env=os.environ.get("YOLO_OFFLINE"), online=ONLINE, loaded="ultralytics" in sys.modules)
+        """,
+        tmp_path,
+    )
+    assert result == {"attempts": [], "env": "1", "online": False, "loaded": True}
+
+
+def test_user_ultralytics_settings_still_apply(tmp_path):
+    run_guarded(  # the user's own `yolo settings tensorboard=True`, made before dydet is ever used
+        """
+        from ultralytics.utils import SETTINGS
+        SETTINGS.update(tensorboard=True, sync=False)
+        report()
+        """,
+        tmp_path,
+        YOLO_OFFLINE="1",
+    )
+    settings = tmp_path / "ultralytics" / "Ultralytics" / "settings.json"
+    before = settings.read_text()
+    result = run_guarded(
+        """
+        from dydet import DynamicYOLO
+        DynamicYOLO("dy-yolo11n.yaml")
+        from ultralytics.utils import SETTINGS
+        report(tensorboard=SETTINGS["tensorboard"], file=str(SETTINGS.file))
+        """,
+        tmp_path,
+    )
+    assert result == {"attempts": [], "tensorboard": True, "file": str(settings)}
+    assert settings.read_text() == before
 
 
 def test_user_environment_wins(tmp_path):
     own_config = tmp_path / "my-ultralytics"
     result = run_guarded(
         """
-        import dydet
+        from dydet.utils.offline import setup_offline
+        setup_offline()
         env = {k: os.environ[k] for k in ("YOLO_OFFLINE", "YOLO_CONFIG_DIR")}
         from ultralytics.utils import ONLINE
         report(env=env, online=ONLINE)
@@ -131,7 +199,8 @@ def test_training_with_plots_is_offline(tmp_path):
     data = write_tiny_dataset(tmp_path / "data")
     result = run_guarded(
         f"""
-        import dydet
+        from dydet.utils.offline import setup_offline
+        setup_offline()
         from ultralytics import YOLO
         YOLO("yolo11n.yaml").train(data={str(data)!r}, epochs=1, imgsz=64, batch=4, workers=0, device="cpu",
                                    project={str(tmp_path / "runs")!r}, name="t", plots=True)
@@ -144,16 +213,17 @@ def test_training_with_plots_is_offline(tmp_path):
     assert (tmp_path / "runs" / "t" / "labels.jpg").is_file()  # plotting ran, so fonts were looked up
 
 
-def test_setup_offline_keeps_existing_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("DYDET_HOME", str(tmp_path))
-    monkeypatch.delenv("YOLO_CONFIG_DIR")
+def test_setup_offline_keeps_existing_fonts(tmp_path, monkeypatch):
+    import ultralytics.utils
+
+    monkeypatch.setattr(ultralytics.utils, "USER_CONFIG_DIR", tmp_path / "Ultralytics")
     monkeypatch.setattr(offline, "_done", False)
     config = offline.setup_offline()
-    assert config == tmp_path / "ultralytics" / "Ultralytics"
-    assert json.loads((config / "settings.json").read_text())["sync"] is False
+    assert config == tmp_path / "Ultralytics"
     assert all((config / name).stat().st_size > 100_000 for name in offline.FONT_NAMES)
+    assert not (config / "settings.json").exists()  # dydet writes no settings
 
-    (config / "settings.json").write_text('{"sync": true}')
+    (config / "Arial.ttf").write_bytes(b"the user's own font")
     monkeypatch.setattr(offline, "_done", False)
     assert offline.setup_offline() == config
-    assert (config / "settings.json").read_text() == '{"sync": true}'  # the user's file is never overwritten
+    assert (config / "Arial.ttf").read_bytes() == b"the user's own font"  # never overwritten

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dydet.utils.errors import ArgumentError, DataError, MissingFileError
+
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2")
 SPLITS = ("train", "val", "test")
 FIX_HINT = "a YOLO data YAML has 'path:' (dataset root), 'train:' and 'val:' (image folders) and 'names:'"
@@ -38,11 +40,14 @@ def check_detection_dataset(data: str | Path) -> dict[str, Any]:
             `names` as `{int: str}`, `nc`, `channels` (default 3) and `yaml_file`.
 
     Raises:
-        FileNotFoundError: The YAML, the dataset root or a split path does not exist, or a split has no images.
-        ValueError: The YAML is malformed: not a mapping, a missing or ill-typed key, `names`/`nc` inconsistent.
+        MissingFileError: The YAML, the dataset root or a split path does not exist, or a split has no images (a
+            `FileNotFoundError`).
+        DataError: The YAML is malformed: not a mapping, a missing or ill-typed key, `names`/`nc` inconsistent (a
+            `ValueError`).
+        ArgumentError: `data` is not a path.
     """
     if not isinstance(data, (str, Path)):
-        raise ValueError(f"data={data!r} is invalid: pass the path of a YOLO data YAML ({FIX_HINT})")
+        raise ArgumentError(f"data={data!r} is invalid: pass the path of a YOLO data YAML ({FIX_HINT})")
     text = str(data).strip()
     if "://" in text or text.lower().endswith(ARCHIVE_SUFFIXES):
         return {}
@@ -61,18 +66,18 @@ def check_detection_dataset(data: str | Path) -> dict[str, Any]:
             continue  # not used by training: Ultralytics checks it only when asked to validate on it
         for entry, p in zip(entries if isinstance(entries, list) else [entries], paths):
             if p.is_file() and p.suffix[1:].lower() in _image_formats():
-                raise ValueError(
+                raise DataError(
                     f"data YAML '{file}': {split} path '{p}' is a single image; '{split}:' must be a folder of images "
                     f"or a .txt file listing image paths"
                 )
             if not p.exists():
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"data YAML '{file}': {split} path '{p}' does not exist ('{split}: {entry}' under dataset root "
                     f"'{root}'){_download_hint(cfg, root)}; fix '{split}:' or 'path:' in the YAML"
                 )
         if count_images(paths) == 0:
             where = ", ".join(f"'{p}'" for p in paths)
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"data YAML '{file}': the {split} split is empty, no images in {where}; add images there or point "
                 f"'{split}:' at a folder of images ({_formats()})"
             )
@@ -122,10 +127,10 @@ def _find_yaml(text: str) -> Path:
         found = sorted(p.glob("*.yaml")) or sorted(p.glob("*.yml"))
         if len(found) != 1:
             what = "no data YAML" if not found else f"{len(found)} YAML files ({', '.join(f.name for f in found)})"
-            raise FileNotFoundError(f"data='{text}' is a folder with {what}: pass the data YAML's path itself")
+            raise MissingFileError(f"data='{text}' is a folder with {what}: pass the data YAML's path itself")
         p = found[0]
     if not p.is_file():
-        raise FileNotFoundError(f"data YAML '{text}' not found: pass the path of an existing data YAML ({FIX_HINT})")
+        raise MissingFileError(f"data YAML '{text}' not found: pass the path of an existing data YAML ({FIX_HINT})")
     return p
 
 
@@ -137,9 +142,9 @@ def _load_yaml(file: Path) -> dict[str, Any]:
         cfg = YAML.load(file, append_filename=True)
     except Exception as e:  # yaml.YAMLError, UnicodeDecodeError, ...
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"data YAML '{file}' cannot be parsed ({first}): fix its YAML syntax") from e
+        raise DataError(f"data YAML '{file}' cannot be parsed ({first}): fix its YAML syntax") from e
     if not isinstance(cfg, dict) or set(cfg) <= {"yaml_file"}:
-        raise ValueError(f"data YAML '{file}' is empty or not a mapping: {FIX_HINT}")
+        raise DataError(f"data YAML '{file}' is empty or not a mapping: {FIX_HINT}")
     return cfg
 
 
@@ -152,38 +157,36 @@ def _check_keys(cfg: dict[str, Any], file: Path) -> None:
         cfg["val"] = cfg.pop("validation")  # the alias Ultralytics accepts (with a warning)
     for key in ("train", "val"):
         if not cfg.get(key):
-            raise ValueError(
+            raise DataError(
                 f"data YAML '{file}' has no '{key}:' entry: add '{key}: images/{key}' (an image folder, a .txt list "
                 f"of images, or a list of those, relative to 'path:')"
             )
     for key, types in DATASET_KEY_TYPES.items():
         if cfg.get(key) is not None and not isinstance(cfg[key], types):
             expected = " or ".join("mapping" if t is dict else t.__name__ for t in types)
-            raise ValueError(
+            raise DataError(
                 f"data YAML '{file}': '{key}:' must be a {expected}, not {type(cfg[key]).__name__} ({cfg[key]!r})"
             )
     names, nc = cfg.get("names"), cfg.get("nc")
     if names is None and nc is None:
-        raise ValueError(
+        raise DataError(
             f"data YAML '{file}' has neither 'names:' nor 'nc:': add the class names, e.g. 'names: {{0: person, "
             f"1: car}}'"
         )
     if nc is not None:
         nc = _positive_int(nc)
         if nc is None:
-            raise ValueError(
-                f"data YAML '{file}': 'nc: {cfg['nc']}' must be a positive integer (the number of classes)"
-            )
+            raise DataError(f"data YAML '{file}': 'nc: {cfg['nc']}' must be a positive integer (the number of classes)")
         cfg["nc"] = nc
     if names is not None:
         if nc is not None and len(names) != nc:
-            raise ValueError(
+            raise DataError(
                 f"data YAML '{file}': 'names:' has {len(names)} classes but 'nc: {nc}': make them agree (or drop 'nc:')"
             )
         try:
             cfg["names"] = check_class_names(names)
         except (KeyError, ValueError, TypeError) as e:
-            raise ValueError(
+            raise DataError(
                 f"data YAML '{file}': invalid 'names:' ({e.args[0] if e.args else e}): use class ids 0..n-1"
             ) from e
     else:
@@ -216,7 +219,7 @@ def _dataset_root(cfg: dict[str, Any], file: Path) -> Path:
     if not root.exists() and not root.is_absolute():
         root = (data_utils.DATASETS_DIR / root).resolve()
     if not root.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"data YAML '{file}': dataset root 'path: {given}' not found (looked for '{root}')"
             f"{_download_hint(cfg, root)}; set 'path:' to the dataset folder (absolute, or relative to the "
             f"working directory or '{data_utils.DATASETS_DIR}')"

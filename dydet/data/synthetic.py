@@ -59,6 +59,7 @@ import cv2
 import numpy as np
 import yaml
 
+from dydet.utils.errors import ArgumentError
 from dydet.utils.offline import dydet_home
 
 __all__ = (
@@ -775,13 +776,13 @@ def _positive(value: int | None, default: int, what: str, minimum: int = 1) -> i
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+        raise ArgumentError(f"{what} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _resolve(name: str, seed: int, n_train: int | None, n_val: int | None, imgsz: int | None) -> _Spec:
     if name not in PRESETS:
-        raise ValueError(f"unknown synthetic dataset preset {name!r}; valid presets: {', '.join(PRESETS)}")
+        raise ArgumentError(f"unknown synthetic dataset preset {name!r}; valid presets: {', '.join(PRESETS)}")
     preset = PRESETS[name]
     return _Spec(
         name=name,
@@ -857,7 +858,7 @@ def _difficulty_csv(source: str | Path) -> Path:
         if not base.is_dir():  # moved without regenerating: the YAML sits in the dataset folder
             base = p.parent
         return base / data.get("difficulty", "difficulty.csv")
-    raise ValueError(f"expected a data YAML, a dataset folder or difficulty.csv, got {source}")
+    raise ArgumentError(f"expected a data YAML, a dataset folder or difficulty.csv, got {source}")
 
 
 def load_difficulty(source: str | Path, split: str | None = None) -> dict[str, float]:
@@ -876,7 +877,7 @@ def load_difficulty(source: str | Path, split: str | None = None) -> dict[str, f
         ValueError: If ``source`` is none of the accepted kinds or ``split`` is unknown.
     """
     if split is not None and split not in _SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(_SPLITS)}")
+        raise ArgumentError(f"unknown split {split!r}; valid splits: {', '.join(_SPLITS)}")
     with open(_difficulty_csv(source), newline="") as f:
         return {Path(r["file"]).stem: float(r["difficulty"]) for r in csv.DictReader(f) if split in (None, r["split"])}
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from ultralytics.utils import LOGGER
 
-from dydet.cfg import dydet_arg_names
+from dydet.cfg import arg_names
 
-# dydet's own arguments (cfg/default.yaml): consumed by dydet, never passed on (Ultralytics rejects unknown keys).
-DYDET_ONLY_KEYS = dydet_arg_names()
+# dydet's own arguments (dydet/cfg/default.yaml): consumed by dydet, never passed on (Ultralytics rejects unknown keys).
+DYDET_ONLY_KEYS = arg_names()
 
 # Used when no `data=` is given: the embedded demo dataset with settings that train in minutes on a laptop CPU.
 DEMO_TRAIN_DEFAULTS = {"epochs": 18, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 4, "stage2_epochs": 4}

@@ -1,4 +1,7 @@
-"""Speed of a dynamic model against the static models of its family, all measured side by side (DESIGN.md §4).
+"""Speed of a dynamic model against the static models of its family, all measured side by side.
+
+This is the cost half of "How we prove it works" (docs/METHOD.md): the easy route costs what the base model costs, and
+the cost at a hard ratio is the linear mix of the two routes.
 
 `benchmark_speed` times, in one run with interleaved repetitions and medians (`dydet.utils.timing`):
 
@@ -32,16 +35,17 @@ import torch
 from torch import nn
 from ultralytics.utils import LOGGER
 
+from dydet import cfg
 from dydet.engine.routing import threshold_for_hard_ratio
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.errors import ArgumentError, MissingFileError
 from dydet.utils.flops import mixed_gflops
 from dydet.utils.timing import interleaved_medians
 from dydet.utils.torch_utils import fused_eval_copy
 
-DEFAULT_HARD_RATIOS = (0.1, 0.3, 0.5, 0.7, 0.9)
 SCALES = ("n", "s", "m", "l", "x")
 EASY, HARD, ROUTED_EASY = "easy route", "hard route", "routed all-easy"
-# Targets (DESIGN.md §4, the benchmark issue): (device type, mode) -> ratio key -> (comparison, value)
+# Targets (docs/METHOD.md, "How we prove it works"): (device type, mode) -> ratio key -> (comparison, value)
 TARGETS: dict[tuple[str, str], dict[str, tuple[str, float]]] = {
     ("cpu", "eager"): {"easy/base bs1": ("<=", 1.05), "dyn/mix bs1": ("<=", 1.10), "tput p0.5/hard": (">=", 1.3)},
     ("cuda", "graph"): {"easy/base bs1": ("<=", 1.15)},
@@ -340,12 +344,12 @@ def benchmark_images(n: int, imgsz: int, source: Any = None, seed: int = 0) -> t
         else:
             files.append(p)
     if not files:
-        raise FileNotFoundError(f"no images found in {source!r} for the benchmark")
+        raise MissingFileError(f"no images found in {source!r} for the benchmark")
     ims = []
     for f in (files[i % len(files)] for i in range(n)):
         im = cv2.imread(str(f))
         if im is None:
-            raise FileNotFoundError(f"cannot read image {f}")
+            raise MissingFileError(f"cannot read image {f}")
         im = cv2.resize(im, (imgsz, imgsz), interpolation=cv2.INTER_LINEAR)[..., ::-1]
         ims.append(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() / 255)
     return torch.stack(ims)
@@ -453,11 +457,11 @@ def _check_split(name: str, got: int, want: int, n: int) -> None:
 def benchmark_speed(
     model: Any,
     baselines: Any = None,
-    imgsz: int = 320,
-    batch: int = 8,
-    hard_ratios: Sequence[float] = DEFAULT_HARD_RATIOS,
+    imgsz: int | None = None,
+    batch: int | None = None,
+    hard_ratios: Sequence[float] | None = None,
     reps: int = 20,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     half: bool | None = None,
     cuda_graphs: bool | None = None,
     save_dir: str | Path | None = None,
@@ -475,11 +479,13 @@ def benchmark_speed(
         baselines (Any): Static models: YAML names (random weights, the model's class count), `.pt` checkpoints or
             modules, as a sequence or a comma-separated string; None for `default_baselines(model)` (e.g. yolo11n and
             yolo11s for Dy-yolo11n); 'none' or () for none.
-        imgsz (int): Square image size.
-        batch (int): Batch size of the throughput measurement.
-        hard_ratios (Sequence[float]): Hard ratios of the dynamic model, each in [0, 1].
+        imgsz (int, optional): Square image size (default: the benchmark's `imgsz` in `dydet/cfg/default.yaml`).
+        batch (int, optional): Batch size of the throughput measurement (default: as `imgsz`).
+        hard_ratios (Sequence[float], optional): Hard ratios of the dynamic model, each in [0, 1] (default:
+            `hard_ratios` of `dydet/cfg/default.yaml`).
         reps (int): Interleaved timed repetitions (medians are reported).
-        device (str | torch.device): 'cpu', 'cuda', 'cuda:0' or an Ultralytics device string such as '0'.
+        device (str | torch.device, optional): 'cpu', 'cuda', 'cuda:0' or an Ultralytics device string such as '0'
+            (default: as `imgsz`).
         half (bool, optional): fp16; defaults to True on CUDA, False on CPU (where it is refused).
         cuda_graphs (bool, optional): Also time every candidate as CUDA graphs; defaults to True on CUDA.
         save_dir (str | Path, optional): Where to write speed.csv/.md/.png.
@@ -497,21 +503,24 @@ def benchmark_speed(
     from ultralytics.utils import NUM_THREADS
     from ultralytics.utils.torch_utils import select_device
 
+    given = {"imgsz": imgsz, "batch": batch, "device": device, "hard_ratios": hard_ratios}
+    args = cfg.check_args("benchmark", {k: v for k, v in given.items() if v is not None})
+    imgsz, batch, device, hard_ratios = int(args["imgsz"]), int(args["batch"]), args["device"], args["hard_ratios"]
     old_threads = torch.get_num_threads()
     dev = select_device(device, verbose=False) if not isinstance(device, torch.device) else device
     torch.set_num_threads(old_threads)  # select_device changes it on the CPU; the run sets its own below
     cuda = dev.type == "cuda"
     half = cuda if half is None else bool(half)
     if half and not cuda:
-        raise ValueError("half=True needs a CUDA device: fp16 convolutions are not supported on the CPU")
+        raise ArgumentError("half=True needs a CUDA device: fp16 convolutions are not supported on the CPU")
     cuda_graphs = cuda if cuda_graphs is None else bool(cuda_graphs)
     if cuda_graphs and not cuda:
-        raise ValueError("cuda_graphs=True needs a CUDA device")
+        raise ArgumentError("cuda_graphs=True needs a CUDA device")
     hard_ratios = sorted({round(float(p), 4) for p in hard_ratios})
-    if not hard_ratios or not all(0 <= p <= 1 for p in hard_ratios):
-        raise ValueError(f"hard_ratios={hard_ratios} is invalid: give numbers in [0, 1]")
+    if not hard_ratios:
+        raise ArgumentError("hard_ratios=[] is invalid: give numbers in [0, 1]")
     if batch < 1 or seq < 1 or reps < 1:
-        raise ValueError(f"batch, seq and reps must be >= 1, got batch={batch}, seq={seq}, reps={reps}")
+        raise ArgumentError(f"batch, seq and reps must be >= 1, got batch={batch}, seq={seq}, reps={reps}")
     torch.set_num_threads(threads or NUM_THREADS)
     try:
         result = _measure(model, baselines, imgsz, batch, hard_ratios, reps, dev, half, cuda_graphs, seq, images,
@@ -805,8 +814,9 @@ def _ratios(rows: list[dict[str, Any]], meta: dict[str, Any], gflops: dict[str, 
 def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     """`DynamicYOLO.benchmark` / `dydet benchmark`: map CLI-style arguments onto `benchmark_speed` and save results.
 
+    Defaults and checks come from `dydet/cfg/default.yaml` (`dydet.cfg.check_args`), as for ``dydet benchmark``.
     Accepts `baselines` (comma-separated string or list; None: the model's family default), `hard_ratios`,
-    `imgsz` (default 320), `batch` (default 8), `device` (default cpu), `half` or `quantize` (16/'fp16' for fp16),
+    `imgsz`, `batch`, `device`, `half` or `quantize` (16/'fp16' for fp16),
     `cuda_graphs`, `reps`, `seq`, `data` or `source` (benchmark images), `project` / `name` / `exist_ok` (results
     folder, default `runs/benchmark/speed`), `verbose` (progress bars). Other Ultralytics keys (e.g. `format`) are
     ignored with a warning.
@@ -816,22 +826,22 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     """
     from ultralytics.utils.files import increment_path
 
-    kw = dict(kwargs)
+    kw = cfg.check_args("benchmark", kwargs)  # dydet/cfg/default.yaml: checks, and the benchmark's defaults
     quantize = kw.pop("quantize", None)
     half = kw.pop("half", None)
     if half is None and quantize is not None:
         half = str(quantize).lower() in {"16", "fp16", "half"}
-    imgsz = kw.pop("imgsz", None) or 320
+    imgsz = kw.pop("imgsz")
     if isinstance(imgsz, (list, tuple)):
         imgsz = int(imgsz[0])
     project = Path(kw.pop("project", None) or Path.cwd() / "runs" / "benchmark").resolve()
     save_dir = increment_path(project / (kw.pop("name", None) or "speed"), exist_ok=bool(kw.pop("exist_ok", False)))
     args = {
         "baselines": kw.pop("baselines", None),
-        "hard_ratios": kw.pop("hard_ratios", None) or DEFAULT_HARD_RATIOS,
+        "hard_ratios": kw.pop("hard_ratios"),
         "imgsz": int(imgsz),
-        "batch": int(kw.pop("batch", None) or 8),
-        "device": kw.pop("device", None) or "cpu",
+        "batch": int(kw.pop("batch")),
+        "device": kw.pop("device"),
         "half": half,
         "cuda_graphs": kw.pop("cuda_graphs", None),
         "reps": int(kw.pop("reps", None) or 20),

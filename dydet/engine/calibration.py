@@ -1,5 +1,7 @@
 """Calibration: router scores on the validation split and per-route costs, stored in the model.
 
+The method is described in docs/METHOD.md, "Thresholds, hard ratios and budgets".
+
 `model.calibration` is the one source of truth that turns a hard ratio or a cost budget (`gflops=`, `latency=`) into
 a threshold; the rules that do it are in `dydet.engine.routing` (`threshold_for_hard_ratio`, `budget_hard_ratio`):
 
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from dydet.utils.errors import DataError
 
 
 def measure_route_latency(
@@ -51,7 +55,7 @@ def build_calibration(
         (dict): The calibration record.
     """
     if not scores:
-        raise ValueError(f"cannot calibrate on '{data}': its validation split produced no router scores")
+        raise DataError(f"cannot calibrate on '{data}': its validation split produced no router scores")
     from dydet.utils.flops import route_gflops
     from dydet.utils.torch_utils import fused_eval_copy
 

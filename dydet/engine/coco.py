@@ -19,6 +19,7 @@ from typing import Any
 from ultralytics.utils import LOGGER
 
 from dydet.engine.routing import ROUTES
+from dydet.utils.errors import DataError
 
 __all__ = ("coco_stats", "evaluate_routes_json", "find_annotations", "yolo_to_coco")
 
@@ -133,7 +134,7 @@ def coco_stats(gt: dict[str, Any], preds: list[dict[str, Any]], files: list[str]
 
     dense, img_ids, _ = _dense_ids(gt, files)
     if not img_ids:
-        raise ValueError("none of the evaluated images is in the annotations")
+        raise DataError("none of the evaluated images is in the annotations")
     annotations = [
         {
             "id": k,

@@ -1,4 +1,6 @@
-"""ONNX export as split graphs, so that an ONNX runtime can route per image like the PyTorch model (DESIGN.md §1.1).
+"""ONNX export as split graphs, so that an ONNX runtime can route per image like the PyTorch model.
+
+Why the graphs are split where they are: docs/METHOD.md, "Architecture" (B2 and H2 are not computed for easy images).
 
 One dynamic model becomes three ONNX graphs, all with a dynamic batch axis, plus a metadata file:
 
@@ -27,6 +29,8 @@ from ultralytics.utils import LOGGER
 
 from dydet.engine.routing import RoutingSpec
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.checks import require_package
+from dydet.utils.errors import ArgumentError
 from dydet.utils.torch_utils import fused_eval_copy
 
 EXPORT_KIND = "dydet-onnx-split"
@@ -210,14 +214,14 @@ def export_onnx(
         >>> from dydet.engine.onnx_runtime import load_export
         >>> y = load_export("runs/export/final_onnx")(images, threshold=0.4)
     """
-    import onnx
+    onnx = require_package("onnx", "ONNX export", "export")
     from ultralytics.utils.export.engine import best_onnx_opset
 
     if not isinstance(model, DynamicDetectionModel):
-        raise ValueError(f"export_onnx needs a dydet DynamicDetectionModel, got a {type(model).__name__}")
+        raise ArgumentError(f"export_onnx needs a dydet DynamicDetectionModel, got a {type(model).__name__}")
     opset = opset or best_onnx_opset(onnx)
     if opset < MIN_OPSET:
-        raise ValueError(f"opset={opset} is too old for a dydet export: use opset>={MIN_OPSET}")
+        raise ArgumentError(f"opset={opset} is too old for a dydet export: use opset>={MIN_OPSET}")
     size = _imgsz(model, imgsz)
     net, half = _prepare(model, half)
     out_dir = Path(out_dir)

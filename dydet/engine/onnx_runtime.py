@@ -20,11 +20,12 @@ from dydet.engine.predictor import DynamicPredictor
 from dydet.engine.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec
 from dydet.nn.family import RoutedRunner
 from dydet.utils.checks import check_route, check_threshold
+from dydet.utils.errors import ArgumentError, CheckpointError, MissingFileError
 
 _EXPORT_HINT = "re-export it with 'dydet export model=final.pt format=onnx'"
 
 
-class InvalidExportError(ValueError):
+class InvalidExportError(CheckpointError):
     """A dydet ONNX export directory that is incomplete, corrupt, or does not match its metadata."""
 
 
@@ -48,12 +49,10 @@ def read_metadata(export_dir: str | Path) -> dict[str, Any]:
     """
     export_dir = Path(export_dir)
     if not export_dir.is_dir():
-        raise FileNotFoundError(f"ONNX export directory '{export_dir}' not found: {_EXPORT_HINT}")
+        raise MissingFileError(f"ONNX export directory '{export_dir}' not found: {_EXPORT_HINT}")
     file = export_dir / METADATA_FILE
     if not file.is_file():
-        raise FileNotFoundError(
-            f"'{export_dir}' is not a dydet ONNX export: {METADATA_FILE} is missing; {_EXPORT_HINT}"
-        )
+        raise MissingFileError(f"'{export_dir}' is not a dydet ONNX export: {METADATA_FILE} is missing; {_EXPORT_HINT}")
     try:
         meta = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -121,7 +120,7 @@ def _providers(device: torch.device) -> list:
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
     available = ", ".join(ort.get_available_providers())
-    raise ValueError(
+    raise ArgumentError(
         f"device={str(device)!r} is not available to onnxruntime (providers: {available}); use device=cpu or "
         "install onnxruntime-gpu"
     )
@@ -146,7 +145,7 @@ def _session(file: Path, providers: list, graph: dict[str, list[str]], options):
     import onnxruntime as ort
 
     if not file.is_file():
-        raise FileNotFoundError(f"ONNX export is incomplete: '{file}' is missing; {_EXPORT_HINT}")
+        raise MissingFileError(f"ONNX export is incomplete: '{file}' is missing; {_EXPORT_HINT}")
     try:
         session = ort.InferenceSession(str(file), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
@@ -213,7 +212,7 @@ class OnnxDynamicModel(RoutedRunner):
         """Return the batch as a contiguous array of the graphs' dtype, checking its shape against the export."""
         a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
         if a.ndim != 4 or a.shape[1] != self.channels or tuple(a.shape[2:]) != self.imgsz:
-            raise ValueError(
+            raise ArgumentError(
                 f"input of shape {tuple(a.shape)} does not fit this ONNX export: it takes (B, {self.channels}, "
                 f"{self.imgsz[0]}, {self.imgsz[1]}) images (re-export with another imgsz= for other sizes)"
             )

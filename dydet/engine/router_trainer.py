@@ -1,4 +1,7 @@
-"""Stage-2 training (DESIGN.md §1.3): only the router learns, from detached per-image losses of both routes."""
+"""Stage-2 training: only the router learns, from detached per-image losses of both routes.
+
+The method: docs/METHOD.md, "Training, stage 2: the router".
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from dydet.engine.trainer import DynamicTrainer
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.errors import CheckpointError
 
 # Chosen on the embedded demo/bench data (see docs/ROUTER.md): the router is tiny and its inputs are frozen, so a
 # constant AdamW lr of 1e-3 converges in a few epochs at ordinary batch sizes; the paper's 1e-5 (batch 1, 2 COCO
@@ -56,7 +60,7 @@ class RouterTrainer(DynamicTrainer):
         """Load the stage-1 model, mark it as in stage 2 and freeze every layer but the router."""
         source = weights if weights is not None else cfg
         if weights is None or getattr(weights, "stage", 0) < 1:
-            raise ValueError(
+            raise CheckpointError(
                 f"stage 2 needs a stage-1 dydet checkpoint (model=.../weights/best.pt from 'dydet train stage=1'), "
                 f"got {getattr(source, 'yaml', {}).get('yaml_file', source) if source is not None else 'none'}"
             )

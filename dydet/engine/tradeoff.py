@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +12,17 @@ import numpy as np
 import torch
 from ultralytics.utils import LOGGER
 
+from dydet import cfg
 from dydet.engine.routing import hard_ratio_for_threshold, mean_cost, threshold_for_hard_ratio
 from dydet.engine.validator import DynamicDetMetrics, hard_by_rank
 
-HARD_RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 RANDOM_SEEDS = 5
 
 
 def tradeoff_table(
     metrics: DynamicDetMetrics,
     calibration: dict[str, Any],
-    hard_ratios: tuple[float, ...] = HARD_RATIOS,
+    hard_ratios: Sequence[float] | None = None,
     latency: Callable[[float], float] | None = None,
 ) -> list[dict[str, float]]:
     """Compute mAP and cost at each hard ratio for the router, random routing and an oracle routing.
@@ -33,7 +33,8 @@ def tradeoff_table(
     Args:
         metrics (DynamicDetMetrics): Metrics of a validation run (per-image records of both routes kept).
         calibration (dict): `model.calibration` (thresholds and per-route GFLOPs).
-        hard_ratios (tuple[float, ...]): Hard ratios to evaluate.
+        hard_ratios (Sequence[float], optional): Hard ratios to evaluate; default: `hard_ratios` of
+            `dydet/cfg/default.yaml`.
         latency (Callable[[float], float], optional): Measures per-image latency (ms) at a threshold.
 
     Returns:
@@ -46,7 +47,7 @@ def tradeoff_table(
     rng = np.random.default_rng(0)
     random_keys = [rng.random(len(scores)) for _ in range(RANDOM_SEEDS)]
     rows = []
-    for p in hard_ratios:
+    for p in cfg.default("hard_ratios") if hard_ratios is None else hard_ratios:
         t = threshold_for_hard_ratio(calibration, p)
         cost = mean_cost(calibration, hard_ratio_for_threshold(calibration, t))  # the budget this row meets
         router = metrics.routed(hard_by_rank(scores, p)).mean_results()

@@ -1,4 +1,7 @@
-"""Stage-1 training (DESIGN.md §1.2): both routes on every image, loss = easy-route loss + hard-route loss."""
+"""Stage-1 training: both routes on every image, loss = easy-route loss + hard-route loss.
+
+The method: docs/METHOD.md, "Training, stage 1: the cascade".
+"""
 
 from __future__ import annotations
 

@@ -9,15 +9,17 @@ import numpy as np
 from ultralytics.engine.model import Model
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
+from dydet.cfg import check_args
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, router_train_args
 from dydet.engine.calibration import build_calibration, save_calibrated
 from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, hard_mask, threshold_for_hard_ratio
-from dydet.engine.tradeoff import HARD_RATIOS, format_table, routed_latency, save_tradeoff, tradeoff_table
+from dydet.engine.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
 from dydet.utils.checks import check_hard_ratio
+from dydet.utils.offline import setup_offline
 
 
 class DynamicYOLO(Model):
@@ -38,6 +40,7 @@ class DynamicYOLO(Model):
                 folder written by `export(format="onnx")` (prediction only, through onnxruntime).
             verbose (bool): Print the model summary when building from YAML.
         """
+        setup_offline()
         self.exported = None
         super().__init__(model=model, task="detect", verbose=verbose)
 
@@ -97,7 +100,7 @@ class DynamicYOLO(Model):
             (DetMetrics | None): The final validation metrics.
         """
         self._require_pytorch("train")
-        kwargs = prepare_train_args(kwargs, self.overrides)
+        kwargs = prepare_train_args(check_args("train", kwargs), self.overrides)
         stage = str(kwargs.pop("stage", "all"))
         if stage not in {"all", "1", "2"}:
             raise ValueError(f"stage={stage!r} is invalid: use all, 1 or 2")
@@ -191,7 +194,8 @@ class DynamicYOLO(Model):
                 calibrated.
         """
         self._require_pytorch("val")
-        hard_ratios = tuple(check_hard_ratio(p) for p in (kwargs.pop("hard_ratios", None) or HARD_RATIOS))
+        kwargs = check_args("val", kwargs)  # dydet/cfg/default.yaml: checks, and the default hard_ratios
+        hard_ratios = tuple(check_hard_ratio(p) for p in kwargs.pop("hard_ratios"))
         routing = self._pop_routing(kwargs)
         metrics, v = self._validate(validator, **drop_dydet_args(kwargs))
         metrics.selected = metrics.tradeoff = None
@@ -213,7 +217,7 @@ class DynamicYOLO(Model):
         return metrics
 
     def _report_tradeoff(
-        self, metrics: DynamicDetMetrics, validator: DynamicValidator, hard_ratios: tuple[float, ...] = HARD_RATIOS
+        self, metrics: DynamicDetMetrics, validator: DynamicValidator, hard_ratios: tuple[float, ...] | None = None
     ) -> None:
         """Print and save the trade-off table of a calibrated model for the validation run just done."""
         model = validator.dynamic_model().eval()
@@ -238,6 +242,7 @@ class DynamicYOLO(Model):
         Returns:
             (list[Results] | Generator): Results with `.route` and `.score`.
         """
+        kwargs = check_args("predict", kwargs)
         routing = self._pop_routing(kwargs)
         if self.exported is not None:
             from dydet.engine.onnx_runtime import predict_exported
@@ -269,6 +274,7 @@ class DynamicYOLO(Model):
         self._require_pytorch("export")
         if str(format).lower() != "onnx":
             raise ValueError(f"format={format!r} is not supported: dydet exports format=onnx (split graphs that route)")
+        kwargs = check_args("export", kwargs)
         routing = self._pop_routing(kwargs)
         drop_dydet_args(kwargs)
         calibration = self.model.calibration or {}

@@ -25,6 +25,7 @@ from ultralytics.utils import YAML
 from ultralytics.utils.ops import make_divisible
 
 from dydet.cfg import MODELS_DIR
+from dydet.utils.errors import ArgumentError, ConfigError, MissingFileError
 
 # Layers whose first argument is an output width that `parse_model` scales by the model's width multiple.
 _NON_WIDTH_MODULES = {"Concat", "CBFuse", "CBLinear", "Detect"}
@@ -52,12 +53,12 @@ class DualGraph:
     def after_b1(self, route: str) -> range:
         """Return the layers one route ('easy' or 'hard') runs after B1: `easy` or `hard`."""
         if route not in ("easy", "hard"):
-            raise ValueError(f"route={route!r} is invalid: use 'easy' or 'hard'")
+            raise ArgumentError(f"route={route!r} is invalid: use 'easy' or 'hard'")
         return self.easy if route == "easy" else self.hard
 
 
 def resolve_model_yaml(cfg: str | Path) -> Path:
-    """Find a dydet model YAML by path or by scaled name, e.g. `dy-yolo11n.yaml` -> `cfg/models/dy-yolo11.yaml`.
+    """Find a dydet model YAML by path or by scaled name, e.g. `dy-yolo11n.yaml` -> `dydet/cfg/models/dy-yolo11.yaml`.
 
     Args:
         cfg (str | Path): A YAML path, or the name of a shipped model with or without its scale letter.
@@ -76,7 +77,7 @@ def resolve_model_yaml(cfg: str | Path) -> Path:
         if candidate.is_file():
             return candidate
     shipped = ", ".join(sorted(p.name for p in MODELS_DIR.glob("*.yaml")))
-    raise FileNotFoundError(f"dydet model YAML '{cfg}' not found; pass a file path or one of: {shipped} (+ n/s/m/l/x)")
+    raise MissingFileError(f"dydet model YAML '{cfg}' not found; pass a file path or one of: {shipped} (+ n/s/m/l/x)")
 
 
 def guess_scale(cfg: str | Path) -> str | None:
@@ -100,10 +101,10 @@ def load_model_yaml(cfg: str | Path) -> dict[str, Any]:
     path = resolve_model_yaml(cfg)
     d = YAML.load(path)
     if "dynamic" not in d:
-        raise ValueError(f"{path} is not a dydet model YAML: it has no 'dynamic:' section (see cfg/models/*.yaml)")
+        raise ConfigError(f"{path} is not a dydet model YAML: it has no 'dynamic:' section (see cfg/models/*.yaml)")
     scale = guess_scale(cfg)
     if scale and d.get("scales") and scale not in d["scales"]:
-        raise ValueError(f"{path} has no scale '{scale}'; it defines {', '.join(d['scales'])}")
+        raise ConfigError(f"{path} has no scale '{scale}'; it defines {', '.join(d['scales'])}")
     d["scale"] = scale
     d["yaml_file"] = str(Path(cfg).name if not Path(cfg).is_file() else cfg)
     return d
@@ -113,7 +114,7 @@ def _width(d: dict[str, Any], layer: list) -> int:
     """Return the output width `parse_model` gives a layer whose first argument is a width."""
     _, _, module, args = layer
     if module in _NON_WIDTH_MODULES or module.startswith("nn.") or not args or not isinstance(args[0], int):
-        raise ValueError(f"a dynamic stage must start with a layer that has an output width, got {module}{args}")
+        raise ConfigError(f"a dynamic stage must start with a layer that has an output width, got {module}{args}")
     width, max_channels = 1.0, float("inf")
     if d.get("scales"):
         scale = d.get("scale") or next(iter(d["scales"]))
@@ -132,9 +133,9 @@ def _remap(f: int | list[int], ref: dict[int, int]) -> int | list[int]:
 
 def _validate_stages(stages: list[int], nb: int) -> None:
     if not stages or any(not isinstance(s, int) for s in stages):
-        raise ValueError(f"dynamic.stages must be a non-empty list of backbone layer indices, got {stages}")
+        raise ConfigError(f"dynamic.stages must be a non-empty list of backbone layer indices, got {stages}")
     if sorted(set(stages)) != list(stages) or stages[0] < 0 or stages[-1] >= nb:
-        raise ValueError(f"dynamic.stages must be strictly increasing indices in [0, {nb - 1}], got {stages}")
+        raise ConfigError(f"dynamic.stages must be strictly increasing indices in [0, {nb - 1}], got {stages}")
 
 
 def build_dual_graph(d: dict[str, Any]) -> tuple[dict[str, Any], DualGraph]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import math
+from types import ModuleType
+
+from dydet.utils.errors import ArgumentError, DependencyError
 
 
 def check_unit_interval(name: str, value: float, hint: str = "") -> float:
@@ -21,7 +25,7 @@ def check_unit_interval(name: str, value: float, hint: str = "") -> float:
     except (TypeError, ValueError):
         v = math.nan
     if isinstance(value, bool) or not 0.0 <= v <= 1.0:
-        raise ValueError(f"{name}={value!r} is invalid: it must be a number in [0, 1]{hint}")
+        raise ArgumentError(f"{name}={value!r} is invalid: it must be a number in [0, 1]{hint}")
     return v
 
 
@@ -41,4 +45,23 @@ def check_route(route: str | None) -> str | None:
 
     if route is None or route in ROUTES:
         return route
-    raise ValueError(f"route={route!r} is invalid: use 'easy', 'hard', or leave it unset to let the router decide")
+    raise ArgumentError(f"route={route!r} is invalid: use 'easy', 'hard', or leave it unset to let the router decide")
+
+
+def require_package(module: str, feature: str, extra: str) -> ModuleType:
+    """Import an optional package a feature needs, or raise a `DependencyError` saying how to install it.
+
+    Args:
+        module (str): The module to import, e.g. 'onnx'.
+        feature (str): What needs it, for the message, e.g. 'ONNX export'.
+        extra (str): The dydet extra that installs it, e.g. 'export' (``pip install "dydet[export]"``).
+
+    Returns:
+        (ModuleType): The imported module.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise DependencyError(
+            f"{feature} needs the '{module}' package, which is not installed: pip install \"dydet[{extra}]\""
+        ) from e

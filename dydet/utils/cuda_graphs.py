@@ -1,7 +1,7 @@
 """CUDA graphs of a dynamic model's parts and of static models, for launch-free GPU timing.
 
-Eager batch-1 inference on a GPU is dominated by kernel launches, so a fair GPU comparison replays each piece of work
-as a CUDA graph on static input buffers. A dynamic model is captured in pieces:
+Eager batch-1 inference on a GPU is dominated by kernel launches (docs/METHOD.md, "Measuring cost"), so a fair GPU
+comparison replays each piece of work as a CUDA graph on static input buffers. A dynamic model is captured in pieces:
 
 - the forced easy route (B1 + H1) and the forced hard route (B1 + B2 + H2), each as one graph;
 - the trunk + router (B1 + router) as one graph, whose outputs (the trunk state and the scores) stay in static

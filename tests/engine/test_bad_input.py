@@ -336,10 +336,10 @@ def test_failed_retrain_into_the_same_run_leaves_it_untouched(
 
 # -------------------------------------------------------------------------------- routing arguments on predict / val
 ROUTING_CASES = [
-    ({"threshold": 7}, r"threshold=7 is invalid"),
-    ({"hard_ratio": -1}, r"hard_ratio=-1 is invalid"),
+    ({"threshold": 7}, r"threshold=7 is out of range \[0, 1\]"),  # dydet/cfg/default.yaml's check, as in the CLI
+    ({"hard_ratio": -1}, r"hard_ratio=-1 is out of range \[0, 1\]"),
     ({"threshold": 0.5, "hard_ratio": 0.5}, r"either threshold= or hard_ratio="),
-    ({"route": "medium"}, r"route='medium' is invalid"),
+    ({"route": "medium"}, r"route='medium' is not one of None, easy, hard"),
     ({"hard_ratio": 0.3}, r"hard_ratio= needs a calibrated model.*stage=2"),
 ]
 

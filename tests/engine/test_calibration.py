@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 
-from dydet import DynamicYOLO
+from dydet import DynamicYOLO, cfg
 from dydet.engine.routing import hard_ratio_for_threshold, threshold_for_hard_ratio
-from dydet.engine.tradeoff import HARD_RATIOS
 
 
 def test_threshold_for_hard_ratio_sends_exactly_that_share():
@@ -36,7 +35,7 @@ def test_routed_metrics_at_the_extremes_equal_each_route(full_run, tiny_data, tm
     model = DynamicYOLO(full_run[0].ckpt_path)
     metrics = model.val(data=str(tiny_data), imgsz=64, batch=8, project=str(tmp_path), plots=False)
     n = len(metrics.scores)
-    assert metrics.tradeoff is not None and [r["hard_ratio"] for r in metrics.tradeoff] == list(HARD_RATIOS)
+    assert metrics.tradeoff is not None and [r["hard_ratio"] for r in metrics.tradeoff] == cfg.default("hard_ratios")
     easy = metrics.routed(np.zeros(n, dtype=bool)).mean_results()
     hard = metrics.routed(np.ones(n, dtype=bool)).mean_results()
     assert easy == pytest.approx(metrics.routes["easy"].mean_results())

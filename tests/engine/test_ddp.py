@@ -9,7 +9,7 @@ trainers.
 cloudpickle is an Ultralytics DDP-only requirement that is not installed offline here; when it is missing, a stand-in
 built on the standard pickler is used: it pickles classes and functions by import path exactly like cloudpickle does
 for importable objects, stubs out Ultralytics' own lambdas (cloudpickle would pickle those by value), and fails on
-any dydet lambda or closure, which dydet must not have (DESIGN.md §3).
+any dydet lambda or closure, which dydet must not have (docs/METHOD.md, "Checkpoints").
 """
 
 import json
