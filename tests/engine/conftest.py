@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
 from dydet.data.synthetic import make_dataset
 

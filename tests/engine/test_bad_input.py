@@ -14,7 +14,6 @@ import pytest
 import torch
 import yaml
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
 from dydet.data.checks import check_detection_dataset, count_images
 

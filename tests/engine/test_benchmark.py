@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine.benchmark import (
     EASY,
     HARD,

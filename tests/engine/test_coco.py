@@ -7,7 +7,6 @@ import cv2
 import pytest
 import yaml
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine import coco as coco_mod
 from dydet.engine.coco import coco_stats, evaluate_routes_json
 from dydet.models.dynamic_yolo import DynamicYOLO

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.trainer import DynamicTrainer
 from dydet.nn.tasks import DynamicDetectionModel

@@ -19,7 +19,6 @@ import pytest
 import torch
 from ultralytics.utils.nms import non_max_suppression
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine.args import pop_routing
 from dydet.engine.exporter import export_onnx, route_inputs
 from dydet.engine.onnx_runtime import InvalidExportError, is_export_dir, load_export, predict_exported

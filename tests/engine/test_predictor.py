@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine.predictor import ROUTE_COLORS, DynamicPredictor, draw_route_banner, route_label
 from dydet.engine.routing import RoutingSpec
 from dydet.models.dynamic_yolo import DynamicYOLO

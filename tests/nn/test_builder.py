@@ -1,6 +1,5 @@
 import pytest
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.nn.builder import build_dual_graph, load_model_yaml, resolve_model_yaml
 
 

@@ -3,7 +3,6 @@ import torch
 from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 from ultralytics.utils.torch_utils import get_flops
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.flops import route_gflops
 

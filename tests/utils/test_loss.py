@@ -3,7 +3,6 @@ import os
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
-import dydet  # noqa: F401, I001  (first: its offline defaults must be set before ultralytics loads)
 import statistics
 
 import pytest
