@@ -21,9 +21,11 @@ from ultralytics.utils.nms import non_max_suppression
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine.calibration import resolve_threshold, threshold_for_hard_ratio
+from dydet.engine.exported import predict_exported
 from dydet.engine.exporter import export_onnx, route_inputs
-from dydet.engine.onnx_runtime import InvalidExportError, is_export_dir, load_export, predict_exported
 from dydet.models.dynamic_yolo import DynamicYOLO
+from dydet.nn.backends.format import InvalidExportError, is_export_dir
+from dydet.nn.backends.runtime import load_export
 from dydet.nn.tasks import DynamicDetectionModel
 
 IMGSZ = 64
