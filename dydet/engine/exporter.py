@@ -199,6 +199,7 @@ def export_onnx(
     opset: int | None = None,
     half: bool = False,
     simplify: bool = False,
+    verbose: bool = True,
 ) -> Path:
     """Export a dynamic model as router/easy/hard ONNX graphs plus `metadata.json`, for routing at run time.
 
@@ -213,6 +214,7 @@ def export_onnx(
         opset (int, optional): ONNX opset; defaults to the newest one Ultralytics uses with this torch.
         half (bool): Export fp16 graphs (needs the model on CUDA; falls back to fp32 with a warning on CPU).
         simplify (bool): Simplify the graphs with onnxslim when installed.
+        verbose (bool): Log where the graphs were written.
 
     Returns:
         (Path): `out_dir`.
@@ -258,7 +260,9 @@ def export_onnx(
             _simplify(out_dir / g["file"])
     meta = _metadata(model, size, half, opset, graphs)
     (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-    LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size[0]}x{size[1]}) written to {out_dir}")
+    if verbose:
+        size_text = f"{size[0]}x{size[1]}"
+        LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size_text}) written to {out_dir}")
     return out_dir
 
 
@@ -309,7 +313,7 @@ def export_openvino(
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
-        onnx_dir = export_onnx(model, Path(tmp) / "onnx", imgsz, opset=opset)
+        onnx_dir = export_onnx(model, Path(tmp) / "onnx", imgsz, opset=opset, verbose=False)
         meta = json.loads((onnx_dir / METADATA_FILE).read_text())
         ir_dir = Path(tmp) / "openvino"
         ir_dir.mkdir()
