@@ -15,7 +15,7 @@ All runtimes get one thread by default: on a shared machine multi-threaded kerne
 library's default.
 
 Usage:
-    python benchmarks/bench_runtimes.py [--model dy-yolo11n.yaml] [--imgsz 320] [--reps 60] [--threads 1]
+    python benchmarks/bench_runtimes.py [--model dy-yolo11n.yaml] [--imgsz 320] [--reps 60] [--threads 1] [--bf16]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.timing import interleaved_medians
 
 RUNTIMES = ("torch", "onnx", "openvino")
-LABELS = {"torch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO"}
+LABELS = {"torch": "PyTorch", "onnx": "ONNX Runtime", "openvino": "OpenVINO", "openvino_bf16": "OpenVINO bf16"}
 
 
 def cpu_name() -> str:
@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=320)
     ap.add_argument("--reps", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1, help="threads of every runtime (0: each one's default)")
+    ap.add_argument("--bf16", action="store_true", help="also time OpenVINO at bf16 (its default where the CPU has it)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -87,6 +88,14 @@ def main() -> None:
             export_openvino(model, Path(tmp.name) / "openvino", imgsz=args.imgsz), threads=args.threads
         ),
     }
+    names = RUNTIMES
+    if args.bf16:  # the same IR compiled at OpenVINO's own default precision on bf16-capable CPUs
+        from dydet.nn.backends import openvino
+
+        bf16 = load_export(Path(tmp.name) / "openvino", threads=args.threads)
+        open_graph = openvino.session_opener(bf16.device, args.threads, bf16.metadata, precision="bf16")
+        bf16.sessions = {g: open_graph(bf16.export_dir / spec["file"], spec) for g, spec in bf16.graphs.items()}
+        runtimes["openvino_bf16"], names = bf16, (*RUNTIMES, "openvino_bf16")
     model = model.fuse(verbose=False).eval()  # the exported graphs are fused too, and so is the predictor's model
 
     def run(name: str, x: torch.Tensor, threshold: float):
@@ -98,20 +107,21 @@ def main() -> None:
 
     with torch.inference_mode():
         for label, x, t in (("easy", pair[0], 0.0), ("hard", pair[0], 1.0), ("p=0.5", torch.cat(pair), mid)):
-            ys = {name: run(name, x, t) for name in RUNTIMES}
+            ys = {name: run(name, x, t) for name in names}
             routes = {name: r for name, (_, r) in ys.items()}
-            assert len({tuple(r) for r in routes.values()}) == 1, f"{label}: runtimes route differently: {routes}"
-            diffs = ", ".join(f"{n} {(ys[n][0] - ys['torch'][0]).abs().max():.1e}" for n in ("onnx", "openvino"))
-            print(f"{label:<6} routes {routes['torch']}; max |y - y_torch|: {diffs}")
+            print(f"{label:<6} routes {routes}")
+            assert len({tuple(routes[n]) for n in RUNTIMES}) == 1, f"{label}: runtimes route differently: {routes}"
+            diffs = ", ".join(f"{n} {(ys[n][0] - ys['torch'][0]).abs().max():.1e}" for n in names[1:])
+            print(f"{label:<6} max |y - y_torch|: {diffs}")
 
         candidates = {}
-        for name in RUNTIMES:
+        for name in names:
             candidates[f"{name}_easy"] = lambda name=name: run(name, pair[0], 0.0)
             candidates[f"{name}_hard"] = lambda name=name: run(name, pair[0], 1.0)
             candidates[f"{name}_p50"] = lambda name=name: (run(name, pair[0], mid), run(name, pair[1], mid))
         medians = interleaved_medians(candidates, reps=args.reps, warmup=5, progress=True)
     tmp.cleanup()
-    for name in RUNTIMES:
+    for name in names:
         medians[f"{name}_p50"] /= 2  # two images per call
 
     threads = args.threads or "default"
@@ -127,7 +137,12 @@ def main() -> None:
     for route, key in (("easy", "easy"), ("hard", "hard"), ("p = 0.5 (per image)", "p50")):
         pt, ox, vino = (medians[f"{n}_{key}"] for n in RUNTIMES)
         print(f"| {route} | {pt:.2f} | {ox:.2f} | {vino:.2f} | {ox / pt:.2f} | {vino / pt:.2f} | {vino / ox:.2f} |")
-    for name in RUNTIMES:
+    if args.bf16:
+        print("| route | OpenVINO bf16 ms | bf16 / fp32 OpenVINO | bf16 OpenVINO / PyTorch |\n|---|---:|---:|---:|")
+        for route, key in (("easy", "easy"), ("hard", "hard"), ("p = 0.5 (per image)", "p50")):
+            b, f, pt = medians[f"openvino_bf16_{key}"], medians[f"openvino_{key}"], medians[f"torch_{key}"]
+            print(f"| {route} | {b:.2f} | {b / f:.2f} | {b / pt:.2f} |")
+    for name in names:
         print(f"{LABELS[name]} hard/easy: {medians[f'{name}_hard'] / medians[f'{name}_easy']:.2f}")
 
 

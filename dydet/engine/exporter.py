@@ -294,7 +294,8 @@ def export_openvino(
         imgsz (int | tuple[int, int] | list[int]): Input size, an int for square or (h, w); rounded up to a multiple
             of the largest stride.
         opset (int, optional): ONNX opset of the intermediate graphs.
-        half (bool): Store the weights in fp16 (`compress_to_fp16`); the CPU still computes in fp32.
+        half (bool): Store the weights in fp16 (`compress_to_fp16`) and let OpenVINO pick the inference precision
+            (bf16 on CPUs with AVX-512 bf16 or AMX, else fp32); without it the runtime computes in fp32 like PyTorch.
 
     Returns:
         (Path): `out_dir`.
@@ -321,7 +322,8 @@ def export_openvino(
             graph = core().read_model(str(onnx_dir / meta["graphs"][g]["file"]))
             ov.save_model(graph, str(ir_dir / f"{g}.xml"), compress_to_fp16=bool(half))
             meta["graphs"][g]["file"] = f"{g}.xml"
-        meta.update(format="openvino", openvino=ov.__version__, weights_fp16=bool(half))
+        precision = "auto" if half else "f32"  # auto: OpenVINO's choice, bf16 on CPUs that have it
+        meta.update(format="openvino", openvino=ov.__version__, weights_fp16=bool(half), inference_precision=precision)
         (ir_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2))
         _replace_dir(ir_dir, out_dir, Path(tmp) / "previous")
     size = "x".join(str(s) for s in meta["imgsz"])

@@ -256,6 +256,7 @@ class DynamicYOLO(Model):
             (Path): The export folder (`router`, `easy`, `hard` graphs and `metadata.json`).
         """
         from dydet.engine.exporter import export_onnx, export_openvino
+        from dydet.nn.backends.format import FORMAT_LABELS
 
         self._require_pytorch("export")
         fmt = str(format).lower()
@@ -286,7 +287,7 @@ class DynamicYOLO(Model):
                 half=bool(kwargs.get("half")),
                 simplify=bool(kwargs.get("simplify")),
             )
-        label = {"onnx": "ONNX", "openvino": "OpenVINO"}[fmt]
+        label = FORMAT_LABELS[fmt]
         LOGGER.info(f"Exported split {label} graphs to {path}; predict with: dydet predict model={path} source=...")
         return path
 

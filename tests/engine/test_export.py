@@ -320,6 +320,13 @@ def test_damaged_export_is_a_clear_one_line_error(broken, damage, error, message
     assert "\n" not in str(e.value)
 
 
+def test_metadata_without_a_format_is_read_as_onnx(broken):
+    meta = json.loads((broken / "metadata.json").read_text())
+    assert meta.pop("format") == "onnx"  # exports written before OpenVINO existed have no `format`
+    (broken / "metadata.json").write_text(json.dumps(meta))
+    assert load_export(broken).format == "onnx"
+
+
 def test_graph_names_not_matching_the_metadata_are_a_clear_error(broken):
     meta = json.loads((broken / "metadata.json").read_text())
     meta["graphs"]["easy"]["inputs"] = ["b1_5", "b1_7", "b1_9"]

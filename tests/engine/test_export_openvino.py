@@ -160,6 +160,19 @@ def test_predict_exported_matches_the_pytorch_predictor(model, ov_dir, jpgs):  #
     assert [(r.route, r.score) for r in forced] == [("hard", None)] * 3
 
 
+def test_fp32_by_default_and_openvino_s_own_precision_with_half(model, ov_model, tmp_path):  # noqa: F811
+    from dydet.nn.backends.openvino import core
+
+    def precision(m):
+        return m.sessions["hard"].compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+
+    assert ov_model.metadata["inference_precision"] == "f32" and precision(ov_model) == "f32"
+    half = load_export(export_openvino(model, tmp_path / "half", imgsz=IMGSZ, half=True))
+    assert half.metadata["inference_precision"] == "auto" and half.metadata["weights_fp16"] is True
+    default = core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()  # bf16 where the CPU has it
+    assert precision(half) == default
+
+
 def test_reexport_replaces_the_folder_whole(model, tmp_path):  # noqa: F811
     out = tmp_path / "again"
     out.mkdir()
@@ -222,3 +235,16 @@ def test_importing_openvino_sends_no_telemetry(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["openvino.tools.ovc.telemetry_stub", "False"]
     assert not (tmp_path / "intel").exists()
+
+
+def test_cli_export_without_openvino_is_one_line(monkeypatch, capsys, tmp_path):
+    from dydet.cli import entrypoint
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        entrypoint(["export", "model=dy-yolo11n.yaml", "format=openvino", "imgsz=64"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "dydet: format=openvino needs the 'openvino' package: pip install 'dydet[openvino]'"
+    assert list(tmp_path.iterdir()) == []

@@ -36,6 +36,10 @@ class InvalidExportError(ValueError):
     """A dydet export directory that is incomplete, corrupt, or does not match its metadata."""
 
 
+class MissingRuntimeError(ImportError, ValueError):
+    """The package an export format needs is not installed (an ImportError; a ValueError for the CLI's one-liner)."""
+
+
 def export_hint(fmt: str = "onnx") -> str:
     """Return the fix for a broken export: the command that writes a new one in the same format."""
     return f"re-export it with 'dydet export model=final.pt format={fmt}'"
@@ -155,6 +159,7 @@ __all__ = [
     "OUTPUT",
     "SCORE",
     "InvalidExportError",
+    "MissingRuntimeError",
     "check_graph_names",
     "export_format",
     "export_hint",

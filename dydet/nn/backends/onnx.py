@@ -77,12 +77,15 @@ def _session(file: Path, providers: list, graph: dict[str, list[str]], options):
     return session
 
 
-def session_opener(device: torch.device, threads: int = 0) -> Callable[[Path, dict], object]:
+def session_opener(
+    device: torch.device, threads: int = 0, metadata: dict | None = None
+) -> Callable[[Path, dict], object]:
     """Return a function that opens one graph file as an onnxruntime session on `device`.
 
     Args:
         device (torch.device): CPU, or CUDA when onnxruntime-gpu is installed (checked here, once).
         threads (int): Intra-op threads per graph; 0 lets onnxruntime choose (one per physical core).
+        metadata (dict, optional): The export's metadata (unused: the graphs' precision is fixed at export).
 
     Returns:
         (Callable[[Path, dict], onnxruntime.InferenceSession]): `open(file, graph_metadata)`.

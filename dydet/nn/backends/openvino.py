@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dydet.nn.backends.format import InvalidExportError, check_graph_names, export_hint
+from dydet.nn.backends.format import InvalidExportError, MissingRuntimeError, check_graph_names, export_hint
 
 FORMAT = "openvino"
 PIP_HINT = "pip install 'dydet[openvino]'"
@@ -31,7 +31,7 @@ def import_openvino() -> Any:
         (module): `openvino`.
 
     Raises:
-        ImportError: When OpenVINO is not installed (the message names the pip extra).
+        MissingRuntimeError: When OpenVINO is not installed (an ImportError whose message names the pip extra).
     """
     if sys.modules.get("openvino") is not None:
         return sys.modules["openvino"]
@@ -41,7 +41,7 @@ def import_openvino() -> Any:
     try:
         import openvino
     except ImportError:
-        raise ImportError(f"format=openvino needs the 'openvino' package: {PIP_HINT}") from None
+        raise MissingRuntimeError(f"format=openvino needs the 'openvino' package: {PIP_HINT}") from None
     finally:
         if hidden:
             del sys.modules[TELEMETRY_MODULE]
@@ -110,21 +110,29 @@ def _session(file: Path, graph: dict[str, list[str]], config: dict[str, Any]) ->
     return OpenVinoSession(compiled)
 
 
-def session_opener(device: torch.device, threads: int = 0) -> Callable[[Path, dict], OpenVinoSession]:
+def session_opener(
+    device: torch.device, threads: int = 0, metadata: dict | None = None, precision: str | None = None
+) -> Callable[[Path, dict], OpenVinoSession]:
     """Return a function that compiles one IR graph for the CPU.
 
-    Latency mode (one stream: the graphs run one after another on one batch) and fp32 inference, so that results
-    match PyTorch's fp32 on CPUs where OpenVINO would otherwise pick bf16.
+    Latency mode (one stream: the graphs run one after another on one batch). The inference precision is the
+    export's `inference_precision`: 'f32' (the default, so that results match PyTorch's fp32 even on CPUs where
+    OpenVINO would pick bf16, those with AVX-512 bf16 or AMX), or 'auto' (OpenVINO's own choice; `half=True` exports).
 
     Args:
         device (torch.device): Must be the CPU.
         threads (int): Inference threads per graph; 0 lets OpenVINO choose.
+        metadata (dict, optional): The export's metadata (its `inference_precision`; 'f32' when absent).
+        precision (str, optional): Overrides it: 'f32', 'bf16' (where the CPU has it) or 'auto'.
 
     Returns:
         (Callable[[Path, dict], OpenVinoSession]): `open(file, graph_metadata)`.
     """
     resolve_device(device)
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    precision = precision or (metadata or {}).get("inference_precision", "f32")
+    config = {"PERFORMANCE_HINT": "LATENCY"}
+    if precision != "auto":
+        config["INFERENCE_PRECISION_HINT"] = precision
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
     return lambda file, graph: _session(file, graph, config)

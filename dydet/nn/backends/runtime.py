@@ -69,7 +69,7 @@ class ExportedDynamicModel:
         self.format = meta["format"]
         runtime = backend(self.format)
         self.device = runtime.resolve_device(device)
-        open_graph = runtime.session_opener(self.device, threads)
+        open_graph = runtime.session_opener(self.device, threads, meta)
         self.graphs = meta["graphs"]
         self.sessions: dict[str, GraphSession] = {
             g: open_graph(self.export_dir / str(self.graphs[g]["file"]), self.graphs[g]) for g in GRAPHS
