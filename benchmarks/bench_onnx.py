@@ -4,8 +4,8 @@ Exports the model as split graphs (router / easy / hard) to a temporary director
 repetitions and medians in one run, every candidate routed by its own router (threshold 0 -> all easy, 1 -> all hard):
   * PyTorch easy:  B1 + router + H1          (fused fp32 model, `model(x, threshold=0)`)
   * PyTorch hard:  B1 + router + B2 + H2     (`model(x, threshold=1)`)
-  * ONNX easy:     router graph + easy graph (`OnnxDynamicModel(x, threshold=0)`)
-  * ONNX hard:     router graph + hard graph (`OnnxDynamicModel(x, threshold=1)`)
+  * ONNX easy:     router graph + easy graph (`ExportedDynamicModel(x, threshold=0)`)
+  * ONNX hard:     router graph + hard graph (`ExportedDynamicModel(x, threshold=1)`)
   * ONNX router:   the router graph alone (B1 + router, the part both routes share)
 Prints the medians and the ONNX / PyTorch ratio per route, and checks that both runtimes agree on the outputs.
 
@@ -30,7 +30,7 @@ from dydet.utils.offline import setup_offline
 setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
 
 from dydet.engine.exporter import export_onnx
-from dydet.engine.onnx_runtime import load_export
+from dydet.nn.backends.runtime import load_export
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.timing import interleaved_medians
 

@@ -28,7 +28,7 @@ MODES = {
     "train": "train a dynamic model: stage 1 (both routes), stage 2 (router), then calibration",
     "val": "measure accuracy per route, or at a threshold / hard ratio(s)",
     "predict": "detect objects; each image takes the easy or the hard route by its router score",
-    "export": "export a model to another format, e.g. format=onnx",
+    "export": "export split graphs that route at run time: format=onnx or format=openvino",
     "benchmark": "accuracy and speed over hard ratios, against static baselines",
 }
 META_MODES = {

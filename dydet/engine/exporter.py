@@ -1,14 +1,17 @@
-"""ONNX export as split graphs, so that an ONNX runtime can route per image like the PyTorch model.
+"""Export as split graphs that an ONNX or OpenVINO runtime routes per image like the PyTorch model.
 
 Why the graphs are split where they are: docs/METHOD.md, "Architecture" (B2 and H2 are not computed for easy images).
 
-One dynamic model becomes three ONNX graphs, all with a dynamic batch axis, plus a metadata file:
+One dynamic model becomes three graphs, all with a dynamic batch axis, plus a metadata file (the folder layout and
+`metadata.json` schema are in `dydet.nn.backends.format`):
 
     router.onnx     images -> score (B,) and the B1 features that the two heads read
     easy.onnx       B1 features -> y (B, 4 + nc, A): H1, the easy route's neck and Detect head
     hard.onnx       images + B1 features -> y (B, 4 + nc, A): CBLinear taps, B2 with CBFuse, H2
-    metadata.json   kind/version, class names, image size, strides, default threshold (or forced `route`),
+    metadata.json   kind/version/format, class names, image size, strides, default threshold (or forced `route`),
                     calibration, and every graph's file and input/output names
+
+`export_openvino` converts the same three ONNX graphs to OpenVINO IR (`router.xml` + `router.bin`, ...).
 
 `y` is the Detect eval output (decoded xywh boxes and class scores), the same as `model(x)[0]` in PyTorch. Which B1
 features each head needs is read from the layers' `f` indices, not hard-coded; the output of layer 0 (the input
@@ -18,6 +21,8 @@ identity that lets B2 re-read the image) is the image itself and is fed as `imag
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -28,18 +33,12 @@ from torch import nn
 from ultralytics.utils import LOGGER
 
 from dydet.engine.routing import RoutingSpec
+from dydet.nn.backends.format import EXPORT_KIND, EXPORT_VERSION, GRAPHS, IMAGES, METADATA_FILE, OUTPUT, SCORE
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checks import require_package
 from dydet.utils.errors import ArgumentError
 from dydet.utils.torch_utils import fused_eval_copy
 
-EXPORT_KIND = "dydet-onnx-split"
-EXPORT_VERSION = 1
-METADATA_FILE = "metadata.json"
-GRAPHS = ("router", "easy", "hard")
-IMAGES = "images"
-SCORE = "score"
-OUTPUT = "y"
 MIN_OPSET = 11
 
 
@@ -160,6 +159,7 @@ def _metadata(
     return {
         "kind": EXPORT_KIND,
         "version": EXPORT_VERSION,
+        "format": "onnx",
         "dydet": dydet.__version__,
         "ultralytics": ultralytics.__version__,
         "torch": torch.__version__,
@@ -189,6 +189,7 @@ def export_onnx(
     half: bool = False,
     simplify: bool = False,
     routing: RoutingSpec | None = None,
+    verbose: bool = True,
 ) -> Path:
     """Export a dynamic model as router/easy/hard ONNX graphs plus `metadata.json`, for routing at run time.
 
@@ -205,13 +206,14 @@ def export_onnx(
         simplify (bool): Simplify the graphs with onnxslim when installed.
         routing (RoutingSpec, optional): The export's default routing: a threshold, or a forced route (stored in
             the metadata as `threshold` / `route`); None keeps the model's own threshold. The model is not changed.
+        verbose (bool): Log where the graphs were written.
 
     Returns:
         (Path): `out_dir`.
 
     Examples:
         >>> export_onnx(model, "runs/export/final_onnx", imgsz=320)
-        >>> from dydet.engine.onnx_runtime import load_export
+        >>> from dydet.nn.backends.runtime import load_export
         >>> y = load_export("runs/export/final_onnx")(images, threshold=0.4)
     """
     onnx = require_package("onnx", "ONNX export", "export")
@@ -250,8 +252,85 @@ def export_onnx(
             _simplify(out_dir / g["file"])
     meta = _metadata(model, size, half, opset, graphs, routing)
     (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
-    LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size[0]}x{size[1]}) written to {out_dir}")
+    if verbose:
+        size_text = f"{size[0]}x{size[1]}"
+        LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size_text}) written to {out_dir}")
     return out_dir
 
 
-__all__ = ["EXPORT_KIND", "EXPORT_VERSION", "METADATA_FILE", "export_onnx", "feature_name", "route_inputs"]
+def _replace_dir(new: Path, target: Path, trash: Path) -> None:
+    """Move the finished folder `new` to `target`, moving an existing `target` to `trash` first (same filesystem)."""
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"cannot export to '{target}': a file of that name exists; choose another name=")
+    if target.exists():
+        os.replace(target, trash)
+    os.replace(new, target)
+
+
+def export_openvino(
+    model: DynamicDetectionModel,
+    out_dir: str | Path,
+    imgsz: int | tuple[int, int] | list[int] = 640,
+    opset: int | None = None,
+    half: bool = False,
+    routing: RoutingSpec | None = None,
+) -> Path:
+    """Export a dynamic model as router/easy/hard OpenVINO IR graphs plus `metadata.json`, for routing on CPUs.
+
+    The three split ONNX graphs of `export_onnx` are read by OpenVINO and saved as IR, so both formats hold the same
+    graphs and metadata (with `format: openvino`). The folder is written whole into a temporary folder beside
+    `out_dir` and then renamed: a reader never sees a half-written export, and a failed export leaves the old one.
+
+    Args:
+        model (DynamicDetectionModel): The dynamic model (weights as trained; calibration and threshold are kept).
+        out_dir (str | Path): The export folder (replaced if it exists).
+        imgsz (int | tuple[int, int] | list[int]): Input size, an int for square or (h, w); rounded up to a multiple
+            of the largest stride.
+        opset (int, optional): ONNX opset of the intermediate graphs.
+        half (bool): Store the weights in fp16 (`compress_to_fp16`) and let OpenVINO pick the inference precision
+            (bf16 on CPUs with AVX-512 bf16 or AMX, else fp32); without it the runtime computes in fp32 like PyTorch.
+        routing (RoutingSpec, optional): The export's default routing, as for `export_onnx`.
+
+    Returns:
+        (Path): `out_dir`.
+
+    Raises:
+        ImportError: When OpenVINO is not installed (the message names the pip extra).
+
+    Examples:
+        >>> export_openvino(model, "runs/export/final_openvino", imgsz=320)
+        >>> from dydet.nn.backends.runtime import load_export
+        >>> y = load_export("runs/export/final_openvino")(images, threshold=0.4)
+    """
+    from dydet.nn.backends.openvino import core, import_openvino
+
+    ov = import_openvino()  # before any work: a one-line error naming the pip extra when it is missing
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+        onnx_dir = export_onnx(model, Path(tmp) / "onnx", imgsz, opset=opset, routing=routing, verbose=False)
+        meta = json.loads((onnx_dir / METADATA_FILE).read_text())
+        ir_dir = Path(tmp) / "openvino"
+        ir_dir.mkdir()
+        for g in GRAPHS:
+            graph = core().read_model(str(onnx_dir / meta["graphs"][g]["file"]))
+            ov.save_model(graph, str(ir_dir / f"{g}.xml"), compress_to_fp16=bool(half))
+            meta["graphs"][g]["file"] = f"{g}.xml"
+        precision = "auto" if half else "f32"  # auto: OpenVINO's choice, bf16 on CPUs that have it
+        meta.update(format="openvino", openvino=ov.__version__, weights_fp16=bool(half), inference_precision=precision)
+        (ir_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2))
+        _replace_dir(ir_dir, out_dir, Path(tmp) / "previous")
+    size = "x".join(str(s) for s in meta["imgsz"])
+    LOGGER.info(f"dydet export: router/easy/hard OpenVINO IR graphs ({size}) written to {out_dir}")
+    return out_dir
+
+
+__all__ = [
+    "EXPORT_KIND",
+    "EXPORT_VERSION",
+    "METADATA_FILE",
+    "export_onnx",
+    "export_openvino",
+    "feature_name",
+    "route_inputs",
+]

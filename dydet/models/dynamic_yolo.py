@@ -37,7 +37,8 @@ class DynamicYOLO(Model):
 
         Args:
             model (str | Path): A dydet model YAML or shipped name (e.g. `dy-yolo11n.yaml`), a checkpoint path, or a
-                folder written by `export(format="onnx")` (prediction only, through onnxruntime).
+                folder written by `export(format="onnx" | "openvino")` (prediction only, through onnxruntime or
+                OpenVINO).
             verbose (bool): Print the model summary when building from YAML.
         """
         setup_offline()
@@ -56,9 +57,9 @@ class DynamicYOLO(Model):
         self.model_name = cfg
 
     def _load(self, weights: str, task: str | None = None) -> None:
-        """Load a dydet checkpoint or ONNX export folder, refusing anything else with a clear message."""
+        """Load a dydet checkpoint or export folder (ONNX, OpenVINO), refusing anything else with a clear message."""
         if Path(weights).is_dir():
-            from dydet.engine.onnx_runtime import load_export
+            from dydet.nn.backends.runtime import load_export
 
             self.exported = load_export(weights)  # clear one-line errors for a folder that is not a dydet export
             self.model, self.ckpt, self.task, self.ckpt_path = self.exported, None, "detect", str(weights)
@@ -245,7 +246,7 @@ class DynamicYOLO(Model):
         kwargs = check_args("predict", kwargs)
         routing = self._pop_routing(kwargs)
         if self.exported is not None:
-            from dydet.engine.onnx_runtime import predict_exported
+            from dydet.engine.exported import predict_exported
 
             routing = routing or self.exported.default_routing()
             return predict_exported(self.exported, source, routing=routing, stream=stream, **kwargs)
@@ -257,23 +258,28 @@ class DynamicYOLO(Model):
         return results if stream else list(results)
 
     def export(self, format: str = "onnx", **kwargs: Any) -> Path:
-        """Export to ONNX as split graphs (router + B1 features, easy head, hard head) that route in the runtime.
+        """Export as split graphs (router + B1 features, easy head, hard head) that route in the runtime.
 
         Args:
-            format (str): Only 'onnx' (split graphs); other formats cannot route per image.
-            **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `half`, `simplify`, `project` /
-                `name` for the output folder (default: `<checkpoint stem>_onnx` beside the checkpoint), and one of
-                `threshold`, `hard_ratio`, `gflops`, `latency` (the export's default threshold) or `route` (the
-                export's default forced route). The model itself is not changed.
+            format (str): 'onnx' or 'openvino' (split graphs); other formats cannot route per image.
+            **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `half`, `simplify` (ONNX),
+                `project` / `name` for the output folder (default: `<checkpoint stem>_<format>` beside the
+                checkpoint), and one of `threshold`, `hard_ratio`, `gflops`, `latency` (the export's default
+                threshold) or `route` (the export's default forced route). The model itself is not changed.
 
         Returns:
-            (Path): The export folder (`router.onnx`, `easy.onnx`, `hard.onnx`, `metadata.json`).
+            (Path): The export folder (`router`, `easy`, `hard` graphs and `metadata.json`).
         """
-        from dydet.engine.exporter import export_onnx
+        from dydet.engine.exporter import export_onnx, export_openvino
+        from dydet.nn.backends.format import FORMAT_LABELS
 
         self._require_pytorch("export")
-        if str(format).lower() != "onnx":
-            raise ValueError(f"format={format!r} is not supported: dydet exports format=onnx (split graphs that route)")
+        fmt = str(format).lower()
+        if fmt not in {"onnx", "openvino"}:
+            raise ValueError(
+                f"format={format!r} is not supported: dydet exports format=onnx or format=openvino (split graphs that "
+                "route)"
+            )
         kwargs = check_args("export", kwargs)
         routing = self._pop_routing(kwargs)
         drop_dydet_args(kwargs)
@@ -282,19 +288,25 @@ class DynamicYOLO(Model):
         if kwargs.get("project") or kwargs.get("name"):
             out = Path(kwargs.get("project") or Path.cwd()).resolve() / (kwargs.get("name") or "export")
         elif self.ckpt_path:
-            out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_onnx")
+            out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{fmt}")
         else:
-            out = Path.cwd() / "export_onnx"
-        path = export_onnx(
-            self.model,
-            out,
-            imgsz,
-            opset=kwargs.get("opset"),
-            half=bool(kwargs.get("half")),
-            simplify=bool(kwargs.get("simplify")),
-            routing=routing,
-        )
-        LOGGER.info(f"Exported split ONNX graphs to {path}; predict with: dydet predict model={path} source=...")
+            out = Path.cwd() / f"export_{fmt}"
+        if fmt == "openvino":
+            path = export_openvino(
+                self.model, out, imgsz, opset=kwargs.get("opset"), half=bool(kwargs.get("half")), routing=routing
+            )
+        else:
+            path = export_onnx(
+                self.model,
+                out,
+                imgsz,
+                opset=kwargs.get("opset"),
+                half=bool(kwargs.get("half")),
+                simplify=bool(kwargs.get("simplify")),
+                routing=routing,
+            )
+        label = FORMAT_LABELS[fmt]
+        LOGGER.info(f"Exported split {label} graphs to {path}; predict with: dydet predict model={path} source=...")
         return path
 
     def benchmark(self, **kwargs: Any):
@@ -330,10 +342,11 @@ class DynamicYOLO(Model):
         return pop_routing(self.model, kwargs, device=device, precision=precision)
 
     def _require_pytorch(self, mode: str) -> None:
-        """Refuse PyTorch-only modes on an ONNX export folder."""
+        """Refuse PyTorch-only modes on an export folder."""
         if self.exported is not None:
             raise ValueError(
-                f"'{mode}' needs the PyTorch checkpoint: '{self.ckpt_path}' is an ONNX export (predict only)"
+                f"'{mode}' needs the PyTorch checkpoint: '{self.ckpt_path}' is an {self.exported.label} export "
+                "(predict only)"
             )
 
     def route_summary(self, imgsz: int = 640) -> dict[str, dict[str, float]]:

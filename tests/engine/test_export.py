@@ -20,10 +20,12 @@ import torch
 from ultralytics.utils.nms import non_max_suppression
 
 from dydet.engine.args import pop_routing
+from dydet.engine.exported import predict_exported
 from dydet.engine.exporter import export_onnx, route_inputs
-from dydet.engine.onnx_runtime import InvalidExportError, is_export_dir, load_export, predict_exported
 from dydet.engine.routing import RoutingSpec, resolve_routing, threshold_for_hard_ratio
 from dydet.models.dynamic_yolo import DynamicYOLO
+from dydet.nn.backends.format import InvalidExportError, is_export_dir
+from dydet.nn.backends.runtime import load_export
 from dydet.nn.tasks import DynamicDetectionModel
 
 IMGSZ = 64
@@ -318,6 +320,13 @@ def test_damaged_export_is_a_clear_one_line_error(broken, damage, error, message
     with pytest.raises(error, match=message) as e:
         load_export(broken)
     assert "\n" not in str(e.value)
+
+
+def test_metadata_without_a_format_is_read_as_onnx(broken):
+    meta = json.loads((broken / "metadata.json").read_text())
+    assert meta.pop("format") == "onnx"  # exports written before OpenVINO existed have no `format`
+    (broken / "metadata.json").write_text(json.dumps(meta))
+    assert load_export(broken).format == "onnx"
 
 
 def test_graph_names_not_matching_the_metadata_are_a_clear_error(broken):
