@@ -243,10 +243,18 @@ class DynamicValidator(DetectionValidator):
 
     @contextmanager
     def _as_route(self, route: str):
-        """Make the stock per-image bookkeeping write into `route`'s metrics, confusion matrix and JSON list."""
+        """Make the stock per-image bookkeeping write into `route`'s metrics, confusion matrix and JSON list.
+
+        The stock `update_metrics` writes into `self.metrics`, `self.confusion_matrix` and `self.jdict`; inside this
+        context they are `route`'s sinks, and the validator's own attributes are restored on exit.
+        """
+        saved = self.metrics.route, self.confusion_matrix, self.jdict
         self.metrics.route = route
         self.confusion_matrix, self.jdict = self.confusion_matrices[route], self.jdicts[route]
-        yield
+        try:
+            yield
+        finally:
+            self.metrics.route, self.confusion_matrix, self.jdict = saved
 
     def update_metrics(self, preds: dict[str, Any], batch: dict[str, Any]) -> None:
         """Update both routes' metrics for a batch and record the router scores."""
@@ -285,7 +293,7 @@ class DynamicValidator(DetectionValidator):
         # the stock loop writes `predictions.json` (the hard route's) and scores JSON only if `self.jdict` has entries
         self.jdict = self.jdicts["hard"] or self.jdicts["easy"]
         self.metrics.speed = self.speed
-        self.metrics.confusion_matrix = self.confusion_matrices["hard"]
+        self.metrics.confusion_matrix = self.confusion_matrix = self.confusion_matrices["hard"]
         self.metrics.save_dir = self.save_dir
 
     def print_results(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from ultralytics.engine.model import Model
-from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
+from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 
 from dydet.cfg import check_args
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, router_train_args
@@ -251,6 +251,9 @@ class DynamicYOLO(Model):
             routing = routing or self.exported.default_routing()
             return predict_exported(self.exported, source, routing=routing, stream=stream, **kwargs)
         routing = routing or self.model.default_routing()
+        if source is None:  # as Model.predict does, but here, so that the predictor run below gets it too
+            LOGGER.warning(f"'source' is missing. Using 'source={ASSETS}'.")
+            source = ASSETS
         # Model.predict sets up (or updates) self.predictor and returns its generator, not started yet: it is dropped
         # and the predictor run here instead, so that the routing reaches it as an argument of the call.
         super().predict(source=source, stream=True, predictor=predictor, **drop_dydet_args(kwargs))

@@ -16,9 +16,9 @@ import pytest
 import torch
 from ultralytics.utils.nms import non_max_suppression
 
-import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.engine.exported import predict_exported
 from dydet.engine.exporter import export_openvino
+from dydet.engine.routing import RoutingSpec
 from dydet.models.dynamic_yolo import DynamicYOLO
 from dydet.nn.backends.format import InvalidExportError, read_metadata
 from dydet.nn.backends.runtime import load_export
@@ -83,11 +83,11 @@ def test_mixed_batch_matches_pytorch(model, ov_model):  # noqa: F811
     with torch.no_grad():
         t = mid_threshold(model.router_scores(x))
     y_torch, routing = torch_run(model, x, threshold=t)
-    y_ov = ov_model(x, threshold=t)
+    y_ov, ov_routing = ov_model.routed(x, t)
     assert set(routing.routes) == {"easy", "hard"}
-    assert ov_model.routing.routes == routing.routes
-    assert ov_model.routing.threshold == routing.threshold == t
-    torch.testing.assert_close(ov_model.routing.score, routing.score, rtol=0, atol=SCORE_ATOL)
+    assert ov_routing.routes == routing.routes
+    assert ov_routing.threshold == routing.threshold == t
+    torch.testing.assert_close(ov_routing.score, routing.score, rtol=0, atol=SCORE_ATOL)
     assert_same_y(y_ov, y_torch)
 
 
@@ -112,9 +112,9 @@ def test_mixed_batch_matches_pytorch_after_nms(model, ov_model):  # noqa: F811
 def test_forced_route_matches_pytorch(model, ov_model, route):  # noqa: F811
     x = varied_images(3)
     y_torch, routing = torch_run(model, x, route=route)
-    y_ov = ov_model(x, route=route)
-    assert ov_model.routing.routes == routing.routes == [route] * 3
-    assert ov_model.routing.score is None and ov_model.routing.threshold is None
+    y_ov, ov_routing = ov_model.routed(x, RoutingSpec.forced(route))
+    assert ov_routing.routes == routing.routes == [route] * 3
+    assert ov_routing.score is None and ov_routing.threshold is None
     assert_same_y(y_ov, y_torch)
 
 
@@ -122,11 +122,11 @@ def test_batch_1_and_a_mixed_batch_agree(model, ov_model):  # noqa: F811
     x = varied_images(5, seed=2)
     with torch.no_grad():
         t = mid_threshold(model.router_scores(x))
-    y5 = ov_model(x, threshold=t)
-    routes5 = ov_model.routing.routes
+    y5, routing5 = ov_model.routed(x, t)
     for i in (0, 4):
-        assert_same_y(ov_model(x[i : i + 1], threshold=t), y5[i : i + 1])
-        assert ov_model.routing.routes == [routes5[i]]
+        y1, routing1 = ov_model.routed(x[i : i + 1], t)
+        assert_same_y(y1, y5[i : i + 1])
+        assert routing1.routes == [routing5.routes[i]]
 
 
 @pytest.mark.parametrize(
