@@ -107,7 +107,7 @@ class DynamicDetectionModel(DetectionModel):
 
     def _stage_channels(self, ch: int) -> list[int]:
         """Find the router's input widths with a dry run of B1."""
-        y = self._run_b1(torch.zeros(1, ch, 64, 64))
+        y = self._run_b1(torch.zeros(1, ch, 128, 128))  # >1 value per channel at stride 64 (P6) for BatchNorm
         return [y[i].shape[1] for i in self.graph.stages]
 
     def _init_heads(self, ch: int) -> None:

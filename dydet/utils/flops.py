@@ -26,7 +26,8 @@ def _gflops(module: nn.Module, imgsz: int | list[int], stride: int) -> float:
 
     p = next(module.parameters())
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
-    im = torch.empty((1, p.shape[1], h, w), device=p.device, dtype=p.dtype)
+    ch = module.model.yaml.get("channels", 3)  # not the first conv's input width: W6's first layer is a ReOrg
+    im = torch.empty((1, ch, h, w), device=p.device, dtype=p.dtype)
     return thop.profile(module, inputs=[im], stride=stride, verbose=False)[0] / 1e9 * 2
 
 
@@ -41,10 +42,13 @@ def route_gflops(model: nn.Module, part: str, imgsz: int | list[int] = 640) -> f
     Returns:
         (float): GFLOPs, as `ultralytics.utils.torch_utils.get_flops` counts them (2 x MACs).
     """
+    if part == "router":  # its cost does not grow with the image: count it on pooled (1x1) inputs, not by scaling
+        import thop
+
+        p = model.router.reduce.weight
+        pooled = torch.empty((1, p.shape[1], 1, 1), device=p.device, dtype=p.dtype)
+        return thop.profile(model.router, inputs=[[pooled]], verbose=False)[0] / 1e9 * 2
     stride = max(int(model.stride.max()), 32)
-    if part == "router":
-        b1 = _gflops(_RouteProbe(model, "b1"), imgsz, stride)
-        return _gflops(_RouteProbe(model, "router"), imgsz, stride) - b1
     return _gflops(_RouteProbe(model, part), imgsz, stride)
 
 
