@@ -10,7 +10,7 @@ from ultralytics.nn.modules import CBFuse, CBLinear, Detect
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.nn.builder import build_dual_graph, load_model_yaml
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
-from dydet.utils.flops import route_gflops
+from dydet.utils.flops import route_gflops, static_gflops
 
 from .test_tasks import mixed_threshold, modules_in, record_calls, varied_images
 
@@ -111,21 +111,7 @@ def test_every_model_builds_runs_and_the_easy_route_costs_the_static_model(name)
         for route in ("easy", "hard"):
             assert dyn(x, route=route)[0].shape == (2, 4 + 3, anchors)
         assert static(x)[0].shape == (2, 4 + 3, anchors)
-    assert route_gflops(dyn, "easy", 256) == pytest.approx(route_gflops(static_probe(static), "easy", 256), rel=1e-9)
-
-
-def static_probe(static: StaticDetectionModel):
-    """Let `route_gflops` profile a static model the way it profiles a route (its whole forward)."""
-
-    class Probe(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model, self.stride, self.yaml = static, static.stride, static.yaml
-
-        def forward_routed(self, x, route=None):
-            return self.model(x)
-
-    return Probe()
+    assert route_gflops(dyn, "easy", 256) == pytest.approx(static_gflops(static, 256), rel=1e-9)
 
 
 @pytest.mark.parametrize("name", ["yolov7", "yolov7-w6"])
@@ -219,5 +205,5 @@ def test_route_costs_match_the_paper_with_the_yolo11_head(name):
     assert s["hard"]["gflops"] == pytest.approx(hard, rel=0.01)
     assert s["router"]["params"] / 1e6 == pytest.approx(router, rel=0.01)
     static = StaticDetectionModel(f"{name}.yaml", verbose=False).eval().fuse(verbose=False)
-    assert s["easy"]["gflops"] == route_gflops(static_probe(static), "easy", imgsz)
+    assert s["easy"]["gflops"] == static_gflops(static, imgsz)
     assert s["easy"]["params"] == sum(p.numel() for p in static.parameters())
