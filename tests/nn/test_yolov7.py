@@ -65,23 +65,30 @@ def test_wiring_follows_the_dynamic_section(name, router, fused_layers, chunks):
         assert rows[fuse][0] == [*g.taps[k:], -1] and rows[fuse][3] == [[k] * (5 - k)]
 
 
-def test_b2_reads_the_same_layers_as_b1_despite_inserted_fuses():
+def crossing_fuse() -> dict:
+    """dy-yolov7-tiny fused after layer 3, inside an ELAN block whose Concat reads back past it (-4 from layer 6)."""
+    d = load_model_yaml("dy-yolov7-tiny.yaml")
+    d["dynamic"] = {"taps": [0, 7, 14, 21, 28], "fuse_after": [0, 3, 8, 15, 22]}
+    return d
+
+
+@pytest.mark.parametrize("name", [*FAMILY, "crossing-fuse"])
+def test_b2_reads_the_same_layers_as_b1_despite_inserted_fuses(name):
     """Relative `from` indices (-2, -3, ...) must not be shifted by the CBFuse rows inserted into B2."""
-    for name in FAMILY:
-        d = load_model_yaml(f"dy-{name}.yaml")
-        expanded, g = build_dual_graph(d)
-        rows, nb, fuses = expanded["backbone"], len(d["backbone"]), set(g.fuses)
-        b1 = {base: easy for base, easy, _ in g.copies}
-        b2 = {base: hard for base, _, hard in g.copies}
-        out2 = {j: b2[j] + 1 if b2[j] + 1 in fuses else b2[j] for j in range(nb)}  # B2 layer j's (fused) output
+    d = crossing_fuse() if name == "crossing-fuse" else load_model_yaml(f"dy-{name}.yaml")
+    expanded, g = build_dual_graph(d)
+    rows, nb, fuses = expanded["backbone"], len(d["backbone"]), set(g.fuses)
+    b1 = {base: easy for base, easy, _ in g.copies}
+    b2 = {base: hard for base, _, hard in g.copies}
+    out2 = {j: b2[j] + 1 if b2[j] + 1 in fuses else b2[j] for j in range(nb)}  # B2 layer j's (fused) output
 
-        def absolute(f, i):
-            return [absolute(x, i)[0] for x in f] if isinstance(f, list) else [i + f if f < 0 else f]
+    def absolute(f, i):
+        return [absolute(x, i)[0] for x in f] if isinstance(f, list) else [i + f if f < 0 else f]
 
-        for j in range(1, nb):
-            src1 = absolute(rows[b1[j]][0], b1[j])
-            src2 = absolute(rows[b2[j]][0], b2[j])
-            assert src2 == [out2[s - 1] for s in src1], (name, j)
+    for j in range(1, nb):
+        src1 = absolute(rows[b1[j]][0], b1[j])
+        src2 = absolute(rows[b2[j]][0], b2[j])
+        assert src2 == [out2[s - 1] for s in src1], (name, j)
 
 
 def test_wiring_lists_are_checked():
@@ -207,3 +214,10 @@ def test_route_costs_match_the_paper_with_the_yolo11_head(name):
     static = StaticDetectionModel(f"{name}.yaml", verbose=False).eval().fuse(verbose=False)
     assert s["easy"]["gflops"] == static_gflops(static, imgsz)
     assert s["easy"]["params"] == sum(p.numel() for p in static.parameters())
+
+
+def test_router_cost_does_not_grow_with_the_image():
+    model = narrow_dynamic("yolov7-w6")
+    small, large = route_gflops(model, "router", 256), route_gflops(model, "router", 1280)
+    router_macs = sum(p.numel() for p in model.router.parameters())  # 1x1 convs on pooled inputs: ~1 MAC per weight
+    assert small == large == pytest.approx(2 * router_macs / 1e9, rel=0.01)
