@@ -101,3 +101,28 @@ def test_benchmark_baselines_are_the_family_static_models():
     w6 = StaticDetectionModel(w6, verbose=False)
     assert get_flops(w6, 256) == 0.0  # ultralytics takes the input width from the first conv, behind W6's ReOrg
     assert static_gflops(w6, 256) > 0
+
+
+def test_pretrained_static_yolov7_tiny_checkpoint_initialises_both_routes(tiny_data, tmp_path):
+    import torch
+
+    from dydet.engine.trainer import DynamicTrainer
+    from dydet.nn.tasks import StaticDetectionModel
+
+    torch.manual_seed(3)
+    static = StaticDetectionModel("yolov7-tiny.yaml", nc=6, verbose=False)
+    for m in static.modules():  # non-trivial BN statistics, so a missed buffer would show
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    torch.save({"model": static, "epoch": -1, "train_args": {}}, tmp_path / "yolov7-tiny.pt")
+    overrides = {"model": "dy-yolov7-tiny.yaml", "data": str(tiny_data), "project": str(tmp_path)}
+    trainer = DynamicTrainer(overrides=overrides)
+    trainer.data = {"nc": 6, "channels": 3, "names": {i: str(i) for i in range(6)}}
+    weights, _ = load_checkpoint(tmp_path / "yolov7-tiny.pt")
+    model = trainer.get_model(cfg="dy-yolov7-tiny.yaml", weights=weights, verbose=False).eval()
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        ref = static.eval()(x)[0]
+        for route in ("easy", "hard"):
+            torch.testing.assert_close(model(x, route=route)[0], ref, rtol=1e-4, atol=1e-4)
