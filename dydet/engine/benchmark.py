@@ -232,8 +232,11 @@ def plot_speed(result: BenchmarkResult, path: str | Path) -> Path:
 def default_baselines(model: DynamicDetectionModel) -> tuple[str, ...]:
     """Return the static models a dynamic model competes with: its base at the same scale and the next scale up.
 
-    E.g. `dy-yolo11n` -> ('yolo11n.yaml', 'yolo11s.yaml'); `dy-yolov8m` -> ('yolov8m.yaml', 'yolov8l.yaml').
+    E.g. `dy-yolo11n` -> ('yolo11n.yaml', 'yolo11s.yaml'); `dy-yolov8m` -> ('yolov8m.yaml', 'yolov8l.yaml'). A YAML
+    whose `dynamic:` section lists `baselines` (e.g. dy-yolov7: yolov7 and yolov7x, as the paper compares) gets those.
     """
+    if model.yaml.get("dynamic", {}).get("baselines"):
+        return tuple(model.yaml["dynamic"]["baselines"])
     base, scale = model.yaml.get("dynamic", {}).get("base"), model.yaml.get("scale")
     if not base or scale not in SCALES:
         return ()
@@ -244,7 +247,7 @@ def default_baselines(model: DynamicDetectionModel) -> tuple[str, ...]:
 def static_base_name(model: DynamicDetectionModel) -> str | None:
     """Return the name of the static model of the same base and scale (e.g. 'yolo11n'), or None if unknown."""
     base, scale = model.yaml.get("dynamic", {}).get("base"), model.yaml.get("scale")
-    return f"{base}{scale}" if base and scale else None
+    return f"{base}{scale}" if base and scale else base if base and not model.yaml.get("scales") else None
 
 
 def parse_baselines(baselines: Any) -> list[Any]:
@@ -283,7 +286,26 @@ def load_static(spec: Any, nc: int) -> nn.Module:
         from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
 
         return checkpoint_model(load_checkpoint_dict(spec))
+    if _built_by_dydet(spec):
+        from dydet.nn.tasks import StaticDetectionModel
+
+        return StaticDetectionModel(str(spec), nc=nc, verbose=False)
     return DetectionModel(str(spec), nc=nc, verbose=False)
+
+
+def _built_by_dydet(spec: Any) -> bool:
+    """Return True for a static model YAML (a path or a dydet-shipped name) that only dydet's parser builds."""
+    import yaml
+
+    from dydet.cfg import MODELS_DIR
+    from dydet.nn.parse import needs_dydet_parser
+
+    path = Path(str(spec))
+    path = path if path.is_file() else MODELS_DIR / path.name
+    if path.suffix not in {".yaml", ".yml"} or not path.is_file():
+        return False
+    d = yaml.safe_load(path.read_text())
+    return isinstance(d, dict) and needs_dydet_parser({"backbone": [], "head": [], **d})
 
 
 def load_dynamic(model: Any) -> DynamicDetectionModel:
@@ -550,9 +572,9 @@ def _measure(
     command: str | None,
 ) -> BenchmarkResult:
     """Build the candidates, choose the thresholds and time every mode (the body of `benchmark_speed`)."""
-    from ultralytics.utils.torch_utils import get_cpu_info, get_flops
+    from ultralytics.utils.torch_utils import get_cpu_info
 
-    from dydet.utils.flops import route_gflops
+    from dydet.utils.flops import route_gflops, static_gflops
 
     cuda = dev.type == "cuda"
     dtype = torch.float16 if half else torch.float32
@@ -576,7 +598,7 @@ def _measure(
         "router": route_gflops(dyn, "router", imgsz),
     }
     gflops[ROUTED_EASY] = gflops[EASY] + gflops["router"]
-    gflops.update({k: get_flops(m, imgsz) for k, m in statics.items()})
+    gflops.update({k: static_gflops(m, imgsz) for k, m in statics.items()})
     base_label = base_name if base_name in statics else (next(iter(statics)) if statics else None)
 
     # ---- images and exact per-ratio thresholds

@@ -5,12 +5,18 @@ The expanded layer list, in this order, is what `ultralytics.nn.tasks.parse_mode
     0               nn.Identity                 the input image, so that B2 can re-read it
     1 .. nb         B1: the base backbone
     ..              H1: the base head on B1 (easy route, ends in Detect)
-    ..              CBLinear taps, one per B1 stage output (emit one chunk per B2 level <= their own level)
-    ..              B2: the base backbone again, with a CBFuse after each stage's first (downsampling) layer that sums
-                    the nearest-resized chunks of every B1 level >= its own ("dense higher-level composition")
+    ..              CBLinear taps, one per B1 level (emit one chunk per B2 level <= their own level)
+    ..              B2: the base backbone again, with a CBFuse after each level's fuse point that sums the
+                    nearest-resized chunks of every B1 level >= its own ("dense higher-level composition")
     .. end          H2: a separate copy of the head on B2 (hard route, ends in Detect, so it is `model[-1]`)
 
 Each part is a contiguous range of layer indices, recorded in a `DualGraph`, which is what the model executes per route.
+
+The YAML's `dynamic:` section names the wiring in base-backbone layer indices. `stages` (the stage outputs) is the
+YOLO11 convention: taps = router inputs = stage outputs, and level k fuses right after stage k's first layer. Models
+where that does not hold (YOLOv7: fuse points that are Concats, W6: six router inputs but five taps) list them
+explicitly with `taps`, `router` and `fuse_after`; each defaults to what `stages` implies. Chunk widths are the output
+widths of the fuse-point layers, found by channel tracking (`dydet.nn.parse.output_channels`).
 """
 
 from __future__ import annotations
@@ -22,13 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ultralytics.utils import YAML
-from ultralytics.utils.ops import make_divisible
 
 from dydet.cfg import MODELS_DIR
 from dydet.utils.errors import ArgumentError, ConfigError, MissingFileError
-
-# Layers whose first argument is an output width that `parse_model` scales by the model's width multiple.
-_NON_WIDTH_MODULES = {"Concat", "CBFuse", "CBLinear", "Detect"}
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,11 @@ class DualGraph:
         b1 (range): Input identity and backbone 1, run on every image.
         easy (range): H1, the easy route's neck and Detect head.
         hard (range): CBLinear taps, backbone 2 with CBFuse, and H2; the hard route after B1.
-        stages (tuple[int, ...]): Layer indices of B1's stage outputs (router inputs).
+        stages (tuple[int, ...]): Layer indices of the B1 outputs the router reads (its inputs).
         copies (tuple[tuple[int, int, int], ...]): For every layer of the base YAML, (base index, its copy on the
             easy side (B1/H1), its copy on the hard side (B2/H2)); used to initialise both routes from one model.
+        taps (tuple[int, ...]): Layer indices of the CBLinear composite connections, one per level.
+        fuses (tuple[int, ...]): Layer indices of B2's CBFuse layers, one per level.
     """
 
     b1: range
@@ -49,6 +53,8 @@ class DualGraph:
     hard: range
     stages: tuple[int, ...]
     copies: tuple[tuple[int, int, int], ...] = ()
+    taps: tuple[int, ...] = ()
+    fuses: tuple[int, ...] = ()
 
     def after_b1(self, route: str) -> range:
         """Return the layers one route ('easy' or 'hard') runs after B1: `easy` or `hard`."""
@@ -86,56 +92,81 @@ def guess_scale(cfg: str | Path) -> str | None:
     return m.group(1) if m else None
 
 
-def load_model_yaml(cfg: str | Path) -> dict[str, Any]:
+def load_model_yaml(cfg: str | Path, dynamic: bool = True) -> dict[str, Any]:
     """Load a dydet model YAML into a dict, recording its scale and file like `ultralytics` does.
 
     Args:
-        cfg (str | Path): A YAML path or a shipped model name, e.g. `dy-yolo11n.yaml`.
+        cfg (str | Path): A YAML path or a shipped model name, e.g. `dy-yolo11n.yaml` or `yolov7.yaml`.
+        dynamic (bool): Require a `dynamic:` section (a dydet dynamic model) rather than a static model YAML.
 
     Returns:
-        (dict): The model dictionary with `scale` and `yaml_file` set.
+        (dict): The model dictionary with `scale` (None for a YAML without `scales`) and `yaml_file` set.
 
     Raises:
-        ValueError: If the YAML has no `dynamic:` section or names a scale it does not define.
+        ValueError: If a dynamic YAML has no `dynamic:` section or the name asks for a scale the YAML does not define.
     """
     path = resolve_model_yaml(cfg)
     d = YAML.load(path)
-    if "dynamic" not in d:
+    if dynamic and "dynamic" not in d:
         raise ConfigError(f"{path} is not a dydet model YAML: it has no 'dynamic:' section (see cfg/models/*.yaml)")
-    scale = guess_scale(cfg)
-    if scale and d.get("scales") and scale not in d["scales"]:
+    scale = guess_scale(cfg) if d.get("scales") else None  # 'yolov7x' names a model, not a scale of yolov7
+    if scale and scale not in d["scales"]:
         raise ConfigError(f"{path} has no scale '{scale}'; it defines {', '.join(d['scales'])}")
     d["scale"] = scale
     d["yaml_file"] = str(Path(cfg).name if not Path(cfg).is_file() else cfg)
     return d
 
 
-def _width(d: dict[str, Any], layer: list) -> int:
-    """Return the output width `parse_model` gives a layer whose first argument is a width."""
-    _, _, module, args = layer
-    if module in _NON_WIDTH_MODULES or module.startswith("nn.") or not args or not isinstance(args[0], int):
-        raise ConfigError(f"a dynamic stage must start with a layer that has an output width, got {module}{args}")
-    width, max_channels = 1.0, float("inf")
-    if d.get("scales"):
-        scale = d.get("scale") or next(iter(d["scales"]))
-        _, width, max_channels = d["scales"][scale]
-    else:
-        width = d.get("width_multiple", 1.0)
-    return make_divisible(min(args[0], max_channels) * width, 8)
+def _remap(f: int | list[int], ref: dict[int, int], j: int) -> int | list[int]:
+    """Map the `from` of base layer `j` into the expanded graph through `ref` (base index -> expanded index).
 
-
-def _remap(f: int | list[int], ref: dict[int, int]) -> int | list[int]:
-    """Map a layer's `from` (relative -1 or absolute base indices) into the expanded graph through `ref`."""
+    -1 stays relative (the previous expanded layer, e.g. a CBFuse inserted after layer j-1), unless `ref` maps it;
+    other relative indices (-2, -3, ...) become absolute first, so that inserted CBFuse layers cannot shift them.
+    """
     if isinstance(f, int):
-        return ref.get(f, f) if f != -1 else ref.get(-1, -1)
-    return [_remap(x, ref) for x in f]
+        if f == -1:
+            return ref.get(-1, -1)
+        return ref[j + f] if f < 0 else ref.get(f, f)
+    return [_remap(x, ref, j) for x in f]
 
 
-def _validate_stages(stages: list[int], nb: int) -> None:
-    if not stages or any(not isinstance(s, int) for s in stages):
-        raise ConfigError(f"dynamic.stages must be a non-empty list of backbone layer indices, got {stages}")
-    if sorted(set(stages)) != list(stages) or stages[0] < 0 or stages[-1] >= nb:
-        raise ConfigError(f"dynamic.stages must be strictly increasing indices in [0, {nb - 1}], got {stages}")
+def _validate_layers(key: str, layers: Any, nb: int) -> list[int]:
+    if not isinstance(layers, list) or not layers or any(type(s) is not int for s in layers):
+        raise ConfigError(f"dynamic.{key} must be a non-empty list of backbone layer indices, got {layers}")
+    if sorted(set(layers)) != list(layers) or layers[0] < 0 or layers[-1] >= nb:
+        raise ConfigError(f"dynamic.{key} must be strictly increasing indices in [0, {nb - 1}], got {layers}")
+    return list(layers)
+
+
+def dynamic_wiring(dynamic: dict[str, Any], nb: int) -> tuple[list[int], list[int], list[int]]:
+    """Return the (router inputs, CBLinear taps, fuse points) of a YAML's `dynamic:` section, in base layer indices.
+
+    Args:
+        dynamic (dict): The `dynamic:` section: `stages`, or `taps` + `fuse_after` (+ `router`), each overriding what
+            `stages` implies.
+        nb (int): Number of backbone layers.
+
+    Returns:
+        (tuple[list[int], list[int], list[int]]): Router inputs, taps (one per level) and fuse points (one per level).
+
+    Raises:
+        ValueError: If a list is missing, not strictly increasing backbone indices, or taps and fuse points differ in
+            number.
+    """
+    stages = dynamic.get("stages")
+    if stages is not None:
+        stages = _validate_layers("stages", stages, nb)
+    elif "taps" not in dynamic or "fuse_after" not in dynamic:
+        raise ConfigError("the dynamic: section needs 'stages', or explicit 'taps' and 'fuse_after' lists")
+    taps = _validate_layers("taps", dynamic.get("taps", stages), nb)
+    fuse_after = dynamic.get("fuse_after") or [0] + [s + 1 for s in stages[:-1]]  # each stage's first layer
+    fuse_after = _validate_layers("fuse_after", fuse_after, nb)
+    router = _validate_layers("router", dynamic.get("router", taps), nb)
+    if len(taps) != len(fuse_after):
+        raise ConfigError(
+            f"dynamic.taps ({len(taps)}) and dynamic.fuse_after ({len(fuse_after)}) must name one layer per level"
+        )
+    return router, taps, fuse_after
 
 
 def build_dual_graph(d: dict[str, Any]) -> tuple[dict[str, Any], DualGraph]:
@@ -147,38 +178,42 @@ def build_dual_graph(d: dict[str, Any]) -> tuple[dict[str, Any], DualGraph]:
     Returns:
         (tuple[dict, DualGraph]): The expanded model dict (all layers under `backbone`) and its `DualGraph`.
     """
-    backbone, head, stages = d["backbone"], d["head"], list(d["dynamic"]["stages"])
-    nb, nh, nl = len(backbone), len(head), len(stages)
-    _validate_stages(stages, nb)
-    starts = [0] + [s + 1 for s in stages[:-1]]  # first (downsampling) layer of each stage
-    level_widths = [_width(d, backbone[j]) for j in starts]  # B2 width at each level, where the CBFuse adds in
+    from dydet.nn.parse import output_channels
+
+    backbone, head = d["backbone"], d["head"]
+    nb, nh = len(backbone), len(head)
+    router, taps, fuse_after = dynamic_wiring(d["dynamic"], nb)
+    nl = len(taps)
+    widths = output_channels(d, d.get("channels", 3))
+    level_widths = [widths[j] for j in fuse_after]  # B2 width at each level, where the CBFuse adds in
 
     layers: list[list] = [[-1, 1, "nn.Identity", []]]
     b1_ref = {j: 1 + j for j in range(nb)}
 
     def head_copy(first: int, backbone_ref: dict[int, int]) -> list[list]:
         ref = {**backbone_ref, **{nb + j: first + j for j in range(nh)}}
-        return [[_remap(f, ref), n, m, deepcopy(a)] for f, n, m, a in head]
+        return [[_remap(f, ref, nb + j), n, m, deepcopy(a)] for j, (f, n, m, a) in enumerate(head)]
 
-    layers += [[_remap(f, b1_ref), n, m, deepcopy(a)] for f, n, m, a in backbone]
+    layers += [[_remap(f, b1_ref, j), n, m, deepcopy(a)] for j, (f, n, m, a) in enumerate(backbone)]
     easy_start = len(layers)
     layers += head_copy(easy_start, b1_ref)
 
     hard_start = len(layers)
-    taps = [hard_start + level for level in range(nl)]
-    layers += [[b1_ref[s], 1, "CBLinear", [level_widths[: level + 1]]] for level, s in enumerate(stages)]
+    tap_layers = [hard_start + level for level in range(nl)]
+    layers += [[b1_ref[s], 1, "CBLinear", [level_widths[: level + 1]]] for level, s in enumerate(taps)]
 
     b2_ref: dict[int, int] = {-1: 0}  # B2's first layer re-reads the input image (layer 0)
-    b2_layers = []
+    b2_layers, fuses = [], []
     for j, (f, n, m, a) in enumerate(backbone):
-        layers.append([_remap(f, b2_ref), n, m, deepcopy(a)])
+        layers.append([_remap(f, b2_ref, j), n, m, deepcopy(a)])
         b2_ref.pop(-1, None)
         b2_ref[j] = len(layers) - 1
         b2_layers.append(b2_ref[j])
-        if j in starts:
-            level = starts.index(j)
-            layers.append([[*taps[level:], -1], 1, "CBFuse", [[level] * (nl - level)]])
+        if j in fuse_after:
+            level = fuse_after.index(j)
+            layers.append([[*tap_layers[level:], -1], 1, "CBFuse", [[level] * (nl - level)]])
             b2_ref[j] = len(layers) - 1
+            fuses.append(b2_ref[j])
     hard_head_start = len(layers)
     layers += head_copy(hard_head_start, b2_ref)
 
@@ -188,8 +223,10 @@ def build_dual_graph(d: dict[str, Any]) -> tuple[dict[str, Any], DualGraph]:
         b1=range(0, easy_start),
         easy=range(easy_start, hard_start),
         hard=range(hard_start, len(layers)),
-        stages=tuple(b1_ref[s] for s in stages),
+        stages=tuple(b1_ref[s] for s in router),
         copies=tuple((j, b1_ref[j], b2_layers[j]) for j in range(nb))
         + tuple((nb + j, easy_start + j, hard_head_start + j) for j in range(nh)),
+        taps=tuple(tap_layers),
+        fuses=tuple(fuses),
     )
     return expanded, graph

@@ -1,9 +1,13 @@
-"""dydet's own network modules: the router (the routing rule and record are in `dydet.engine.routing`)."""
+"""dydet's own network modules: the router, and the layers that YOLOv7-family YAMLs need.
+
+The routing rule and the record of a routed batch are in `dydet.engine.routing`.
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from ultralytics.nn.modules import Conv
 
 
 class Router(nn.Module):
@@ -36,3 +40,54 @@ class Router(nn.Module):
         """Return the (B,) easiness scores in (0, 1) for a list of (B, C_i, H_i, W_i) stage outputs."""
         pooled = torch.cat([f.mean((2, 3), keepdim=True) for f in feats], 1)
         return self.score(self.act(self.reduce(pooled))).flatten().sigmoid()
+
+
+class SPPCSPC(nn.Module):
+    """YOLOv7's spatial-pyramid-pooling block in a cross-stage-partial layout (described in the YOLOv7 paper).
+
+    One branch runs 1x1 -> 3x3 -> 1x1 convs, max-pools the result at kernel 5, 9 and 13 (here as three cascaded
+    5x5 pools, which give exactly the same maps), concatenates the four maps and runs 1x1 -> 3x3 convs; a 1x1 shortcut
+    branch reads the input; a final 1x1 conv merges both. The hidden width equals the output width.
+
+    Attributes:
+        cv1, cv3, cv4 (Conv): The pooled branch's 1x1, 3x3 and 1x1 convs before pooling.
+        cv5, cv6 (Conv): The 1x1 and 3x3 convs after pooling.
+        cv2 (Conv): The 1x1 shortcut branch.
+        cv7 (Conv): The 1x1 conv merging both branches.
+        m (nn.MaxPool2d): The 5x5, stride-1 max-pool applied 1-3 times.
+    """
+
+    def __init__(self, c1: int, c2: int, k: int = 5):
+        """Create the block.
+
+        Args:
+            c1 (int): Input channels.
+            c2 (int): Output (and hidden) channels.
+            k (int): Kernel of the cascaded max-pool (5 gives the 5/9/13 pyramid).
+        """
+        super().__init__()
+        c_ = c2
+        self.cv1 = Conv(c1, c_, 1, 1)
+        self.cv2 = Conv(c1, c_, 1, 1)
+        self.cv3 = Conv(c_, c_, 3, 1)
+        self.cv4 = Conv(c_, c_, 1, 1)
+        self.m = nn.MaxPool2d(kernel_size=k, stride=1, padding=k // 2)
+        self.cv5 = Conv(4 * c_, c_, 1, 1)
+        self.cv6 = Conv(c_, c_, 3, 1)
+        self.cv7 = Conv(2 * c_, c2, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the (B, c2, H, W) output for a (B, c1, H, W) input."""
+        pooled = [self.cv4(self.cv3(self.cv1(x)))]
+        for _ in range(3):
+            pooled.append(self.m(pooled[-1]))
+        y1 = self.cv6(self.cv5(torch.cat(pooled, 1)))
+        return self.cv7(torch.cat((y1, self.cv2(x)), 1))
+
+
+class ReOrg(nn.Module):
+    """Space-to-depth: (B, C, H, W) -> (B, 4C, H/2, W/2), the parameter-free stem of YOLOv7-W6 (same order as Focus)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Stack the four pixel phases of every 2x2 cell along the channels."""
+        return torch.cat((x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]), 1)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 from ultralytics.nn.modules import CBLinear, Detect
-from ultralytics.nn.tasks import DetectionModel, parse_model
+from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import initialize_weights
 
@@ -17,6 +17,7 @@ from dydet.engine.routing import DEFAULT_THRESHOLD, RoutingSpec, take
 from dydet.nn.builder import build_dual_graph, load_model_yaml
 from dydet.nn.family import DetectorFamily
 from dydet.nn.modules import Router
+from dydet.nn.parse import parse_model
 
 
 class DynamicDetectionModel(DetectionModel, DetectorFamily):
@@ -83,7 +84,7 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
 
     def _stage_channels(self, ch: int) -> list[int]:
         """Find the router's input widths with a dry run of B1."""
-        y, _ = self.run_trunk(torch.zeros(1, ch, 64, 64), score=False)
+        y, _ = self.run_trunk(torch.zeros(1, ch, 128, 128), score=False)  # >1 value per channel at stride 64 (P6)
         return [y[i].shape[1] for i in self.graph.stages]
 
     def _init_heads(self, ch: int) -> None:
@@ -356,3 +357,45 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
             s = summary[route]
             LOGGER.info(f"  {route:>6}: {s['params']:>12,} parameters {s['gflops']:>9.2f} GFLOPs @ {imgsz}")
         return n_l, n_p, n_g, summary["hard"]["gflops"]
+
+
+class StaticDetectionModel(DetectionModel):
+    """A static (single-route) Ultralytics detection model from a YAML that only dydet's parser builds (YOLOv7 family).
+
+    It is an ordinary `DetectionModel` once built (same forward, loss, fuse, export); only the layer parsing differs
+    (see `dydet.nn.parse`). It is the baseline of a dydet model of the same family and the model whose checkpoint
+    initialises both routes of one (`pretrained=`).
+    """
+
+    def __init__(self, cfg: str | Path | dict = "yolov7-tiny.yaml", ch: int = 3, nc: int | None = None, verbose=True):
+        """Build the model from a YAML path, a shipped name (e.g. `yolov7.yaml`) or a model dict.
+
+        Args:
+            cfg (str | Path | dict): The model YAML.
+            ch (int): Input channels.
+            nc (int, optional): Number of classes, overriding the YAML.
+            verbose (bool): Print the layer table and summary.
+        """
+        nn.Module.__init__(self)
+        self.yaml = deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg, dynamic=False)
+        self.yaml["channels"] = ch
+        if nc and nc != self.yaml["nc"]:
+            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
+            self.yaml["nc"] = nc
+        self.model, self.save = parse_model(self.yaml, ch=ch, verbose=verbose)
+        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        self.inplace = self.yaml.get("inplace", True)
+        head, s = self.model[-1], 256  # 2x the largest stride of a 4-level (P6) model
+        head.inplace = self.inplace
+        self.model.eval()  # avoid changing batch statistics until training begins
+        head.training = True  # to return the raw feature maps
+        with torch.no_grad():
+            feats = self.forward(torch.zeros(1, ch, s, s))["feats"]
+        head.stride = torch.tensor([s / f.shape[-2] for f in feats])
+        self.stride = head.stride
+        self.model.train()
+        head.bias_init()
+        initialize_weights(self)
+        if verbose:
+            self.info()
+            LOGGER.info("")
