@@ -26,9 +26,12 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
     Returns:
         (dict): The arguments to train with.
     """
+    from dydet.data.shortcuts import resolve_data
     from dydet.utils.checkpoint import load_checkpoint_dict, require_detection
 
     kwargs = dict(kwargs)
+    if kwargs.get("data") is not None:
+        kwargs["data"] = resolve_data(kwargs["data"])  # data=tiny|demo|bench: the embedded datasets
     if kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None:
         from dydet.data.synthetic import make_dataset
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ultralytics.engine.model import Model
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
+from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, pop_routing_args, prepare_train_args, router_train_args
 from dydet.engine.calibration import build_calibration, save_calibrated, threshold_for_hard_ratio
 from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.tradeoff import HARD_RATIOS, format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
-from dydet.nn.modules import hard_mask
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
 from dydet.utils.checks import check_hard_ratio
@@ -164,15 +163,19 @@ class DynamicYOLO(Model):
             LOGGER.info(f"Final calibrated checkpoint: {final}")
         return calibration
 
-    def _validate(self, validator=None, **kwargs: Any) -> tuple[DynamicDetMetrics, DynamicValidator]:
-        """Run the per-route validator and return its metrics and itself."""
+    def _validate(
+        self, validator=None, threshold: float | None = None, route: str | None = None, **kwargs: Any
+    ) -> tuple[DynamicDetMetrics, DynamicValidator]:
+        """Run the per-route validator (its `(B)` metrics routed at `threshold` / `route`); return metrics and it."""
         custom = {"rect": True}
+        kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
             kwargs["data"] = self._val_data()
         if kwargs.get("project"):
             kwargs["project"] = str(Path(kwargs["project"]).resolve())
         args = {**self.overrides, **custom, **kwargs, "mode": "val"}
         validator = (validator or self._smart_load("validator"))(args=args, _callbacks=self.callbacks)
+        validator.threshold, validator.route = threshold, route
         validator(model=self.model)
         self.metrics = validator.metrics
         return validator.metrics, validator
@@ -185,27 +188,21 @@ class DynamicYOLO(Model):
             **kwargs (Any): Ultralytics validation arguments plus `threshold`, `hard_ratio` or `route`.
 
         Returns:
-            (DynamicDetMetrics): Per-route metrics; `.selected` holds the routed (or forced-route) metrics when a
-                threshold, hard ratio or route was given, `.tradeoff` the table rows when the model is calibrated.
+            (DynamicDetMetrics): `box` and the `(B)` keys are the routed model's at the routing asked for (the
+                model's own threshold when none was given), `(E)` / `(H)` each route's; `.selected` holds the routed
+                (or forced-route) metrics, `.tradeoff` the table rows when the model is calibrated and no routing
+                was asked for.
         """
         self._require_pytorch("val")
         hard_ratios = tuple(check_hard_ratio(p) for p in (kwargs.pop("hard_ratios", None) or HARD_RATIOS))
         threshold, route = pop_routing_args(self.model, kwargs)
-        metrics, v = self._validate(validator, **kwargs)
-        metrics.selected = metrics.tradeoff = None
-        if route:
-            metrics.selected = metrics.routes[route]
-        elif threshold is not None:
-            hard = hard_mask(np.asarray(metrics.scores), threshold)
-            metrics.selected = metrics.routed(hard)
-            p, mr = float(hard.mean()), metrics.selected.mean_results()
-            LOGGER.info(
-                f"Routed at threshold {threshold:.4f}: {p:.1%} of images hard; mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
-            )
-        elif self.model.calibration:
-            self._report_tradeoff(metrics, v, hard_ratios)
-        else:
-            LOGGER.info("This model is not calibrated (no stage 2 yet): per-route metrics only, no trade-off table.")
+        metrics, v = self._validate(validator, threshold=threshold, route=route, **kwargs)
+        metrics.tradeoff = None
+        if route is None and threshold is None:  # no routing asked for: the table over hard ratios, if calibrated
+            if self.model.calibration:
+                self._report_tradeoff(metrics, v, hard_ratios)
+            else:
+                LOGGER.info("This model is not calibrated (no stage 2 yet): no trade-off table over hard ratios.")
         return metrics
 
     def _report_tradeoff(
