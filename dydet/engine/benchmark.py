@@ -816,6 +816,8 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     """
     from ultralytics.utils.files import increment_path
 
+    from dydet.data.shortcuts import resolve_data
+
     kw = dict(kwargs)
     quantize = kw.pop("quantize", None)
     half = kw.pop("half", None)
@@ -836,7 +838,7 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
         "cuda_graphs": kw.pop("cuda_graphs", None),
         "reps": int(kw.pop("reps", None) or 20),
         "seq": int(kw.pop("seq", None) or 10),
-        "images": kw.pop("source", None) or kw.pop("data", None),
+        "images": kw.pop("source", None) or resolve_data(kw.pop("data", None)),
         "progress": bool(kw.pop("verbose", True)),
         "command": kw.pop("command", None),
     }

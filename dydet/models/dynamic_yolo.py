@@ -239,6 +239,22 @@ class DynamicYOLO(Model):
         self.predictor.threshold, self.predictor.route = threshold, route
         return results if stream else list(results)
 
+    def track(self, source=None, stream: bool = False, persist: bool = False, **kwargs: Any):
+        """Track objects with Ultralytics' trackers (BoT-SORT, ByteTrack), routing every frame by its router score.
+
+        Args:
+            source (Any): Video file, stream, folder of frames, ..., as for `ultralytics.YOLO.track`.
+            stream (bool): Return a generator.
+            persist (bool): Keep the trackers' state between calls (frames fed one call at a time).
+            **kwargs (Any): Ultralytics tracking arguments (`tracker=botsort.yaml|bytetrack.yaml`, `conf`, ...) plus
+                `threshold`, `hard_ratio` or `route`.
+
+        Returns:
+            (list[Results] | Generator): Tracked results (`boxes.id`) with `.route` and `.score` per frame.
+        """
+        self._require_pytorch("track")
+        return super().track(source=source, stream=stream, persist=persist, **kwargs)
+
     def export(self, format: str = "onnx", **kwargs: Any) -> Path:
         """Export to ONNX as split graphs (router + B1 features, easy head, hard head) that route in the runtime.
 
