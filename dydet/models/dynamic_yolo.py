@@ -239,6 +239,39 @@ class DynamicYOLO(Model):
         self.predictor.threshold, self.predictor.route = threshold, route
         return results if stream else list(results)
 
+    def tune(self, use_ray: bool = False, iterations: int = 10, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Evolve training hyperparameters with Ultralytics' tuner, each trial a dydet stage-1 training.
+
+        Trials and results (`tune_results.ndjson`, `best_hyperparameters.yaml`, the best trial's `weights/`) go to
+        `<project>/<name or 'tune'>`; without `data` the embedded demo dataset is used, as for `train`.
+
+        Args:
+            use_ray (bool): Not supported (Ray Tune would train static models); must be False.
+            iterations (int): Number of trials.
+            *args (Any): Not supported.
+            **kwargs (Any): Training arguments (`data`, `epochs`, `imgsz`, `project`, `name`, ...) and `space`, the
+                search space as for Ultralytics (`{"lr0": (1e-5, 1e-1), ...}`).
+
+        Returns:
+            (dict): The best trial's record (`iteration`, `fitness`, `hyperparameters`, `datasets` with its metrics).
+        """
+        from dydet.engine.tuner import DynamicTuner
+
+        self._require_pytorch("tune")
+        if use_ray or args:
+            raise ValueError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
+        kwargs = prepare_train_args(kwargs, self.overrides)
+        if str(kwargs.pop("stage", 1)) != "1":
+            raise ValueError("tune: each trial is a stage-1 training; leave out stage=, then train stage 2 on the best")
+        for key in DYDET_ONLY_KEYS:
+            kwargs.pop(key, None)
+        if "optimizer" not in (kwargs.get("space") or {}):
+            kwargs.setdefault("optimizer", "AdamW")  # as Ultralytics' Model.tune
+        args = {**self.overrides, **kwargs, "mode": "train"}
+        weights = self.model if self.ckpt else None  # as train: a checkpoint seeds every trial, a YAML does not
+        tuner = DynamicTuner(args=args, model=self.model, weights=weights, _callbacks=self.callbacks)
+        return tuner(iterations=int(iterations))
+
     def track(self, source=None, stream: bool = False, persist: bool = False, **kwargs: Any):
         """Track objects with Ultralytics' trackers (BoT-SORT, ByteTrack), routing every frame by its router score.
 
