@@ -8,16 +8,22 @@ from typing import Any
 EMBEDDED = ("tiny", "demo", "bench")  # presets of `dydet.data.synthetic.make_dataset`
 
 
-def is_embedded_name(data: Any) -> bool:
-    """Return whether `data` names an embedded dataset (``tiny``, ``demo``, ``bench``, optionally with ``.yaml``).
+def embedded_name(data: Any) -> str | None:
+    """Return the preset that `data` names (``tiny``, ``demo``, ``bench``, optionally with ``.yaml``), else None.
 
     A file of that name in the current directory wins over the embedded dataset, as any local path would.
     """
     if not isinstance(data, (str, Path)):
-        return False
+        return None
     text = str(data).strip()
     name = text.removesuffix(".yaml").lower()
-    return name in EMBEDDED and "/" not in text and "\\" not in text and not Path(text).exists()
+    embedded = name in EMBEDDED and "/" not in text and "\\" not in text and not Path(text).exists()
+    return name if embedded else None
+
+
+def is_embedded_name(data: Any) -> bool:
+    """Return whether `data` names an embedded dataset (see `embedded_name`)."""
+    return embedded_name(data) is not None
 
 
 def resolve_data(data: Any) -> Any:
@@ -33,8 +39,9 @@ def resolve_data(data: Any) -> Any:
         >>> resolve_data("demo")  # doctest: +SKIP
         '/home/me/.cache/dydet/datasets/synthetic-demo-.../data.yaml'
     """
-    if not is_embedded_name(data):
+    name = embedded_name(data)
+    if name is None:
         return data
     from dydet.data.synthetic import make_dataset
 
-    return str(make_dataset(str(data).strip().removesuffix(".yaml").lower()))
+    return str(make_dataset(name))

@@ -29,3 +29,12 @@ def test_train_args_take_the_shortcut(tmp_path):
 
     args = prepare_train_args({"data": "tiny", "project": str(tmp_path)}, {})
     assert args["data"] == str(make_dataset("tiny", verbose=False))
+
+
+def test_data_demo_gets_the_demo_training_defaults(tmp_path):
+    from dydet.engine.args import DEMO_TRAIN_DEFAULTS, prepare_train_args
+
+    args = prepare_train_args({"data": "demo", "epochs": 2, "project": str(tmp_path)}, {})
+    assert args["epochs"] == 2 and args["imgsz"] == DEMO_TRAIN_DEFAULTS["imgsz"]
+    assert args["data"] == str(make_dataset("demo", verbose=False))
+    assert "imgsz" not in prepare_train_args({"data": "tiny", "project": str(tmp_path)}, {})
