@@ -353,7 +353,7 @@ class DynamicValidator(DetectionValidator):
             return
         if self.args.verbose and not self.training and self.nc > 1:  # as Ultralytics: per class, once per row
             for name, m in self._result_rows()[:3]:
-                LOGGER.info(f"{name}, per class:\n{self.get_desc()}")
+                LOGGER.info(f"Per class, {name}:\n{self.get_desc()}")
                 LOGGER.info(pf % ("all", self.seen, m.nt_per_class.sum(), *m.mean_results()))
                 for i, c in enumerate(m.ap_class_index):
                     LOGGER.info(pf % (self.names[c], m.nt_per_image[c], m.nt_per_class[c], *m.class_result(i)))

@@ -84,7 +84,7 @@ def test_val_reports_routed_b_at_the_calibrated_default_and_per_class_table(full
     routed = metrics.routed(np.asarray(metrics.scores) < model.model.threshold)
     assert metrics.results_dict["metrics/mAP50-95(B)"] == pytest.approx(routed.box.map)
     assert {f"metrics/mAP50({s})" for s in "BEHR"} <= set(metrics.results_dict)
-    assert "Routed model (B): threshold" in log and "per class" in log
+    assert "Routed model (B): threshold" in log and "Per class, hard route:" in log
     assert sum(line.strip().startswith("circle") for line in log.splitlines()) >= 3  # one per route table
 
 
