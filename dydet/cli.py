@@ -29,7 +29,7 @@ MODES = {
     "predict": "detect objects; each image takes the easy or the hard route by its router score",
     "export": "export a model to another format, e.g. format=onnx",
     "benchmark": "accuracy and speed over hard ratios, against static baselines",
-    "track": "track objects in videos with Ultralytics' trackers (botsort, bytetrack), routing every frame",
+    "track": "track objects in videos with Ultralytics' trackers (tracker=...yaml), routing every frame",
     "tune": "evolve training hyperparameters, each trial a dydet stage-1 training (iterations=N)",
 }
 META_MODES = {

@@ -42,7 +42,7 @@ def test_new_modes_are_listed_and_have_help(capsys):
         assert f"\n  {mode} " in out, mode
     entrypoint(["track", "help"])
     out = capsys.readouterr().out
-    assert "tracker=botsort.yaml" in out and "threshold=None" in out and "conf=0.1" in out
+    assert f"tracker={cli.ultralytics_defaults()['tracker']}" in out and "threshold=None" in out and "conf=0.1" in out
     entrypoint(["tune", "help"])
     out = capsys.readouterr().out
     assert "iterations=10" in out and "lr0=0.01" in out and "model=dy-yolo11n.yaml" in out
