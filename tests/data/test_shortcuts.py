@@ -38,3 +38,12 @@ def test_data_demo_gets_the_demo_training_defaults(tmp_path):
     assert args["epochs"] == 2 and args["imgsz"] == DEMO_TRAIN_DEFAULTS["imgsz"]
     assert args["data"] == str(make_dataset("demo", verbose=False))
     assert "imgsz" not in prepare_train_args({"data": "tiny", "project": str(tmp_path)}, {})
+
+
+def test_no_data_trains_on_the_demo_with_its_defaults(tmp_path):
+    from dydet.engine.args import DEMO_TRAIN_DEFAULTS, prepare_train_args
+
+    args = prepare_train_args({"project": str(tmp_path)}, {})
+    assert args["data"] == str(make_dataset("demo", verbose=False)) and args["epochs"] == DEMO_TRAIN_DEFAULTS["epochs"]
+    own = {"data": str(make_dataset("tiny", verbose=False))}  # a checkpoint trained on its own data keeps it
+    assert prepare_train_args({"project": str(tmp_path)}, own).get("data") is None
