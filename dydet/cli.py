@@ -368,7 +368,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
     if mode == "version":
         return "version", {}
     if mode in MODEL_FREE_MODES:  # their own words (`dydet settings runs_dir=/x`), not model arguments
-        return mode, {"args": args[1:]}
+        return ("help", {}) if HELP_TOKENS.intersection(args[1:]) else (mode, {"args": args[1:]})
     if HELP_TOKENS.intersection(args[1:]):
         return "help", {"mode": mode}
     try:

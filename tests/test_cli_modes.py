@@ -69,6 +69,7 @@ def test_benchmark_takes_reps_and_seq():
 def test_settings_and_checks_take_their_own_words():
     assert parse_args(["settings", "runs_dir=/x"]) == ("settings", {"args": ["runs_dir=/x"]})
     assert parse_args(["checks"]) == ("checks", {"args": []})
+    assert parse_args(["settings", "help"]) == ("help", {})
 
 
 def _run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
