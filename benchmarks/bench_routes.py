@@ -2,9 +2,10 @@
 
 A thin command-line wrapper of `benchmark_speed`: batch-1 latency and batched throughput of the easy route, the hard
 route, the static models of the same family (random weights), routed all-easy (router on) and the dynamic model at
-each hard ratio, with interleaved repetitions and medians. Prints the ratios with their targets (CPU: easy / static
-base <= 1.05, dynamic(p) / linear mix <= 1.10 at batch 1, batched throughput at p=0.5 >= 1.3x all-hard; CUDA graphs:
-easy / static base <= 1.15) and writes speed.csv, speed.md and speed.png when --save-dir is given.
+each hard ratio, with interleaved repetitions and medians. Prints the ratios beside their reference values (easy /
+static base: 1, dynamic(p) / linear mix: 1, ...); the project's targets for them (CPU: easy / static base <= 1.05,
+dynamic(p) / linear mix <= 1.10 at batch 1, batched throughput at p=0.5 >= 1.3x all-hard; CUDA graphs: easy / static
+base <= 1.15) are in docs/BENCHMARKS.md. Writes speed.csv, speed.md and speed.png when --save-dir is given.
 
 Usage:
     python benchmarks/bench_routes.py [--model dy-yolo11n.yaml] [--imgsz 320] [--reps 30] [--batch 8]

@@ -30,11 +30,16 @@ MODES = {
     "predict": "detect objects; each image takes the easy or the hard route by its router score",
     "export": "export split graphs that route at run time: format=onnx or format=openvino",
     "benchmark": "accuracy and speed over hard ratios, against static baselines",
+    "track": "track objects in videos with Ultralytics' trackers (tracker=...yaml), routing every frame",
+    "tune": "evolve training hyperparameters, each trial a dydet stage-1 training (iterations=N)",
 }
 META_MODES = {
     "help": "this screen; 'dydet MODE help' lists the arguments of one mode",
     "version": "print the versions of dydet, ultralytics, torch and python",
+    "settings": "show the Ultralytics settings dydet runs with; 'dydet settings key=value' or 'reset' changes them",
+    "checks": "print the system, the installed packages and dydet's state (versions, offline, device)",
 }
+MODEL_FREE_MODES = frozenset({"settings", "checks"})  # meta modes that take their own words, not arguments
 DEFAULT_MODEL = "dy-yolo11n.yaml"  # `dydet train` without model=
 HELP_TOKENS = frozenset({"help", "-h", "--help"})
 DEBUG_ENV = "DYDET_DEBUG"
@@ -73,6 +78,8 @@ ULTRALYTICS_SECTIONS = {
     "predict": ("Predict settings", "Visualize settings"),
     "export": ("Export settings",),
     "benchmark": (),
+    "track": ("Predict settings", "Visualize settings"),
+    "tune": ("Train settings", "Hyperparameters"),
 }
 ULTRALYTICS_EXTRA_KEYS = {
     "train": ("val", "plots"),
@@ -92,7 +99,10 @@ ULTRALYTICS_EXTRA_KEYS = {
     ),
     "export": ("imgsz", "batch", "device", "quantize", "nms", "data", "fraction"),
     "benchmark": ("data", "imgsz", "batch", "device", "quantize", "format", "verbose"),
+    "track": ("imgsz", "batch", "device", "conf", "iou", "max_det", "project", "name", "exist_ok", "save", "tracker"),
+    "tune": ("val", "plots"),
 }
+TRAIN_LIKE_MODES = frozenset({"train", "tune"})  # modes that build a new model from DEFAULT_MODEL without model=
 
 
 class UsageError(ArgumentError):
@@ -279,6 +289,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
         return "help", ({"mode": topic} if topic in MODES else {})
     if mode == "version":
         return "version", {}
+    if mode in MODEL_FREE_MODES:  # their own words (`dydet settings runs_dir=/x`), not model arguments
+        return ("help", {}) if HELP_TOKENS.intersection(args[1:]) else (mode, {"args": args[1:]})
     if HELP_TOKENS.intersection(args[1:]):
         return "help", {"mode": mode}
     try:
@@ -318,7 +330,7 @@ def _rows(rows: list[tuple[str, str]], indent: int = 2, width: int = 30) -> list
 
 
 def _model_row(mode: str) -> tuple[str, str]:
-    if mode == "train":
+    if mode in TRAIN_LIKE_MODES:
         return f"model={DEFAULT_MODEL}", "model YAML (dy-*.yaml) or checkpoint to start from"
     return "model=(required)", "trained dydet checkpoint, e.g. runs/detect/train/weights/best.pt"
 
@@ -329,7 +341,8 @@ def ultralytics_keys_for(mode: str) -> list[str]:
     keys = [k for k, (section, _) in info.items() if section in ULTRALYTICS_SECTIONS[mode]]
     keys += [k for k in ULTRALYTICS_EXTRA_KEYS[mode] if k in info and k not in keys]
     order = list(info)
-    return sorted((k for k in keys if k not in NOT_FOR_DETECT), key=order.index)
+    shown = set(keys) - NOT_FOR_DETECT | ({"tracker"} if mode == "track" else set())
+    return sorted(shown, key=order.index)
 
 
 def mode_help(mode: str) -> str:
@@ -372,7 +385,9 @@ def general_help() -> str:
         "  dydet val model=runs/detect/train/weights/best.pt hard_ratios=[0,0.5,1]",
         "  dydet predict model=best.pt source=img.jpg --threshold 0.4",
         "  dydet export model=best.pt format=onnx --route easy",
-        "  dydet benchmark model=best.pt baselines=yolo11n.yaml,yolo11s.yaml",
+        "  dydet benchmark model=best.pt baselines=yolo11n.yaml,yolo11s.yaml reps=3",
+        "  dydet track model=best.pt source=video.mp4 tracker=bytetrack.yaml",
+        "  dydet tune data=demo epochs=5 iterations=10",
         "",
         "'dydet MODE help' lists every argument of a mode.",
     ]
@@ -413,15 +428,20 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
         UsageError: If a mode other than train is given no model.
     """
     overrides = dict(overrides)
-    model = overrides.pop("model", DEFAULT_MODEL if mode == "train" else None)
+    if mode in MODEL_FREE_MODES:
+        from dydet.utils.system import handle_settings, run_checks
+
+        return handle_settings(overrides.get("args", [])) if mode == "settings" else run_checks()
+    model = overrides.pop("model", DEFAULT_MODEL if mode in TRAIN_LIKE_MODES else None)
     if model is None:
         raise UsageError(f"'dydet {mode}' needs a model, e.g. model=path/to/best.pt. {_help_hint(mode)}")
-    if mode == "predict":  # as `yolo predict`: save the annotated images, stream so long videos do not fill memory
+    streams = mode in {"predict", "track"}
+    if streams:  # as `yolo predict`: save the annotated images, stream so long videos do not fill memory
         overrides.setdefault("save", True)
         overrides["stream"] = True
     setup_offline()
     result = getattr(_model_class()(model), mode)(**overrides)
-    if mode == "predict":
+    if streams:
         for _ in result:
             pass
         return None

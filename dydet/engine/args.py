@@ -12,7 +12,7 @@ from dydet.cfg import arg_names
 # dydet's own arguments (dydet/cfg/default.yaml): consumed by dydet, never passed on (Ultralytics rejects unknown keys).
 DYDET_ONLY_KEYS = arg_names()
 
-# Used when no `data=` is given: the embedded demo dataset with settings that train in minutes on a laptop CPU.
+# Used with `data=demo` or no `data=`: the embedded demo dataset with settings that train in minutes on a laptop CPU.
 DEMO_TRAIN_DEFAULTS = {"epochs": 18, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 4, "stage2_epochs": 4}
 
 
@@ -26,16 +26,18 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
     Returns:
         (dict): The arguments to train with.
     """
+    from dydet.data.shortcuts import embedded_name, resolve_data
     from dydet.utils.checkpoint import load_checkpoint_dict, require_detection
 
     kwargs = dict(kwargs)
     if kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None:
-        from dydet.data.synthetic import make_dataset
-
-        kwargs["data"] = str(make_dataset("demo"))
+        kwargs["data"] = "demo"
+        LOGGER.info("dydet: no data= given, training on the embedded demo dataset (data=demo)")
+    if embedded_name(kwargs.get("data")) == "demo":  # settings that train the demo on a laptop CPU in minutes
         for k, v in DEMO_TRAIN_DEFAULTS.items():
             kwargs.setdefault(k, v)
-        LOGGER.info(f"dydet: no data= given, training on the embedded demo dataset {kwargs['data']}")
+    if kwargs.get("data") is not None:
+        kwargs["data"] = resolve_data(kwargs["data"])  # data=tiny|demo|bench: the embedded datasets
     data = kwargs.get("data") or overrides.get("data")
     if data is not None and not kwargs.get("resume"):
         from dydet.data.checks import check_detection_dataset

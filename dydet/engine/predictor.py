@@ -70,7 +70,9 @@ class DynamicPredictor(DetectionPredictor):
     attributes, `route` ('easy' | 'hard') and `score` (router easiness score, None when a route was forced). Saved and
     shown images carry a top-left banner with the route and score (see `draw_route_banner`); text labels (`save_txt`)
     are the stock ones. With `verbose`, a summary line at the end gives the share routed hard and the routing's mean
-    cost per image on the calibration split (and the budget it meets, when one was asked).
+    cost per image on the calibration split (and the budget it meets, when one was asked). The per-image log line says the route and score before the time
+    (`160x160 2 circles, hard 0.31, 5.1ms`). With a tracker (`DynamicYOLO.track`), the tracked `Results` keep their
+    route and score.
 
     Attributes:
         routed_images (dict[str, int]): Images sent each way by the current call.
@@ -111,15 +113,34 @@ class DynamicPredictor(DetectionPredictor):
                 self.routed_images[route] += 1
         return results
 
+    def run_callbacks(self, event: str) -> None:
+        """Run the callbacks of `event`; after postprocessing, keep each image's route and score on its `Results`.
+
+        A tracker's postprocess callback replaces each `Results` by a filtered copy (`result[idx]`), which drops the
+        attributes dydet added; they are put back on the new objects.
+        """
+        if event != "on_predict_postprocess_end":
+            return super().run_callbacks(event)
+        tags = [(getattr(r, "route", None), getattr(r, "score", None)) for r in self.results]
+        super().run_callbacks(event)
+        for r, (route, score) in zip(self.results, tags):
+            r.route, r.score = route, score
+
     # The stock write_results plots, then calls show() and save_predicted_images() on `self.plotted_img`; the banner
     # goes in between, through those two hooks, so the rest of write_results (labels, crops, naming) stays stock.
     def write_results(self, i: int, p: Path, im: torch.Tensor, s: list[str]) -> str:
         """Write one image's results as the stock predictor does, with the route banner on saved/shown images."""
-        self._banner_result = self.results[i]
+        self._banner_result = result = self.results[i]
         try:
-            return super().write_results(i, p, im, s)
+            line = super().write_results(i, p, im, s)
         finally:
             self._banner_result = None
+        route = getattr(result, "route", None)
+        if route is None:
+            return line
+        # the stock line ends with "<detections>, <inference time>ms": the route and score go before the time
+        head, sep, tail = line.rpartition(f"{result.speed['inference']:.1f}ms")
+        return f"{head}{route_label(route, result.score)}, {sep}{tail}" if sep else line
 
     def _add_banner(self) -> None:
         """Draw the pending image's route banner on `plotted_img`, once per image."""

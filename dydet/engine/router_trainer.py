@@ -5,6 +5,8 @@ The method: docs/METHOD.md, "Training, stage 2: the router".
 
 from __future__ import annotations
 
+import logging
+
 from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
@@ -74,5 +76,29 @@ class RouterTrainer(DynamicTrainer):
         return model
 
     def _setup_train(self):
-        super()._setup_train()
+        """Set up as the stock trainer does, with one summary line instead of a `Freezing layer` line per tensor."""
+        quiet = FreezeLogSummary()
+        LOGGER.addFilter(quiet)
+        try:
+            super()._setup_train()
+        finally:
+            LOGGER.removeFilter(quiet)
+        if RANK in {-1, 0}:
+            LOGGER.info(f"Froze {quiet.count} detector parameter tensors (every layer but the router)")
         unwrap_model(self.model).criterion = None  # built lazily from the model's stage: RouterLoss
+
+
+class FreezeLogSummary(logging.Filter):
+    """Logging filter that drops the stock trainer's per-tensor `Freezing layer '...'` lines and counts them."""
+
+    def __init__(self) -> None:
+        """Start counting at zero."""
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False (drop) for a `Freezing layer` line, True for anything else."""
+        if str(record.msg).startswith("Freezing layer '"):
+            self.count += 1
+            return False
+        return True

@@ -17,8 +17,9 @@ from dydet.nn.tasks import DynamicDetectionModel
 class DynamicTrainer(DetectionTrainer):
     """Stage-1 trainer for a `DynamicDetectionModel`: B1, B2, H1 and H2 jointly, equal-weight sum of both losses.
 
-    Losses are logged per route (`e_box e_cls e_dfl h_box h_cls h_dfl`), validation reports each route's precision,
-    recall, mAP50 and mAP50-95, and the best checkpoint maximises the mean of both routes' fitness. A single-model
+    Losses are logged per route (`e_box_loss e_cls_loss e_dfl_loss h_box_loss h_cls_loss h_dfl_loss`), validation
+    reports the routed model `(B)` and each route's precision, recall, mAP50 and mAP50-95 (`(E)`, `(H)`), and the
+    best checkpoint maximises the mean of both routes' fitness. A single-model
     Ultralytics checkpoint passed as `pretrained=` initialises both routes (see `DynamicDetectionModel.load_single`).
     """
 

@@ -13,7 +13,7 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import LOGGER
 from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
 
-from dydet.engine.routing import DEFAULT_HARD_RATIO, ROUTES
+from dydet.engine.routing import DEFAULT_HARD_RATIO, ROUTES, RoutingSpec, hard_mask
 
 STAT_KEYS = ("tp", "conf", "pred_cls", "target_cls", "target_img")
 
@@ -55,21 +55,31 @@ def hard_by_rank(key: np.ndarray, hard_ratio: float) -> np.ndarray:
 
 
 class DynamicDetMetrics(DetMetrics):
-    """Detection metrics for the easy and the hard route of a dynamic model, plus per-image records for routing.
+    """Detection metrics of a dynamic model: the routed model, each route, and per-image records for any routing.
 
-    `keys`/`results_dict` report the easy route `(E)`, the hard route `(H)` and the router's 50/50 split `(R)`.
+    `box` and the `(B)` keys (`metrics/mAP50-95(B)`, ...) are the *routed* model's, at the routing asked for
+    (`threshold`, or a forced `route`; by default the model's own threshold: the calibrated one after stage 2, else
+    `DEFAULT_THRESHOLD`), so a script written for Ultralytics reads what it expects. Beside them, `keys` and
+    `results_dict` hold the easy route `(E)`, the hard route `(H)` and the router's 50/50 split `(R)`: the half of
+    the images with the lowest scores go hard, whatever the threshold (the router's ranking quality in one number).
     `fitness` is the mean of both routes' fitness in stage 1 (the best checkpoint has both routes good) and the
     split's fitness in stage 2 (the best checkpoint has the best router).
 
     Attributes:
         routes (dict[str, DetMetrics]): One stock `DetMetrics` per route.
+        selected (DetMetrics): The routed (or forced-route) model that `box` and the `(B)` keys report.
         split (DetMetrics): The routed model when the half of the images with the lowest scores go hard.
+        threshold (float | None): Score cut of the routing reported as `(B)` (easy if score >= threshold).
+        forced_route (str | None): 'easy' or 'hard' when every image was forced through one route, else None.
+        routing_text (str): How `(B)` was routed, in words (e.g. 'threshold 0.4312 (calibrated default)').
         route (str): The route whose statistics `update_stats` currently receives.
         stage (int): Training stage of the validated model (selects the fitness).
         images (dict[str, list[dict]]): Per route, the per-image statistics in dataset order (kept after `process`).
         scores (list[float]): The router score of every image, in the same order.
         losses (dict[str, list[float]]): Per route, every image's own detection loss (for the oracle routing).
     """
+
+    SUFFIXES = ("E", "H", "R")  # easy route, hard route, router 50/50 split; beside the routed model's (B)
 
     def __init__(self, names: dict[int, str] | None = None) -> None:
         """Create empty metrics for both routes."""
@@ -82,7 +92,11 @@ class DynamicDetMetrics(DetMetrics):
         self.losses: dict[str, list[float]] = {r: [] for r in ROUTES}
         self.split = DetMetrics(
             names
-        )  # the router's rank split: DEFAULT_HARD_RATIO of the images, lowest scores, go hard
+        )  # the router's rank split (DEFAULT_HARD_RATIO of the images, lowest scores, go hard)
+        self.selected = DetMetrics(names)  # the routed model at `threshold` (or the forced route): `box`, `(B)`
+        self.threshold: float | None = None
+        self.forced_route: str | None = None
+        self.routing_text = ""
         self.coco: dict[str, float] = {}  # official COCO AP per route, when validated with save_json=True
 
     @property
@@ -93,9 +107,15 @@ class DynamicDetMetrics(DetMetrics):
     @names.setter
     def names(self, value: dict[int, str]) -> None:
         self._names = value
-        for m in [*getattr(self, "routes", {}).values(), getattr(self, "split", None)]:
+        for m in [*getattr(self, "routes", {}).values(), getattr(self, "split", None), getattr(self, "selected", None)]:
             if m is not None:
                 m.names = value
+
+    def hard_share(self) -> float:
+        """Return the share of images that the routing reported as `(B)` sent to the hard route."""
+        if self.forced_route is not None or not self.scores:
+            return float(self.forced_route == "hard")
+        return float(hard_mask(np.asarray(self.scores), self.threshold).mean())
 
     def update_stats(self, stat: dict[str, Any]) -> None:
         """Record one image's statistics for the current route."""
@@ -109,9 +129,16 @@ class DynamicDetMetrics(DetMetrics):
             if plot:
                 (save_dir / r).mkdir(parents=True, exist_ok=True)
             out[r] = m.process(save_dir=save_dir / r, plot=plot, on_plot=on_plot)
-        self.box = self.routes["hard"].box
-        if self.scores and len(self.scores) == len(self.images["easy"]):
+        complete = self.scores and len(self.scores) == len(self.images["easy"])
+        if complete:
             self.split = self.routed(hard_by_rank(np.asarray(self.scores), DEFAULT_HARD_RATIO))
+        if self.forced_route is not None:
+            self.selected = self.routes[self.forced_route]
+        elif complete and self.threshold is not None:
+            self.selected = self.routed(hard_mask(np.asarray(self.scores), self.threshold))
+        else:  # no per-image records (statistics fed by hand): the hard route, as before routing was reported
+            self.selected = self.routes["hard"]
+        self.box = self.selected.box
         self.nt_per_class, self.nt_per_image = self.routes["hard"].nt_per_class, self.routes["hard"].nt_per_image
         return out
 
@@ -134,13 +161,13 @@ class DynamicDetMetrics(DetMetrics):
 
     @property
     def keys(self) -> list[str]:
-        """Metric keys: easy route `(E)`, hard route `(H)`, and the router's 50/50 split `(R)`."""
+        """Metric keys: the routed model `(B)`, the easy route `(E)`, the hard route `(H)`, the 50/50 split `(R)`."""
         base = super().keys
-        return [k.replace("(B)", f"({s})") for s in ("E", "H", "R") for k in base]
+        return [*base, *(k.replace("(B)", f"({s})") for s in self.SUFFIXES for k in base)]
 
     def mean_results(self) -> list[float]:
-        """Return P, R, mAP50, mAP50-95 of the easy route, the hard route and the router's 50/50 split."""
-        return [v for m in (*self.routes.values(), self.split) for v in m.mean_results()]
+        """Return P, R, mAP50, mAP50-95 of the routed model, the easy route, the hard route and the 50/50 split."""
+        return [v for m in (self.selected, *self.routes.values(), self.split) for v in m.mean_results()]
 
     @property
     def fitness(self) -> float:
@@ -176,13 +203,21 @@ class DynamicDetMetrics(DetMetrics):
 
 
 class DynamicValidator(DetectionValidator):
-    """Validator that runs both routes on every image and reports precision, recall, mAP50, mAP50-95 per route."""
+    """Validator that runs both routes on every image and reports the routed model and each route.
 
-    def __init__(self, dataloader=None, save_dir=None, args=None, _callbacks=None) -> None:
-        """Create the validator (same arguments as `DetectionValidator`)."""
+    Attributes:
+        routing (RoutingSpec | None): The routing whose metrics are reported as `(B)` (a threshold or a forced route);
+            None: the model's own threshold.
+    """
+
+    def __init__(
+        self, dataloader=None, save_dir=None, args=None, _callbacks=None, routing: RoutingSpec | None = None
+    ) -> None:
+        """Create the validator (`DetectionValidator`'s arguments, plus the routing to report as `(B)`)."""
         super().__init__(dataloader, save_dir, args, _callbacks)
         self.metrics = DynamicDetMetrics()
         self.jdicts: dict[str, list] = {r: [] for r in ROUTES}
+        self.routing = routing
 
     def get_model(self, model, trainer=None):
         """Return the model wrapped so that a plain forward gives both routes."""
@@ -195,8 +230,22 @@ class DynamicValidator(DetectionValidator):
             require_dynamic(model, source)
         model = model if isinstance(model, BothRoutes) else BothRoutes(model)
         self.metrics.stage = model.net.stage
+        self._set_routing(model.net)
         self._net, self._route_loss = model.net, None
         return model
+
+    def _set_routing(self, net: nn.Module) -> None:
+        """Tell the metrics which routing their `(B)` keys report, and describe it for the results table."""
+        m, spec = self.metrics, self.routing
+        m.forced_route, m.threshold = (spec.route if spec is not None else None), None
+        if m.forced_route is not None:
+            m.routing_text = f"{m.forced_route} route (forced)"
+        elif spec is not None:
+            m.threshold, m.routing_text = float(spec.threshold), f"threshold {spec.threshold:.4f}"
+        else:
+            m.threshold = float(net.threshold)
+            default = "calibrated default" if getattr(net, "calibration", None) else "model's default, not calibrated"
+            m.routing_text = f"threshold {m.threshold:.4f} ({default})"
 
     def dynamic_model(self) -> nn.Module:
         """Return the dynamic model being validated (as placed on the device by the last run)."""
@@ -296,15 +345,28 @@ class DynamicValidator(DetectionValidator):
         self.metrics.confusion_matrix = self.confusion_matrix = self.confusion_matrices["hard"]
         self.metrics.save_dir = self.save_dir
 
+    def _result_rows(self) -> list[tuple[str, DetMetrics]]:
+        """Return the (name, metrics) rows of the results table: the routed model, each route, the 50/50 split."""
+        m = self.metrics
+        routed = f"routed ({m.hard_share():.0%} hard)" if m.forced_route is None else f"{m.forced_route} (forced)"
+        return [(routed, m.selected)] + [(f"{r} route", m.routes[r]) for r in ROUTES] + [("router 50/50", m.split)]
+
     def print_results(self) -> None:
-        """Print one row per route."""
+        """Print one row per route under the routed model's row; with `verbose`, each route's per-class table."""
         pf = "%22s" + "%11i" * 2 + "%11.3g" * 4
-        rows = [(f"{r} route", self.metrics.routes[r]) for r in ROUTES] + [("router 50/50", self.metrics.split)]
-        for name, m in rows:
+        LOGGER.info(f"Routed model (B): {self.metrics.routing_text}")
+        for name, m in self._result_rows():
             nt = m.nt_per_class.sum() if m.nt_per_class is not None else 0
             LOGGER.info(pf % (name, self.seen, nt, *m.mean_results()))
         if self.metrics.routes["hard"].nt_per_class is not None and self.metrics.routes["hard"].nt_per_class.sum() == 0:
             LOGGER.warning(f"no labels found in {self.args.task} set, cannot compute metrics without labels")
+            return
+        if self.args.verbose and not self.training and self.nc > 1:  # as Ultralytics: per class, once per row
+            for name, m in self._result_rows()[:3]:
+                LOGGER.info(f"Per class, {name}:\n{self.get_desc()}")
+                LOGGER.info(pf % ("all", self.seen, m.nt_per_class.sum(), *m.mean_results()))
+                for i, c in enumerate(m.ap_class_index):
+                    LOGGER.info(pf % (self.names[c], m.nt_per_image[c], m.nt_per_class[c], *m.class_result(i)))
 
     def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Write each route's COCO-format predictions and score them with pycocotools."""

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ultralytics.engine.model import Model
 from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 
 from dydet.cfg import check_args
+from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, router_train_args
 from dydet.engine.calibration import build_calibration, save_calibrated
 from dydet.engine.router_trainer import RouterTrainer
-from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, hard_mask, threshold_for_hard_ratio
+from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
 from dydet.engine.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
@@ -168,15 +168,18 @@ class DynamicYOLO(Model):
             LOGGER.info(f"Final calibrated checkpoint: {final}")
         return calibration
 
-    def _validate(self, validator=None, **kwargs: Any) -> tuple[DynamicDetMetrics, DynamicValidator]:
-        """Run the per-route validator and return its metrics and itself."""
+    def _validate(
+        self, validator=None, routing: RoutingSpec | None = None, **kwargs: Any
+    ) -> tuple[DynamicDetMetrics, DynamicValidator]:
+        """Run the per-route validator (its `(B)` metrics at `routing`, None: the model's own); return metrics and it."""
         custom = {"rect": True}
+        kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
             kwargs["data"] = self._val_data()
         if kwargs.get("project"):
             kwargs["project"] = str(Path(kwargs["project"]).resolve())
         args = {**self.overrides, **custom, **kwargs, "mode": "val"}
-        validator = (validator or self._smart_load("validator"))(args=args, _callbacks=self.callbacks)
+        validator = (validator or self._smart_load("validator"))(args=args, _callbacks=self.callbacks, routing=routing)
         validator(model=self.model)
         self.metrics = validator.metrics
         return validator.metrics, validator
@@ -190,31 +193,28 @@ class DynamicYOLO(Model):
                 `latency` or `route`.
 
         Returns:
-            (DynamicDetMetrics): Per-route metrics; `.selected` holds the routed (or forced-route) metrics when a
-                routing was given (`.routing` the `RoutingSpec`), `.tradeoff` the table rows when the model is
-                calibrated.
+            (DynamicDetMetrics): `box` and the `(B)` keys are the routed model's at the routing asked for (the
+                model's own threshold when none was given), `(E)` / `(H)` each route's; `.selected` holds the routed
+                (or forced-route) metrics, `.routing` the `RoutingSpec` asked for (None: the model's default),
+                `.tradeoff` the table rows when the model is calibrated and no routing was asked for.
         """
         self._require_pytorch("val")
         kwargs = check_args("val", kwargs)  # dydet/cfg/default.yaml: checks, and the default hard_ratios
         hard_ratios = tuple(check_hard_ratio(p) for p in kwargs.pop("hard_ratios"))
         routing = self._pop_routing(kwargs)
-        metrics, v = self._validate(validator, **drop_dydet_args(kwargs))
-        metrics.selected = metrics.tradeoff = None
+        metrics, v = self._validate(validator, routing=routing, **drop_dydet_args(kwargs))
+        metrics.tradeoff = None
         metrics.routing = routing
-        if routing is not None and routing.route:
-            metrics.selected = metrics.routes[routing.route]
-        elif routing is not None:
-            hard = hard_mask(np.asarray(metrics.scores), routing.threshold)
-            metrics.selected = metrics.routed(hard)
-            p, mr = float(hard.mean()), metrics.selected.mean_results()
+        if routing is not None:
+            mr = metrics.selected.mean_results()
             LOGGER.info(
-                f"Routed at {routing.describe()}{routing.cost_note()}: {p:.1%} of these images hard; "
-                f"mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
+                f"Routed at {routing.describe()}{routing.cost_note()}: {metrics.hard_share():.1%} of these images "
+                f"hard; mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
             )
-        elif self.model.calibration:
+        elif self.model.calibration:  # no routing asked for: the table over hard ratios
             self._report_tradeoff(metrics, v, hard_ratios)
         else:
-            LOGGER.info("This model is not calibrated (no stage 2 yet): per-route metrics only, no trade-off table.")
+            LOGGER.info("This model is not calibrated (no stage 2 yet): no trade-off table over hard ratios.")
         return metrics
 
     def _report_tradeoff(
@@ -259,6 +259,55 @@ class DynamicYOLO(Model):
         super().predict(source=source, stream=True, predictor=predictor, **drop_dydet_args(kwargs))
         results = self.predictor(source=source, stream=True, routing=routing)
         return results if stream else list(results)
+
+    def tune(self, use_ray: bool = False, iterations: int = 10, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Evolve training hyperparameters with Ultralytics' tuner, each trial a dydet stage-1 training.
+
+        Trials and results (`tune_results.ndjson`, `best_hyperparameters.yaml`, the best trial's `weights/`) go to
+        `<project>/<name or 'tune'>`; without `data` the embedded demo dataset is used, as for `train`.
+
+        Args:
+            use_ray (bool): Not supported (Ray Tune would train static models); must be False.
+            iterations (int): Number of trials.
+            *args (Any): Not supported.
+            **kwargs (Any): Training arguments (`data`, `epochs`, `imgsz`, `project`, `name`, ...) and `space`, the
+                search space as for Ultralytics (`{"lr0": (1e-5, 1e-1), ...}`).
+
+        Returns:
+            (dict): The best trial's record (`iteration`, `fitness`, `hyperparameters`, `datasets` with its metrics).
+        """
+        from dydet.engine.tuner import DynamicTuner
+
+        self._require_pytorch("tune")
+        if use_ray or args:
+            raise ValueError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
+        kwargs = prepare_train_args(kwargs, self.overrides)
+        if str(kwargs.pop("stage", 1)) != "1":
+            raise ValueError("tune: each trial is a stage-1 training; leave out stage=, then train stage 2 on the best")
+        for key in DYDET_ONLY_KEYS:
+            kwargs.pop(key, None)
+        if "optimizer" not in (kwargs.get("space") or {}):
+            kwargs.setdefault("optimizer", "AdamW")  # as Ultralytics' Model.tune
+        args = {**self.overrides, **kwargs, "mode": "train"}
+        weights = self.model if self.ckpt else None  # as train: a checkpoint seeds every trial, a YAML does not
+        tuner = DynamicTuner(args=args, model=self.model, weights=weights, _callbacks=self.callbacks)
+        return tuner(iterations=int(iterations))
+
+    def track(self, source=None, stream: bool = False, persist: bool = False, **kwargs: Any):
+        """Track objects with Ultralytics' trackers (BoT-SORT, ByteTrack), routing every frame by its router score.
+
+        Args:
+            source (Any): Video file, stream, folder of frames, ..., as for `ultralytics.YOLO.track`.
+            stream (bool): Return a generator.
+            persist (bool): Keep the trackers' state between calls (frames fed one call at a time).
+            **kwargs (Any): Ultralytics tracking arguments (`tracker=botsort.yaml|bytetrack.yaml`, `conf`, ...) plus
+                `threshold`, `hard_ratio` or `route`.
+
+        Returns:
+            (list[Results] | Generator): Tracked results (`boxes.id`) with `.route` and `.score` per frame.
+        """
+        self._require_pytorch("track")
+        return super().track(source=source, stream=stream, persist=persist, **kwargs)
 
     def export(self, format: str = "onnx", **kwargs: Any) -> Path:
         """Export as split graphs (router + B1 features, easy head, hard head) that route in the runtime.

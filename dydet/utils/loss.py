@@ -192,7 +192,8 @@ class DualDetectionLoss(PerImageDetectionLoss):
 
     ``__call__`` follows the Ultralytics criterion contract: ``loss.sum()`` is ``(L_easy + L_hard) * batch_size``
     (each ``L`` the stock gain-scaled box+cls+dfl batch loss) and the items dict holds detached per-route terms,
-    named ``e_box, e_cls, e_dfl, h_box, h_cls, h_dfl`` (``*_dfl`` is the L1 term when ``reg_max == 1``).
+    named ``e_box_loss, e_cls_loss, e_dfl_loss, h_box_loss, h_cls_loss, h_dfl_loss`` (``*_dfl_loss`` is the L1 term
+    when ``reg_max == 1``): ``*_loss`` names, as Ultralytics' own, so that its `plot_results` draws them.
     """
 
     item_names = ("box", "cls", "dfl")
@@ -215,7 +216,7 @@ class DualDetectionLoss(PerImageDetectionLoss):
             loss, route_items = super().__call__(routes[route], batch)  # stock v8DetectionLoss path
             losses.append(loss)
             for name, value in zip(self.item_names, route_items.values()):
-                items[f"{route[0]}_{name}"] = value
+                items[f"{route[0]}_{name}_loss"] = value
         return torch.cat(losses), items
 
 

@@ -30,7 +30,7 @@ def test_api_stage_all_leaves_a_calibrated_final_checkpoint(full_run):
         assert (stage1 / name).is_file(), name
     with open(stage1 / "results.csv") as f:
         header = next(csv.reader(f))
-    for key in ("train/e_box", "train/h_dfl", "val/e_cls", *ROUTE_KEYS):
+    for key in ("train/e_box_loss", "train/h_dfl_loss", "val/e_cls_loss", *ROUTE_KEYS):
         assert any(h.strip() == key for h in header), key
     stage2 = project / "full-router"
     with open(stage2 / "results.csv") as f:

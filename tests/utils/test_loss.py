@@ -195,7 +195,7 @@ def test_dual_detection_loss(model, hard_model, batch):
     bs = len(BOXES_PER_IMAGE)
     preds = dual_preds(model, hard_model, bs)
     loss, items = DualDetectionLoss(hard_model)(preds, batch)
-    assert list(items) == ["e_box", "e_cls", "e_dfl", "h_box", "h_cls", "h_dfl"]
+    assert list(items) == ["e_box_loss", "e_cls_loss", "e_dfl_loss", "h_box_loss", "h_cls_loss", "h_dfl_loss"]
     assert all(v.ndim == 0 and not v.requires_grad for v in items.values())
 
     stock = v8DetectionLoss(hard_model)
@@ -203,7 +203,7 @@ def test_dual_detection_loss(model, hard_model, batch):
     hard, hard_items = stock(preds["hard"], batch)
     torch.testing.assert_close(loss.sum(), easy.sum() + hard.sum())
     torch.testing.assert_close(torch.stack(list(items.values())), torch.cat((easy, hard)).detach() / bs)
-    torch.testing.assert_close(items["h_dfl"], hard_items["dfl_loss"])
+    torch.testing.assert_close(items["h_dfl_loss"], hard_items["dfl_loss"])
 
     model.zero_grad()
     hard_model.zero_grad()

@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from dydet.data.shortcuts import is_embedded_name, resolve_data
+from dydet.data.synthetic import make_dataset
+
+
+@pytest.mark.parametrize("name", ["tiny", "tiny.yaml", "TINY", " tiny "])
+def test_embedded_names_resolve_to_the_generated_yaml(name):
+    path = resolve_data(name)
+    assert path == str(make_dataset("tiny", verbose=False)) and Path(path).is_file()
+
+
+@pytest.mark.parametrize("data", ["coco8.yaml", "data/tiny.yaml", None, 3, "tinyx"])
+def test_other_data_is_left_alone(data):
+    assert resolve_data(data) == data
+
+
+def test_a_local_file_of_that_name_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.yaml").write_text("train: x\n")
+    assert not is_embedded_name("demo.yaml") and resolve_data("demo.yaml") == "demo.yaml"
+    assert is_embedded_name("demo")
+
+
+def test_train_args_take_the_shortcut(tmp_path):
+    from dydet.engine.args import prepare_train_args
+
+    args = prepare_train_args({"data": "tiny", "project": str(tmp_path)}, {})
+    assert args["data"] == str(make_dataset("tiny", verbose=False))
+
+
+def test_data_demo_gets_the_demo_training_defaults(tmp_path):
+    from dydet.engine.args import DEMO_TRAIN_DEFAULTS, prepare_train_args
+
+    args = prepare_train_args({"data": "demo", "epochs": 2, "project": str(tmp_path)}, {})
+    assert args["epochs"] == 2 and args["imgsz"] == DEMO_TRAIN_DEFAULTS["imgsz"]
+    assert args["data"] == str(make_dataset("demo", verbose=False))
+    assert "imgsz" not in prepare_train_args({"data": "tiny", "project": str(tmp_path)}, {})
+
+
+def test_no_data_trains_on_the_demo_with_its_defaults(tmp_path):
+    from dydet.engine.args import DEMO_TRAIN_DEFAULTS, prepare_train_args
+
+    args = prepare_train_args({"project": str(tmp_path)}, {})
+    assert args["data"] == str(make_dataset("demo", verbose=False)) and args["epochs"] == DEMO_TRAIN_DEFAULTS["epochs"]
+    own = {"data": str(make_dataset("tiny", verbose=False))}  # a checkpoint trained on its own data keeps it
+    assert prepare_train_args({"project": str(tmp_path)}, own).get("data") is None
