@@ -70,9 +70,9 @@ class DynamicPredictor(DetectionPredictor):
     attributes, `route` ('easy' | 'hard') and `score` (router easiness score, None when a route was forced). Saved and
     shown images carry a top-left banner with the route and score (see `draw_route_banner`); text labels (`save_txt`)
     are the stock ones. With `verbose`, a summary line at the end gives the share routed hard and the routing's mean
-    cost per image on the calibration split (and the budget it meets, when one was asked). The per-image log line says the route and score before the time
-    (`160x160 2 circles, hard 0.31, 5.1ms`). With a tracker (`DynamicYOLO.track`), the tracked `Results` keep their
-    route and score.
+    cost per image on the calibration split (and the budget it meets, when one was asked). The per-image log line says
+    the route and score before the time (`160x160 2 circles, hard 0.31, 5.1ms`). With a tracker (`DynamicYOLO.track`),
+    the tracked `Results` keep their route and score.
 
     Attributes:
         routed_images (dict[str, int]): Images sent each way by the current call.

@@ -171,7 +171,7 @@ class DynamicYOLO(Model):
     def _validate(
         self, validator=None, routing: RoutingSpec | None = None, **kwargs: Any
     ) -> tuple[DynamicDetMetrics, DynamicValidator]:
-        """Run the per-route validator (its `(B)` metrics at `routing`, None: the model's own); return metrics and it."""
+        """Run the per-route validator (`(B)` at `routing`, None: the model's own); return its metrics and it."""
         custom = {"rect": True}
         kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
