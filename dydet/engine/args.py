@@ -16,6 +16,19 @@ DYDET_ONLY_KEYS = dydet_arg_names()
 DEMO_TRAIN_DEFAULTS = {"epochs": 18, "imgsz": 160, "batch": 16, "workers": 2, "close_mosaic": 4, "stage2_epochs": 4}
 
 
+def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
+    """Return whether a training run gets the embedded demo dataset (no `data=` given, not resuming).
+
+    Args:
+        kwargs (dict): Arguments given by the user.
+        overrides (dict): The model's own overrides (e.g. `data` from a checkpoint).
+
+    Returns:
+        (bool): True when `prepare_train_args` fills in the demo dataset and `DEMO_TRAIN_DEFAULTS`.
+    """
+    return kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None
+
+
 def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Fill in dydet's training defaults and check file arguments early, with clear errors.
 
@@ -29,7 +42,7 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
     from dydet.utils.checkpoint import load_checkpoint_dict, require_detection
 
     kwargs = dict(kwargs)
-    if kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None:
+    if uses_demo_data(kwargs, overrides):
         from dydet.data.synthetic import make_dataset
 
         kwargs["data"] = str(make_dataset("demo"))
