@@ -12,7 +12,10 @@ Six shape classes (see ``CLASS_NAMES``) in varied colors. Backgrounds and object
 photos that installed packages ship (ultralytics' ``assets`` and matplotlib's ``sample_data``), located through the
 packages' import specs, plus procedural textures (the only textures when no photo is found).
 
-Layout of a dataset folder (``<root>/<preset>-seed<seed>-<n_train>x<n_val>-<imgsz>px-v<GENERATOR_VERSION>``)::
+The ``demo`` preset uses its own profile (``_demo_params``): 1-5 larger, higher-contrast objects and a moderate hard
+end, so that a small detector learns it in minutes of CPU training; ``tiny`` and ``bench`` use the standard one above.
+
+Layout of a dataset folder (``<root>/<preset>-seed<seed>-<n_train>x<n_val>-<imgsz>px-v<preset version>``)::
 
     data.yaml                       # path (absolute), train, val, nc, names, difficulty, coco_val
     images/{train,val}/<stem>.jpg
@@ -36,7 +39,8 @@ unlabelled.
 
 Determinism: every image is rendered from its own generator seeded by ``(seed, split, index)``, so a dataset is a pure
 function of seed, sizes, ``GENERATOR_VERSION`` and the texture photos found (and of the OpenCV/NumPy versions).
-Bump ``GENERATOR_VERSION`` whenever the output changes: it is part of the cache folder name.
+Bump a preset's ``version`` (``GENERATOR_VERSION`` for the standard profile) whenever its output changes: it is part of
+the cache folder name.
 """
 
 from __future__ import annotations
