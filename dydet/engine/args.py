@@ -16,13 +16,13 @@ DYDET_ONLY_KEYS = dydet_arg_names()
 # (README, "What the demo gives"): small images, small batches (more steps), a short warmup, AdamW at a higher lr than
 # Ultralytics' automatic 0.001, and no per-epoch validation (both stages validate once, at their end).
 DEMO_TRAIN_DEFAULTS = {
-    "epochs": 22,
-    "imgsz": 128,
+    "epochs": 34,
+    "imgsz": 96,
     "batch": 8,
     "optimizer": "AdamW",
-    "lr0": 0.003,
+    "lr0": 0.004,
     "warmup_epochs": 1,
-    "close_mosaic": 4,
+    "close_mosaic": 5,
     "val": False,
     "stage2_epochs": 4,
 }
