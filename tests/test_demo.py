@@ -1,5 +1,11 @@
-"""The README's main job, end to end: `dydet train` with no arguments (slow: about 10 minutes on 2 CPU cores)."""
+"""The README's main job, end to end: `dydet train` with no arguments, as `make demo` runs it (slow: minutes).
 
+Checks the demo's accuracy targets (issue 16), never its time: the easy route reaches mAP50 >= 0.5 on the demo's
+validation split, the hard route is above the easy route, and the router beats random routing at a 50/50 split.
+Last run (issue 16): fails the first and third (easy mAP50 0.441; router 0.3462 vs random 0.3467 mAP50-95 at 50/50).
+"""
+
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -11,12 +17,19 @@ from ultralytics.nn.tasks import load_checkpoint
 @pytest.mark.slow
 def test_demo_job_trains_a_calibrated_model_that_detects(tmp_path):
     dydet = str(Path(sys.executable).with_name("dydet"))
-    out = subprocess.run([dydet, "train", f"project={tmp_path}", "name=demo"], capture_output=True, text=True)
+    out = subprocess.run(
+        [dydet, "train", f"project={tmp_path}", "name=demo", "exist_ok=True"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    final = tmp_path / "demo-router" / "weights" / "final.pt"
-    model, _ = load_checkpoint(final)
+    run = tmp_path / "demo-router"
+    model, _ = load_checkpoint(run / "weights" / "final.pt")
     assert model.stage == 2 and model.calibration["n_images"] > 0
+    with open(run / "calibration" / "tradeoff.csv", newline="") as f:
+        rows = {round(float(r["hard_ratio"]), 1): {k: float(v) for k, v in r.items()} for r in csv.DictReader(f)}
+    easy, half, hard = rows[0.0], rows[0.5], rows[1.0]  # hard ratio 0: every image easy; 1: every image hard
+    assert easy["mAP50"] >= 0.5, easy
+    assert hard["mAP50-95"] > easy["mAP50-95"], (easy, hard)
+    assert half["mAP50-95"] > half["random_mAP50-95"], half
+    assert len(list((run / "predictions").glob("*.jpg"))) >= 3
     log = out.stdout + out.stderr
-    assert "Trade-off over hard ratios" in log
-    hard_row = [line for line in log.splitlines() if line.strip().startswith("hard route")][-1]
-    assert float(hard_row.split()[-2]) > 0.1  # mAP50 of the hard route: the demo model visibly detects
+    assert "Demo finished" in log and "dydet predict model=" in log

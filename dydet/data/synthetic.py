@@ -12,7 +12,10 @@ Six shape classes (see ``CLASS_NAMES``) in varied colors. Backgrounds and object
 photos that installed packages ship (ultralytics' ``assets`` and matplotlib's ``sample_data``), located through the
 packages' import specs, plus procedural textures (the only textures when no photo is found).
 
-Layout of a dataset folder (``<root>/<preset>-seed<seed>-<n_train>x<n_val>-<imgsz>px-v<GENERATOR_VERSION>``)::
+The ``demo`` preset uses its own profile (``_demo_params``): 1-5 larger, higher-contrast objects and a moderate hard
+end, so that a small detector learns it in minutes of CPU training; ``tiny`` and ``bench`` use the standard one above.
+
+Layout of a dataset folder (``<root>/<preset>-seed<seed>-<n_train>x<n_val>-<imgsz>px-v<preset version>``)::
 
     data.yaml                       # path (absolute), train, val, nc, names, difficulty, coco_val
     images/{train,val}/<stem>.jpg
@@ -36,7 +39,8 @@ unlabelled.
 
 Determinism: every image is rendered from its own generator seeded by ``(seed, split, index)``, so a dataset is a pure
 function of seed, sizes, ``GENERATOR_VERSION`` and the texture photos found (and of the OpenCV/NumPy versions).
-Bump ``GENERATOR_VERSION`` whenever the output changes: it is part of the cache folder name.
+Bump a preset's ``version`` (``GENERATOR_VERSION`` for the standard profile) whenever its output changes: it is part of
+the cache folder name.
 """
 
 from __future__ import annotations
@@ -108,7 +112,7 @@ _DISTRACTOR_CHARS = "ABEFHKMNPRSUVWYZ23457&%#$?"  # no O/0/9/@/C/Q/X/+: close to
 
 @dataclass(frozen=True)
 class Preset:
-    """A named dataset size.
+    """A named dataset size and difficulty profile.
 
     Attributes:
         name: Preset name, part of the cache folder name.
@@ -116,6 +120,10 @@ class Preset:
         n_val: Number of validation images.
         imgsz: Side of the square images in pixels.
         description: What the preset is for.
+        profile: How rendering parameters follow the difficulty: ``"standard"`` (``_params``) or ``"demo"``
+            (``_demo_params``: fewer, larger, higher-contrast objects and a moderate hard end).
+        version: Version of this preset's output, part of the cache folder name; bump it whenever the preset's
+            images or labels change (``GENERATOR_VERSION`` is the version of the standard profile).
     """
 
     name: str
@@ -123,13 +131,15 @@ class Preset:
     n_val: int
     imgsz: int
     description: str
+    profile: str = "standard"
+    version: str = GENERATOR_VERSION
 
 
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("tiny", 24, 12, 96, "unit tests; generates in well under a second"),
-        Preset("demo", 384, 128, 160, "README demo; trains in about 10 minutes on 2 CPU cores"),
+        Preset("demo", 384, 128, 128, "README demo: a detector that works after minutes of CPU training", "demo", "2"),
         Preset("bench", 3000, 1000, 256, "benchmarks; thousands of images"),
     )
 }
@@ -270,6 +280,35 @@ def _params(rng: np.random.Generator, d: float, imgsz: int) -> _Params:
         blur=1.2 * d**2 * res * float(rng.uniform(0.5, 1.0)),
         noise=16.0 * d**1.5 * float(rng.uniform(0.6, 1.0)),
     )
+
+
+def _demo_params(rng: np.random.Generator, d: float, imgsz: int) -> _Params:
+    """The demo preset's profile: what a small detector learns in minutes, with a difficulty spread that still matters.
+
+    Against the standard profile (``_params``): 1-5 objects instead of 1-30, larger at the hard end (16-28 % of the
+    image side instead of 5-13 %), more contrast, and less clutter, occlusion, blur and noise; the hard end keeps
+    sharp photo backgrounds, distractors, textured objects, overlaps and border cut-offs.
+    """
+    res = imgsz / 160
+    n_lo, n_hi = round(_lerp(1, 2, d)), round(_lerp(2, 5, d))
+    return _Params(
+        n_objects=int(rng.integers(n_lo, n_hi + 1)),
+        size_px=(imgsz * _lerp(0.30, 0.16, d), imgsz * _lerp(0.48, 0.28, d)),
+        contrast=(_lerp(0.65, 0.28, d), _lerp(0.95, 0.5, d)),
+        texture_mix=_smoothstep(0.2, 0.8, d) * float(rng.uniform(0.7, 0.9)),
+        texture_blur=_lerp(5.0, 0.5, min(d / 0.8, 1.0)) * res,
+        n_clutter=int(rng.poisson(5 * max(0.0, (d - 0.25) / 0.75))),
+        n_occluders=int(rng.poisson(_lerp(0, 1.5, d**2))),
+        p_overlap=0.4 * max(0.0, (d - 0.5) / 0.5),
+        outside=0.15 * max(0.0, (d - 0.5) / 0.5),
+        p_textured=0.3 * d,
+        global_contrast=_lerp(1.0, 0.8, d),
+        blur=0.7 * d**2 * res * float(rng.uniform(0.5, 1.0)),
+        noise=8.0 * d**1.5 * float(rng.uniform(0.6, 1.0)),
+    )
+
+
+_PROFILES = {"standard": _params, "demo": _demo_params}
 
 
 # -------------------------------------------------------------------------------------------------------- shapes
@@ -524,7 +563,7 @@ def _degrade(rng: np.random.Generator, canvas: np.ndarray, p: _Params) -> np.nda
 
 
 def _render_image(
-    rng: np.random.Generator, d: float, side: int, textures: tuple[np.ndarray, ...]
+    rng: np.random.Generator, d: float, side: int, textures: tuple[np.ndarray, ...], profile: str = "standard"
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Render one image of difficulty ``d``.
 
@@ -533,12 +572,13 @@ def _render_image(
         d: Difficulty in ``[0, 1]``.
         side: Image side in pixels.
         textures: Texture pool (see ``_texture_pool``).
+        profile: Difficulty profile, a key of ``_PROFILES``.
 
     Returns:
         The BGR uint8 image, its labelled boxes as an ``(N, 5)`` int array ``(cls, x0, y0, x1, y1)`` in pixels, and
         per-image statistics for ``difficulty.csv``.
     """
-    p = _params(rng, d, side)
+    p = _PROFILES[profile](rng, d, side)
     canvas = _background(rng, p, side, textures)
     idmap = np.zeros((side, side), np.uint8)
     _draw_clutter(rng, canvas, idmap, p, p.n_clutter, 0, textures)
@@ -613,6 +653,10 @@ class _Spec:
     def dirname(self) -> str:
         return dataset_dirname(self.name, self.seed, self.n_train, self.n_val, self.imgsz)
 
+    @property
+    def preset(self) -> Preset:
+        return PRESETS[self.name]
+
     def stem(self, index: int) -> str:
         return f"{index:0{max(6, len(str(self.n_train + self.n_val - 1)))}d}"
 
@@ -621,7 +665,7 @@ def _write_one(spec: _Spec, tmp: Path, split: int, index: int, textures: tuple[n
     """Render image ``index`` of split number ``split``, write its image and label file, return its CSV row."""
     rng = np.random.default_rng((spec.seed, split, index))
     d = float(rng.random())
-    image, boxes, stats = _render_image(rng, d, spec.imgsz, textures)
+    image, boxes, stats = _render_image(rng, d, spec.imgsz, textures, spec.preset.profile)
     image_id = index + (spec.n_train if split else 0)
     name, stem = _SPLITS[split], spec.stem(image_id)
     file = tmp / "images" / name / f"{stem}.jpg"
@@ -638,7 +682,7 @@ def _coco_dataset(spec: _Spec, val_rows: list[dict[str, Any]]) -> dict[str, Any]
         images.append({"id": row["image_id"], "file_name": row["file"], "width": spec.imgsz, "height": spec.imgsz})
         annotations += _coco_annotations(row["image_id"], row["_boxes"], len(annotations) + 1)
     return {
-        "info": {"description": f"dydet synthetic '{spec.name}' seed {spec.seed} v{GENERATOR_VERSION}"},
+        "info": {"description": f"dydet synthetic '{spec.name}' seed {spec.seed} v{spec.preset.version}"},
         "images": images,
         "annotations": annotations,
         "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASS_NAMES)],
@@ -668,7 +712,7 @@ def _write_metadata(spec: _Spec, tmp: Path, final: Path, rows: list[dict[str, An
     coco = _coco_dataset(spec, [r for r in rows if r["split"] == "val"])
     (tmp / "annotations" / "instances_val.json").write_text(json.dumps(coco))
     _write_yaml(tmp / _YAML_NAME, spec, final)
-    manifest = {"generator_version": GENERATOR_VERSION, **spec.__dict__, "classes": list(CLASS_NAMES)}
+    manifest = {"generator_version": spec.preset.version, **spec.__dict__, "classes": list(CLASS_NAMES)}
     (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
@@ -684,7 +728,7 @@ def _write_yaml(file: Path, spec: _Spec, dataset_dir: Path) -> None:
     }
     header = (
         f"# dydet synthetic dataset '{spec.name}' (seed {spec.seed}, {spec.n_train} train / {spec.n_val} val, "
-        f"{spec.imgsz} px, generator v{GENERATOR_VERSION}). Generated by dydet.data.synthetic; do not edit.\n"
+        f"{spec.imgsz} px, generator v{spec.preset.version}). Generated by dydet.data.synthetic; do not edit.\n"
     )
     file.write_text(header + yaml.safe_dump(data, sort_keys=False))
 
@@ -696,7 +740,7 @@ def _is_complete(folder: Path, spec: _Spec) -> bool:
         manifest = json.loads((folder / _MANIFEST).read_text())
     except (OSError, ValueError):
         return False
-    if manifest.get("generator_version") != GENERATOR_VERSION:
+    if manifest.get("generator_version") != spec.preset.version:
         return False
     for split, n in zip(_SPLITS, (spec.n_train, spec.n_val)):
         for sub in ("images", "labels"):
@@ -768,8 +812,9 @@ def default_datasets_dir() -> Path:
 
 
 def dataset_dirname(name: str, seed: int, n_train: int, n_val: int, imgsz: int) -> str:
-    """Name of a dataset's cache folder; it changes with every input and with ``GENERATOR_VERSION``."""
-    return f"{name}-seed{seed}-{n_train}x{n_val}-{imgsz}px-v{GENERATOR_VERSION}"
+    """Name of a dataset's cache folder; it changes with every input and with the preset's version."""
+    version = PRESETS[name].version if name in PRESETS else GENERATOR_VERSION
+    return f"{name}-seed{seed}-{n_train}x{n_val}-{imgsz}px-v{version}"
 
 
 def _positive(value: int | None, default: int, what: str, minimum: int = 1) -> int:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from copy import copy
 
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import RANK
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 
 from dydet.engine.validator import DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.torch_utils import CPU_TRAIN_WORKERS, set_cpu_threads
 
 
 class DynamicTrainer(DetectionTrainer):
@@ -21,7 +22,24 @@ class DynamicTrainer(DetectionTrainer):
     reports the routed model `(B)` and each route's precision, recall, mAP50 and mAP50-95 (`(E)`, `(H)`), and the
     best checkpoint maximises the mean of both routes' fitness. A single-model
     Ultralytics checkpoint passed as `pretrained=` initialises both routes (see `DynamicDetectionModel.load_single`).
+    On CPU it trains with `threads` torch threads and `workers` dataloader workers (default: one worker and the rest
+    of the cores as threads, see `dydet.utils.torch_utils.set_cpu_threads`; Ultralytics alone uses `cores - 1`
+    threads and no workers). `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it.
     """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
+        """Initialise the Ultralytics trainer, then set dydet's CPU threads and workers over what Ultralytics chose."""
+        overrides = dict(overrides or {})
+        threads = overrides.pop("threads", None)
+        super().__init__(cfg, overrides, _callbacks)
+        if self.device.type == "cpu":  # Ultralytics forced workers=0 here; keep an explicit value, else dydet's
+            self.args.workers = overrides.get("workers", CPU_TRAIN_WORKERS)
+            n = set_cpu_threads(self.device, threads, self.args.workers)
+            if RANK in {-1, 0}:
+                LOGGER.info(
+                    f"dydet: CPU training with {n} torch threads and {self.args.workers} dataloader workers "
+                    "(threads=, workers= to change)"
+                )
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True) -> DynamicDetectionModel:
         """Build the dynamic model for this dataset and load `weights` (dydet or single-model) into it."""

@@ -10,7 +10,14 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 
 from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
-from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, router_train_args
+from dydet.engine.args import (
+    DYDET_ONLY_KEYS,
+    drop_dydet_args,
+    pop_routing,
+    prepare_train_args,
+    router_train_args,
+    uses_demo_data,
+)
 from dydet.engine.calibration import build_calibration, save_calibrated
 from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
@@ -90,27 +97,33 @@ class DynamicYOLO(Model):
         """Train a dynamic model: stage 1 (both routes), then stage 2 (router) and calibration, as `stage` says.
 
         Without `data`, trains on the embedded demo dataset (generated offline on first use) with defaults that
-        finish on a laptop CPU in minutes. A relative `project` is resolved against the current directory.
+        finish on a laptop CPU in minutes, then saves routed predictions of a few validation images and prints a
+        summary (`dydet.engine.demo`). A relative `project` is resolved against the current directory.
 
         Args:
             trainer (type, optional): A custom stage-1 trainer class.
             **kwargs (Any): Ultralytics training arguments plus dydet's: `stage` (all | 1 | 2), `stage2_epochs`,
-                `stage2_lr`, `stage2_batch`, `calibrate`.
+                `stage2_lr`, `stage2_batch`, `calibrate`, `threads` (torch threads for CPU training; default: cores
+                minus dataloader workers).
 
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
         self._require_pytorch("train")
+        demo = uses_demo_data(kwargs, self.overrides)
         kwargs = prepare_train_args(check_args("train", kwargs), self.overrides)
         stage = str(kwargs.pop("stage", "all"))
         if stage not in {"all", "1", "2"}:
             raise ValueError(f"stage={stage!r} is invalid: use all, 1 or 2")
         router = {k: kwargs.pop(k, None) for k in ("stage2_epochs", "stage2_lr", "stage2_batch")}
         calibrate = kwargs.pop("calibrate", True)
+        threads = kwargs.pop("threads", None)
         for key in DYDET_ONLY_KEYS:
             kwargs.pop(key, None)
+        to_trainer = {} if threads is None else {"threads": threads}  # DynamicTrainer takes it out of its overrides
         if stage in {"all", "1"}:
-            self.metrics = super().train(trainer=trainer, **kwargs)
+            self.metrics = super().train(trainer=trainer, **kwargs, **to_trainer)
+            stage1_dir = self.trainer.save_dir
             if stage == "1":
                 return self.metrics
         if self.model.stage < 1:
@@ -119,7 +132,7 @@ class DynamicYOLO(Model):
                 "(an untrained YAML): run 'dydet train stage=1' first, or stage=all"
             )
         stage2 = router_train_args(kwargs, router)
-        self.metrics = super().train(trainer=RouterTrainer, **stage2)
+        self.metrics = super().train(trainer=RouterTrainer, **stage2, **to_trainer)
         self.ckpt_path = self.overrides["model"]  # the stage-2 checkpoint Model.train loaded back
         if calibrate:
             self.calibrate(
@@ -131,6 +144,10 @@ class DynamicYOLO(Model):
                 name="calibration",
                 exist_ok=True,
             )
+            if demo and stage == "all":
+                from dydet.engine.demo import finish_demo
+
+                finish_demo(self, kwargs["data"], stage1_dir, imgsz=kwargs.get("imgsz"))
         return self.metrics
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):

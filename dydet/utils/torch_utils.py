@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
+import os
 from copy import deepcopy
 
+import torch
 from torch import nn
+
+# Ultralytics caps its own worker/thread count (`NUM_THREADS`) at 8; dydet's CPU training default keeps that cap.
+MAX_DEFAULT_THREADS = 8
+# Dataloader workers for CPU training when `workers=` is not given (Ultralytics forces 0 on CPU): one process prepares
+# (mosaic, augmentation) the next batches while the torch threads compute (docs/BENCHMARKS.md, section 8).
+CPU_TRAIN_WORKERS = 1
+
+
+def usable_cpu_cores() -> int:
+    """Return the number of CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def set_cpu_threads(device: torch.device, threads: int | None = None, workers: int = 0) -> int | None:
+    """Set torch's intra-op thread count for training on CPU; leave other devices alone.
+
+    Ultralytics' `select_device` sets `cores - 1` threads on CPU and its trainer runs without dataloader workers, so a
+    2-core machine computes and loads data on one core. dydet's default fills the machine: `cores - workers` torch
+    threads (at least 1, at most `MAX_DEFAULT_THREADS`) next to the dataloader workers.
+
+    Args:
+        device (torch.device): The training device.
+        threads (int, optional): Thread count; None: the default above.
+        workers (int): Dataloader worker processes running beside the training threads.
+
+    Returns:
+        (int | None): The thread count set, or None when `device` is not the CPU.
+    """
+    if device.type != "cpu":
+        return None
+    n = int(threads) if threads else max(1, min(usable_cpu_cores() - workers, MAX_DEFAULT_THREADS))
+    torch.set_num_threads(n)
+    return n
 
 
 def fused_eval_copy(model: nn.Module) -> nn.Module:

@@ -287,3 +287,58 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
         synthetic._main(["--name", "nope", "--root", str(tmp_path)])
     assert "valid presets" in capsys.readouterr().err
     assert json.loads((Path(out).parent / "generator.json").read_text())["n_train"] == 3
+
+
+# sha256 over the image and label files (relative path + bytes, sorted) of the standard-profile presets as generated
+# before the demo preset got its own profile (generator v1). Pixels depend on the OpenCV/NumPy versions and on the
+# texture photos the installed ultralytics/matplotlib ship, so the check runs only where it was recorded.
+STANDARD_PROFILE_DIGESTS = {
+    ("bench", 4, 2, None): "022151f2885f1f004f3f21fed9559ea7bca603d162774674efa9fb05d9864396",
+    ("bench", 4, 2, 160): "df4078da6bef868e6a8b7f41fbe43401681be0a85fe252105ee55c69daa97026",
+    ("tiny", None, None, None): "4c54a0906b62fb6a1b3f8a2e7feadbf11f682b3ba412e680af011c5e3c0ea60f",
+}
+RECORDED_WITH = {"cv2": "5.0.0", "numpy": "2.4.6", "ultralytics": "8.4.190", "matplotlib": "3.11.2"}
+
+
+def _files_digest(yaml_file: Path) -> str:
+    import hashlib
+
+    root, h = yaml_file.parent, hashlib.sha256()
+    files = sorted([*(root / "images").rglob("*"), *(root / "labels").rglob("*.txt")])
+    for f in (f for f in files if f.is_file()):
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(("name", "n_train", "n_val", "imgsz"), list(STANDARD_PROFILE_DIGESTS))
+def test_standard_presets_are_byte_identical_to_v1(tmp_path: Path, name: str, n_train, n_val, imgsz):
+    import importlib
+
+    versions = {m: importlib.import_module(m).__version__ for m in RECORDED_WITH}
+    if versions != RECORDED_WITH:
+        pytest.skip(f"digests recorded with {RECORDED_WITH}, running {versions}")
+    assert PRESETS[name].profile == "standard" and PRESETS[name].version == "1"
+    yaml_file = make_dataset(name, root=tmp_path, n_train=n_train, n_val=n_val, imgsz=imgsz, verbose=False)
+    assert yaml_file.parent.name.endswith("-v1")
+    assert _files_digest(yaml_file) == STANDARD_PROFILE_DIGESTS[(name, n_train, n_val, imgsz)]
+
+
+def test_demo_profile_is_learnable_and_still_graded(tmp_path: Path):
+    """The demo preset: few, large objects, fewer on hard images than the standard profile, difficulty still graded."""
+    assert PRESETS["demo"].profile == "demo" and PRESETS["demo"].version != synthetic.GENERATOR_VERSION
+    rows = {}
+    for name in ("demo", "bench"):
+        yaml_file = make_dataset(name, root=tmp_path, n_train=60, n_val=2, imgsz=128, verbose=False)
+        assert yaml_file.parent.name.endswith(f"-v{PRESETS[name].version}")
+        with open(yaml_file.parent / "difficulty.csv", newline="") as f:
+            rows[name] = list(csv.DictReader(f))
+    d = np.array([float(r["difficulty"]) for r in rows["demo"]])
+    n = {k: np.array([int(r["n_objects"]) for r in v]) for k, v in rows.items()}
+    size = {k: np.array([float(r["mean_box_px"]) for r in v]) for k, v in rows.items()}
+    noise = np.array([float(r["noise_sigma"]) for r in rows["demo"]])
+    hard, easy = d > 0.7, d < 0.3
+    assert n["demo"].max() <= 7 and n["demo"].mean() < 0.5 * n["bench"].mean()
+    assert size["demo"][hard].mean() > 1.5 * size["bench"][hard].mean() and size["demo"].min() >= 8
+    assert np.corrcoef(d, n["demo"])[0, 1] > 0.5 and np.corrcoef(d, size["demo"])[0, 1] < -0.5
+    assert noise[easy].max() < 2 and noise[hard].min() > 2

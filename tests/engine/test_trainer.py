@@ -166,3 +166,21 @@ def test_resume_continues_an_interrupted_run(tiny_data, tmp_path, tiny_train):
     with open(tmp_path / "r" / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(float(r["epoch"])) for r in rows] == [1, 2]
+
+
+def test_cpu_training_fills_the_cores_with_threads_and_a_dataloader_worker(tiny_data, tmp_path):
+    from dydet.utils.torch_utils import CPU_TRAIN_WORKERS, usable_cpu_cores
+
+    common = {"model": "dy-yolo11n.yaml", "data": str(tiny_data), "device": "cpu", "imgsz": 64, "epochs": 1}
+    before = torch.get_num_threads()
+    try:
+        trainer = DynamicTrainer(overrides={**common, "project": str(tmp_path), "name": "default"})
+        assert trainer.args.workers == CPU_TRAIN_WORKERS  # Ultralytics alone forces 0 on CPU
+        assert torch.get_num_threads() == max(1, min(usable_cpu_cores() - CPU_TRAIN_WORKERS, 8))
+        trainer = DynamicTrainer(
+            overrides={**common, "project": str(tmp_path), "name": "set", "threads": 3, "workers": 0}
+        )
+        assert torch.get_num_threads() == 3 and trainer.args.workers == 0
+        assert "threads" not in vars(trainer.args)  # dydet's argument never reaches Ultralytics' args
+    finally:
+        torch.set_num_threads(before)
