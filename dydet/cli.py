@@ -497,7 +497,9 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
     if mode == "predict":  # as `yolo predict`: save the annotated images, stream so long videos do not fill memory
         overrides.setdefault("save", True)
         overrides["stream"] = True
-    result = getattr(_model_class()(model), mode)(**overrides)
+    trust = overrides.pop("trust_checkpoint", False)  # unsafe opt-in, also covers pretrained=; see cfg/default.yaml
+    yolo = _model_class()(model, trust_checkpoint=True) if trust else _model_class()(model)
+    result = getattr(yolo, mode)(**overrides)
     if mode == "predict":
         for _ in result:
             pass

@@ -132,7 +132,7 @@ def test_defaults_file():
     defaults = cli.load_dydet_defaults()
     assert defaults["stage"] == "all" and defaults["calibrate"] is True and defaults["threshold"] is None
     assert defaults["hard_ratios"] == pytest.approx([i / 10 for i in range(11)])
-    assert set(cli.load_dydet_defaults("predict")) == {"threshold", "hard_ratio", "route"}
+    assert set(cli.load_dydet_defaults("predict")) == {"threshold", "hard_ratio", "route", "trust_checkpoint"}
 
 
 # ----------------------------------------------------------------------------------------------------------- dispatch

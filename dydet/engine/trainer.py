@@ -7,16 +7,18 @@ from copy import copy
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import RANK
 
+from dydet.engine.checkpointing import SafeCheckpoints
 from dydet.engine.validator import DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 
 
-class DynamicTrainer(DetectionTrainer):
+class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
     """Stage-1 trainer for a `DynamicDetectionModel`: B1, B2, H1 and H2 jointly, equal-weight sum of both losses.
 
     Losses are logged per route (`e_box e_cls e_dfl h_box h_cls h_dfl`), validation reports each route's precision,
     recall, mAP50 and mAP50-95, and the best checkpoint maximises the mean of both routes' fitness. A single-model
     Ultralytics checkpoint passed as `pretrained=` initialises both routes (see `DynamicDetectionModel.load_single`).
+    Checkpoints are weights-only and written atomically (`SafeCheckpoints`).
     """
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True) -> DynamicDetectionModel:

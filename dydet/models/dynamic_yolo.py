@@ -9,15 +9,15 @@ import numpy as np
 from ultralytics.engine.model import Model
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
-from dydet.engine.args import DYDET_ONLY_KEYS, pop_routing_args, prepare_train_args, router_train_args
+from dydet.engine.args import pop_routing_args, prepare_train_args
 from dydet.engine.calibration import build_calibration, save_calibrated, threshold_for_hard_ratio
-from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.tradeoff import HARD_RATIOS, format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
 from dydet.nn.modules import hard_mask
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
+from dydet.utils.checkpoint import TRUST_ARG, load_checkpoint, require_dynamic, save_checkpoint, trusting
 from dydet.utils.checks import check_hard_ratio
+from dydet.utils.inputs import check_data, check_run_args, check_source, require_export_extra
 
 
 class DynamicYOLO(Model):
@@ -30,16 +30,23 @@ class DynamicYOLO(Model):
         >>> results[0].route, results[0].score
     """
 
-    def __init__(self, model: str | Path = "dy-yolo11n.yaml", verbose: bool = False) -> None:
+    def __init__(
+        self, model: str | Path = "dy-yolo11n.yaml", verbose: bool = False, trust_checkpoint: bool = False
+    ) -> None:
         """Create a model from a dydet YAML (new, random weights), a `.pt` dydet checkpoint or an ONNX export folder.
 
         Args:
             model (str | Path): A dydet model YAML or shipped name (e.g. `dy-yolo11n.yaml`), a checkpoint path, or a
                 folder written by `export(format="onnx")` (prediction only, through onnxruntime).
             verbose (bool): Print the model summary when building from YAML.
+            trust_checkpoint (bool): UNSAFE. Also load checkpoints (this one and `pretrained=` ones) that need
+                arbitrary unpickling, e.g. an old-format dydet file. Such a file can run any code: only for files
+                from a source you trust. By default dydet loads weights only and refuses them.
         """
         self.exported = None
-        super().__init__(model=model, task="detect", verbose=verbose)
+        self.trust_checkpoint = trust_checkpoint
+        with trusting(trust_checkpoint):
+            super().__init__(model=model, task="detect", verbose=verbose)
 
     def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
         """Build a new dynamic model from a dydet YAML."""
@@ -62,9 +69,40 @@ class DynamicYOLO(Model):
             self.overrides = {"model": str(weights), "task": "detect"}
             self.model_name = str(weights)
             return
-        ckpt = load_checkpoint_dict(weights)
-        require_dynamic(ckpt.get("ema") or ckpt.get("model"), weights)
-        super()._load(str(weights), task)
+        if not str(weights).lower().endswith(".pt"):
+            raise ValueError(
+                f"model='{weights}' is not a dydet checkpoint (.pt), model YAML or ONNX export folder"
+                + (": dydet does not download, fetch the file first and pass its path" if "://" in str(weights) else "")
+            )
+        self.model, self.ckpt = load_checkpoint(weights)  # weights-only (dydet.utils.checkpoint)
+        require_dynamic(self.model, weights)
+        self.task = "detect"
+        self.overrides = self.model.args = self._reset_ckpt_args(self.model.args)
+        self.ckpt_path = self.model_name = str(weights)
+        self.overrides.update(model=str(weights), task="detect")
+
+    def load(self, weights: str | Path = "dy-yolo11n.pt") -> DynamicYOLO:
+        """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
+        from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
+
+        with trusting(self.trust_checkpoint):
+            source = checkpoint_model(load_checkpoint_dict(weights)) if isinstance(weights, (str, Path)) else weights
+        self.model.load(source)
+        self.predictor = None
+        return self
+
+    def save(self, filename: str | Path = "saved_model.pt") -> None:
+        """Save the model as a weights-only dydet checkpoint (loads without running code), atomically."""
+        from datetime import datetime
+
+        self._require_pytorch("save")
+        ckpt = {
+            "epoch": -1,
+            "model": self.model,
+            "train_args": dict(self.overrides),
+            "date": datetime.now().isoformat(),
+        }
+        save_checkpoint(ckpt, filename)
 
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:
@@ -90,44 +128,25 @@ class DynamicYOLO(Model):
 
         Args:
             trainer (type, optional): A custom stage-1 trainer class.
-            **kwargs (Any): Ultralytics training arguments plus dydet's: `stage` (all | 1 | 2), `stage2_epochs`,
-                `stage2_lr`, `stage2_batch`, `calibrate`.
+            **kwargs (Any): Ultralytics training arguments plus dydet's: `stage` (all | 1 | 2 | calibrate),
+                `stage2_epochs`, `stage2_lr`, `stage2_batch`, `calibrate`, `trust_checkpoint` (unsafe, see
+                `__init__`). `resume=True` on any checkpoint of an interrupted run finishes the stages it was asked
+                for, with its own data and settings; `stage=calibrate` calibrates a trained router alone.
 
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
+        from dydet.engine.stages import make_plan, resume_plan, run_plan
+
         self._require_pytorch("train")
-        kwargs = prepare_train_args(kwargs, self.overrides)
-        stage = str(kwargs.pop("stage", "all"))
-        if stage not in {"all", "1", "2"}:
-            raise ValueError(f"stage={stage!r} is invalid: use all, 1 or 2")
-        router = {k: kwargs.pop(k, None) for k in ("stage2_epochs", "stage2_lr", "stage2_batch")}
-        calibrate = kwargs.pop("calibrate", True)
-        for key in DYDET_ONLY_KEYS:
-            kwargs.pop(key, None)
-        if stage in {"all", "1"}:
-            self.metrics = super().train(trainer=trainer, **kwargs)
-            if stage == "1":
-                return self.metrics
-        if self.model.stage < 1:
-            raise ValueError(
-                f"stage 2 needs a stage-1 dydet checkpoint as model=, got '{self.overrides.get('model')}' "
-                "(an untrained YAML): run 'dydet train stage=1' first, or stage=all"
-            )
-        stage2 = router_train_args(kwargs, router)
-        self.metrics = super().train(trainer=RouterTrainer, **stage2)
-        self.ckpt_path = self.overrides["model"]  # the stage-2 checkpoint Model.train loaded back
-        if calibrate:
-            self.calibrate(
-                data=kwargs["data"],
-                imgsz=kwargs.get("imgsz"),
-                batch=kwargs.get("batch"),
-                device=kwargs.get("device"),
-                project=str(self.trainer.save_dir),
-                name="calibration",
-                exist_ok=True,
-            )
-        return self.metrics
+        kwargs = dict(kwargs)
+        check_run_args("train", kwargs)
+        with trusting(kwargs.pop(TRUST_ARG, None) or self.trust_checkpoint):
+            if kwargs.get("resume"):
+                return resume_plan(self, kwargs.pop("resume"), kwargs)
+            if str(kwargs.get("stage")) == "calibrate":
+                return run_plan(self, make_plan(kwargs))
+            return run_plan(self, make_plan(prepare_train_args(kwargs, self.overrides)), trainer)
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
         """Run the router over the validation split and store the calibration in the model and its checkpoint.
@@ -168,7 +187,9 @@ class DynamicYOLO(Model):
         """Run the per-route validator and return its metrics and itself."""
         custom = {"rect": True}
         if kwargs.get("data") is None:
-            kwargs["data"] = self._val_data()
+            kwargs["data"] = self.overrides.get("data")  # the training data; never a default dataset
+        check_run_args("val", kwargs)
+        check_data(kwargs["data"], "val")  # missing YAML, URL, `download:`, labels beyond nc: before any folder
         if kwargs.get("project"):
             kwargs["project"] = str(Path(kwargs["project"]).resolve())
         args = {**self.overrides, **custom, **kwargs, "mode": "val"}
@@ -233,6 +254,8 @@ class DynamicYOLO(Model):
         Returns:
             (list[Results] | Generator): Results with `.route` and `.score`.
         """
+        source = check_source(source)  # missing/empty/unreadable files, URLs offline: before any run folder
+        check_run_args("predict", kwargs)
         threshold, route = pop_routing_args(self.model, kwargs)
         if self.exported is not None:
             from dydet.engine.onnx_runtime import predict_exported
@@ -259,6 +282,7 @@ class DynamicYOLO(Model):
         self._require_pytorch("export")
         if str(format).lower() != "onnx":
             raise ValueError(f"format={format!r} is not supported: dydet exports format=onnx (split graphs that route)")
+        require_export_extra()
         threshold, _ = pop_routing_args(self.model, kwargs)
         if threshold is not None:
             self.model.threshold = threshold  # becomes the export's default threshold
@@ -294,6 +318,9 @@ class DynamicYOLO(Model):
         from dydet.engine.benchmark import run_benchmark
 
         self._require_pytorch("benchmark")
+        check_run_args("benchmark", kwargs)
+        if str(kwargs.get("data") or "").endswith((".yaml", ".yml")) or kwargs.get("data") == "":
+            check_data(kwargs["data"], "benchmark")
         return run_benchmark(self.model, **kwargs)
 
     def _require_pytorch(self, mode: str) -> None:
