@@ -186,7 +186,7 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
     calibration = yolo.calibrate(
         data=data,
         imgsz=kwargs.get("imgsz"),
-        batch=kwargs.get("batch"),
+        batch=batch if isinstance(batch := kwargs.get("batch"), int) and batch > 0 else None,  # not AutoBatch (-1)
         device=kwargs.get("device"),
         project=str(run),
         name="calibration",

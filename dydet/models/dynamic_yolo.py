@@ -17,7 +17,7 @@ from dydet.nn.modules import hard_mask
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import TRUST_ARG, load_checkpoint, require_dynamic, save_checkpoint, trusting
 from dydet.utils.checks import check_hard_ratio
-from dydet.utils.inputs import check_data, check_run_args, check_source, require_export_extra
+from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
 
 
 class DynamicYOLO(Model):
@@ -43,6 +43,8 @@ class DynamicYOLO(Model):
                 arbitrary unpickling, e.g. an old-format dydet file. Such a file can run any code: only for files
                 from a source you trust. By default dydet loads weights only and refuses them.
         """
+        if is_url(model):  # also keeps Ultralytics from taking an http URL for a Triton server
+            raise ValueError(f"model='{model}' is a URL: dydet does not download checkpoints; fetch the file first")
         self.exported = None
         self.trust_checkpoint = trust_checkpoint
         with trusting(trust_checkpoint):

@@ -243,6 +243,14 @@ def _unreadable(path: Path, e: BaseException) -> ValueError:
     )
 
 
+def _needs_globals(path: Path) -> bool:
+    """Return whether a `torch.save` archive references Python globals beyond what weights-only loading allows."""
+    try:
+        return bool(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip archive (garbage, or torch's legacy format): unreadable either way
+        return False
+
+
 def _load_ultralytics_safe(path: Path) -> dict[str, Any]:
     """Load an Ultralytics checkpoint with its own allow-list loader (`ULTRALYTICS_SAFE_LOAD`'s path)."""
     from ultralytics.nn.tasks import _SafeLoad, torch_safe_load
@@ -290,7 +298,7 @@ def load_raw(path: str | Path, trust: bool | None = None) -> dict[str, Any]:
     try:
         ckpt = _torch_load_weights_only(path)
     except pickle.UnpicklingError as e:
-        if "Weights only load failed" not in str(e) and "Unsupported global" not in str(e):
+        if not _needs_globals(path):  # not a torch.save archive, or broken: nothing to trust
             raise _unreadable(path, e) from e
         ckpt = _load_trusted(path) if trust else _load_ultralytics_safe(path)
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as e:

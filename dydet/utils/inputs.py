@@ -208,12 +208,12 @@ def check_source(source: Any) -> Any:
         import numpy as np
 
         if cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is None:
-            from PIL import Image, UnidentifiedImageError
+            from PIL import Image
 
             try:  # formats cv2 cannot read (e.g. HEIC, some TIFF) but Ultralytics can through PIL
                 with Image.open(path) as im:
                     im.verify()
-            except (UnidentifiedImageError, OSError, ValueError) as e:
+            except Exception as e:  # Ultralytics' patched Image.open may also fail on a missing HEIF plugin
                 raise ValueError(f"source '{text}' is not a readable image: pass a valid image file") from e
     elif path.suffix[1:].lower() not in VID_FORMATS and path.suffix.lower() not in {".txt", ".csv"}:
         raise ValueError(f"source '{text}' is not an image or video ({path.suffix or 'no suffix'}): pass one")

@@ -17,7 +17,18 @@ from dydet import DynamicYOLO
 from dydet.utils.checkpoint import load_checkpoint
 
 DYDET = str(Path(sys.executable).with_name("dydet"))
-TRAIN = {"imgsz": 64, "batch": 8, "workers": 0, "device": "cpu", "plots": False, "seed": 0, "deterministic": True}
+# nbs=batch: an optimizer step every batch. Ultralytics restarts gradient accumulation on resume (its step counter
+# is a local of the training loop), so a window of accumulated batches cut by the interruption is not replayed.
+TRAIN = {
+    "imgsz": 64,
+    "batch": 8,
+    "nbs": 8,
+    "workers": 0,
+    "device": "cpu",
+    "plots": False,
+    "seed": 0,
+    "deterministic": True,
+}
 
 
 def _wait_for_save(weights: Path, proc: subprocess.Popen, timeout: float) -> str:

@@ -1,6 +1,7 @@
 """Resume of every stage, and calibration alone (`stage=calibrate`)."""
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,12 @@ def _interrupt(model: DynamicYOLO, trainer_name: str) -> None:
 
 
 def test_calibrate_alone(full_run, tmp_path):
-    model, _, project = full_run
-    best = project / "full-router" / "weights" / "best.pt"
+    _, _, project = full_run
+    best = tmp_path / "run" / "weights" / "best.pt"
+    best.parent.mkdir(parents=True)
+    shutil.copy(project / "full-router" / "weights" / "best.pt", best)
     calibration = DynamicYOLO(str(best)).train(stage="calibrate", batch=8)
+    assert (tmp_path / "run" / "calibration").is_dir()
     final = best.with_name("final.pt")
     loaded, _ = load_checkpoint(final)
     assert loaded.calibration["n_images"] == calibration["n_images"] == 12
