@@ -9,7 +9,11 @@ Ultralytics does not save but an exact resume needs:
   so that resuming a stage-1 run of ``stage=all`` goes on with stage 2 and calibration on the same data;
 - ``dydet["rng"]``: the python, numpy, torch (CPU and CUDA) random states and the training loader's generator,
   restored when the resumed run starts its next epoch;
-- ``dydet["router_median"]``: stage 2's running median of `L1 - L2` (the router loss' offset Δ).
+- ``dydet["router_median"]``: stage 2's running median of `L1 - L2` (the router loss' offset Δ);
+- ``dydet["train_state"]``: the fp32 weights being trained (Ultralytics resumes from the fp16 EMA), and the
+  optimizer state in fp32 (Ultralytics stores fp16, where Adam's second moments underflow to zero).
+
+Finished checkpoints (`strip_optimizer`) drop the optimizer, `rng` and `train_state` again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import torch
 from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG_KEYS, LOGGER, RANK, __version__
-from ultralytics.utils.torch_utils import convert_optimizer_state_dict_to_fp16, unwrap_model
+from ultralytics.utils.torch_utils import unwrap_model
 
 from dydet.utils.checkpoint import (
     atomic_write_bytes,
@@ -71,6 +75,8 @@ class SafeCheckpoints:
             "plan": to_plain(self.plan) if self.plan else None,
             "rng": rng_state(_shuffle_generator(getattr(self, "train_loader", None))),
         }
+        # the weights being trained (Ultralytics resumes from the fp16 EMA instead): a resumed run continues exactly
+        extras["train_state"] = {k: v.detach().float().cpu().clone() for k, v in model.state_dict().items()}
         median = getattr(getattr(model, "criterion", None), "diffs", None)
         if median is not None and getattr(median, "buffer", None) is not None:
             extras["router_median"] = {"buffer": median.buffer.cpu(), "count": median.count, "pos": median.pos}
@@ -102,7 +108,7 @@ class SafeCheckpoints:
             "model": None,
             "ema": record,
             "updates": self.ema.updates,
-            "optimizer": convert_optimizer_state_dict_to_fp16(deepcopy(self.optimizer.state_dict())),
+            "optimizer": deepcopy(self.optimizer.state_dict()),  # fp32: fp16 Adam moments underflow to 0
             "scaler": self.scaler.state_dict(),
             "train_args": vars(self.args),
             "train_metrics": {**self.metrics, "fitness": self.fitness},
@@ -164,6 +170,8 @@ class SafeCheckpoints:
         elif self.args.pretrained is False and not self.resume:
             weights = None
         self.model = self.get_model(cfg=cfg, weights=weights, verbose=RANK in {-1, 0})
+        if self.resume and ckpt is not None and run_info(ckpt).get("train_state") is not None:
+            self.model.load_state_dict(run_info(ckpt)["train_state"])
         return ckpt
 
     def check_resume(self, overrides: dict[str, Any]) -> None:
@@ -283,6 +291,7 @@ def strip_optimizer(path: Path, train_results: Any = None) -> Any:
         ckpt["train_results"] = train_results
     info = run_info(ckpt)
     info.pop("rng", None)
+    info.pop("train_state", None)
     info.pop("router_median", None)
     save_checkpoint(ckpt, path)
     return ckpt.get("train_results")
