@@ -252,8 +252,17 @@ class SafeCheckpoints:
 def _restore_rng_once(trainer: SafeCheckpoints) -> None:
     """`on_train_epoch_start` callback of a resumed run: put back the random states saved with its checkpoint."""
     state, trainer._pending_rng = trainer._pending_rng, None
-    if state is not None:
-        set_rng_state(state, _shuffle_generator(trainer.train_loader))
+    if state is None:
+        return
+    generator = _shuffle_generator(trainer.train_loader)
+    set_rng_state(state, generator)
+    sampler = getattr(trainer.train_loader, "sampler", None)
+    close = trainer.args.close_mosaic
+    reset_here = bool(close) and trainer.epoch == max(trainer.epochs - close, 0)  # the uninterrupted run's new loader
+    if generator is not None and state.get("loader") is not None and not sampler.replacement and not reset_here:
+        # torch's RandomSampler draws one more (tail) permutation when an epoch's indices run out, before the next
+        # epoch's: the uninterrupted run's persistent iterator did so, this resumed run's new iterator will not
+        torch.randperm(len(sampler.data_source), generator=generator)
 
 
 def _shuffle_generator(loader: Any) -> torch.Generator | None:

@@ -32,7 +32,9 @@ TRAIN = {
 
 
 def _wait_for_save(weights: Path, proc: subprocess.Popen, timeout: float) -> str:
-    """Poll `weights` until a checkpoint is being written (a temp file appears, or a .pt changes); return why."""
+    """Poll `weights` until a checkpoint is being written over an existing `last.pt` (a new temp file appears, or a
+    .pt changes); return why. Temp files left by earlier kills are ignored."""
+    stale = {p.name for p in weights.glob(".*.tmp")} if weights.is_dir() else set()
     seen = {p.name: p.stat().st_mtime_ns for p in weights.glob("*.pt")} if weights.is_dir() else {}
     end = time.monotonic() + timeout
     while time.monotonic() < end and proc.poll() is None:
@@ -40,7 +42,7 @@ def _wait_for_save(weights: Path, proc: subprocess.Popen, timeout: float) -> str
             names = os.listdir(weights)
         except FileNotFoundError:
             continue
-        if any(n.endswith(".tmp") for n in names):
+        if "last.pt" in names and any(n.endswith(".tmp") and n not in stale for n in names):
             return "temp file"
         for n in names:
             if n.endswith(".pt"):
@@ -51,6 +53,7 @@ def _wait_for_save(weights: Path, proc: subprocess.Popen, timeout: float) -> str
                 if seen.get(n, mtime) != mtime:
                     return f"{n} changed"
                 seen[n] = mtime
+        stale |= {n for n in names if n.endswith(".tmp")} if "last.pt" not in names else set()
     return "timeout"
 
 
