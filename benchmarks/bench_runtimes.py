@@ -100,10 +100,10 @@ def main() -> None:
 
     def run(name: str, x: torch.Tensor, threshold: float):
         if name == "torch":
-            y = model(x, threshold=threshold)[0]
-            return y, model.routing.routes
-        y = runtimes[name](x, threshold=threshold)
-        return y, runtimes[name].routing.routes
+            (y, _), routing = model.routed(x, threshold)
+            return y, routing.routes
+        y, routing = runtimes[name].routed(x, threshold)
+        return y, routing.routes
 
     with torch.inference_mode():
         for label, x, t in (("easy", pair[0], 0.0), ("hard", pair[0], 1.0), ("p=0.5", torch.cat(pair), mid)):

@@ -440,7 +440,9 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
         overrides.setdefault("save", True)
         overrides["stream"] = True
     setup_offline()
-    result = getattr(_model_class()(model), mode)(**overrides)
+    trust = overrides.pop("trust_checkpoint", False)  # unsafe opt-in, also covers pretrained=; see cfg/default.yaml
+    yolo = _model_class()(model, trust_checkpoint=True) if trust else _model_class()(model)
+    result = getattr(yolo, mode)(**overrides)
     if streams:
         for _ in result:
             pass

@@ -133,7 +133,7 @@ def test_defaults_file():
     defaults = cfg.defaults()
     assert defaults["stage"] == "all" and defaults["calibrate"] is True and defaults["threshold"] is None
     assert defaults["hard_ratios"] == pytest.approx([i / 10 for i in range(11)])
-    assert set(cfg.defaults("predict")) == {"threshold", "hard_ratio", "route", "gflops", "latency"}
+    assert set(cfg.defaults("predict")) == {"threshold", "hard_ratio", "route", "gflops", "latency", "trust_checkpoint"}
 
 
 # ----------------------------------------------------------------------------------------------------------- dispatch

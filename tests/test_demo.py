@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ultralytics.nn.tasks import load_checkpoint
+
+from dydet.utils.checkpoint import load_checkpoint
 
 
 @pytest.mark.slow

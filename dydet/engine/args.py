@@ -69,9 +69,9 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
         kwargs["data"] = resolve_data(kwargs["data"])  # data=tiny|demo|bench: the embedded datasets
     data = kwargs.get("data") or overrides.get("data")
     if data is not None and not kwargs.get("resume"):
-        from dydet.data.checks import check_detection_dataset
+        from dydet.utils.inputs import check_data
 
-        check_detection_dataset(data)  # missing/empty splits, bad keys: one-line errors before any run folder exists
+        check_data(data)  # bad YAML, missing splits, URLs, labels beyond nc: one-line errors before any run folder
     project = kwargs.get("project")
     kwargs["project"] = str(Path(project).resolve()) if project else str(Path.cwd() / "runs" / "detect")
     pretrained = kwargs.get("pretrained")

@@ -80,8 +80,8 @@ def build_calibration(
 def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], threshold: float) -> Path:
     """Write `final.pt` beside `checkpoint`: the same checkpoint with the calibration and default threshold set.
 
-    The file is written to a temporary name and renamed into place, so an interruption never leaves a broken
-    `final.pt`; the source checkpoint is not modified.
+    The file is weights-only and written to a temporary name, flushed and renamed into place, so an interruption never
+    leaves a broken `final.pt`; the source checkpoint is not modified.
 
     Args:
         checkpoint (str | Path): The trained (stage-2) checkpoint.
@@ -91,15 +91,18 @@ def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], thresho
     Returns:
         (Path): The path of `final.pt`.
     """
-    from dydet.utils.checkpoint import load_checkpoint_dict
+    from dydet.utils.checkpoint import is_model_record, load_raw, save_checkpoint
 
     checkpoint = Path(checkpoint)
-    ckpt = load_checkpoint_dict(checkpoint)
+    ckpt = load_raw(checkpoint)
+    if not any(is_model_record(ckpt.get(k)) for k in ("model", "ema")):  # a trusted old-format file: rebuild + pack
+        from dydet.utils.checkpoint import load_checkpoint_dict
+
+        ckpt = load_checkpoint_dict(checkpoint)
     for key in ("model", "ema"):
-        if ckpt.get(key) is not None:
-            ckpt[key].calibration, ckpt[key].threshold = calibration, threshold
-    final = checkpoint.with_name("final.pt")
-    tmp = final.with_suffix(".pt.tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(final)
-    return final
+        record = ckpt.get(key)
+        if is_model_record(record):
+            record["calibration"], record["threshold"] = calibration, float(threshold)
+        elif record is not None:
+            record.calibration, record.threshold = calibration, threshold
+    return save_checkpoint(ckpt, checkpoint.with_name("final.pt"))

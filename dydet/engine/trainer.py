@@ -10,12 +10,13 @@ from copy import copy
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 
+from dydet.engine.checkpointing import SafeCheckpoints
 from dydet.engine.validator import DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.torch_utils import CPU_TRAIN_WORKERS, set_cpu_threads
 
 
-class DynamicTrainer(DetectionTrainer):
+class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
     """Stage-1 trainer for a `DynamicDetectionModel`: B1, B2, H1 and H2 jointly, equal-weight sum of both losses.
 
     Losses are logged per route (`e_box_loss e_cls_loss e_dfl_loss h_box_loss h_cls_loss h_dfl_loss`), validation
@@ -25,6 +26,7 @@ class DynamicTrainer(DetectionTrainer):
     On CPU it trains with `threads` torch threads and `workers` dataloader workers (default: one worker and the rest
     of the cores as threads, see `dydet.utils.torch_utils.set_cpu_threads`; Ultralytics alone uses `cores - 1`
     threads and no workers). `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it.
+    Checkpoints are weights-only and written atomically (`SafeCheckpoints`).
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:

@@ -10,22 +10,16 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 
 from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
-from dydet.engine.args import (
-    DYDET_ONLY_KEYS,
-    drop_dydet_args,
-    pop_routing,
-    prepare_train_args,
-    router_train_args,
-    uses_demo_data,
-)
+from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
 from dydet.engine.calibration import build_calibration, save_calibrated
-from dydet.engine.router_trainer import RouterTrainer
 from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
 from dydet.engine.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
 from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint_dict, require_dynamic
+from dydet.utils.checkpoint import TRUST_ARG, load_checkpoint, require_dynamic, save_checkpoint, trusting
 from dydet.utils.checks import check_hard_ratio
+from dydet.utils.errors import ArgumentError
+from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
 from dydet.utils.offline import setup_offline
 
 
@@ -39,7 +33,9 @@ class DynamicYOLO(Model):
         >>> results[0].route, results[0].score
     """
 
-    def __init__(self, model: str | Path = "dy-yolo11n.yaml", verbose: bool = False) -> None:
+    def __init__(
+        self, model: str | Path = "dy-yolo11n.yaml", verbose: bool = False, trust_checkpoint: bool = False
+    ) -> None:
         """Create a model from a dydet YAML (new, random weights), a `.pt` dydet checkpoint or an ONNX export folder.
 
         Args:
@@ -47,10 +43,17 @@ class DynamicYOLO(Model):
                 folder written by `export(format="onnx" | "openvino")` (prediction only, through onnxruntime or
                 OpenVINO).
             verbose (bool): Print the model summary when building from YAML.
+            trust_checkpoint (bool): UNSAFE. Also load checkpoints (this one and `pretrained=` ones) that need
+                arbitrary unpickling, e.g. an old-format dydet file. Such a file can run any code: only for files
+                from a source you trust. By default dydet loads weights only and refuses them.
         """
+        if is_url(model):  # also keeps Ultralytics from taking an http URL for a Triton server
+            raise ArgumentError(f"model='{model}' is a URL: dydet does not download checkpoints; fetch the file first")
         setup_offline()
         self.exported = None
-        super().__init__(model=model, task="detect", verbose=verbose)
+        self.trust_checkpoint = trust_checkpoint
+        with trusting(trust_checkpoint):
+            super().__init__(model=model, task="detect", verbose=verbose)
 
     def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
         """Build a new dynamic model from a dydet YAML."""
@@ -73,9 +76,40 @@ class DynamicYOLO(Model):
             self.overrides = {"model": str(weights), "task": "detect"}
             self.model_name = str(weights)
             return
-        ckpt = load_checkpoint_dict(weights)
-        require_dynamic(ckpt.get("ema") or ckpt.get("model"), weights)
-        super()._load(str(weights), task)
+        if not str(weights).lower().endswith(".pt"):
+            raise ArgumentError(
+                f"model='{weights}' is not a dydet checkpoint (.pt), model YAML or ONNX export folder"
+                + (": dydet does not download, fetch the file first and pass its path" if "://" in str(weights) else "")
+            )
+        self.model, self.ckpt = load_checkpoint(weights)  # weights-only (dydet.utils.checkpoint)
+        require_dynamic(self.model, weights)
+        self.task = "detect"
+        self.overrides = self.model.args = self._reset_ckpt_args(self.model.args)
+        self.ckpt_path = self.model_name = str(weights)
+        self.overrides.update(model=str(weights), task="detect")
+
+    def load(self, weights: str | Path = "dy-yolo11n.pt") -> DynamicYOLO:
+        """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
+        from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
+
+        with trusting(self.trust_checkpoint):
+            source = checkpoint_model(load_checkpoint_dict(weights)) if isinstance(weights, (str, Path)) else weights
+        self.model.load(source)
+        self.predictor = None
+        return self
+
+    def save(self, filename: str | Path = "saved_model.pt") -> None:
+        """Save the model as a weights-only dydet checkpoint (loads without running code), atomically."""
+        from datetime import datetime
+
+        self._require_pytorch("save")
+        ckpt = {
+            "epoch": -1,
+            "model": self.model,
+            "train_args": dict(self.overrides),
+            "date": datetime.now().isoformat(),
+        }
+        save_checkpoint(ckpt, filename)
 
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:
@@ -102,53 +136,28 @@ class DynamicYOLO(Model):
 
         Args:
             trainer (type, optional): A custom stage-1 trainer class.
-            **kwargs (Any): Ultralytics training arguments plus dydet's: `stage` (all | 1 | 2), `stage2_epochs`,
-                `stage2_lr`, `stage2_batch`, `calibrate`, `threads` (torch threads for CPU training; default: cores
-                minus dataloader workers).
+            **kwargs (Any): Ultralytics training arguments plus dydet's: `stage` (all | 1 | 2 | calibrate),
+                `stage2_epochs`, `stage2_lr`, `stage2_batch`, `calibrate`, `threads` (torch threads for CPU
+                training; default: cores minus dataloader workers), `trust_checkpoint` (unsafe, see `__init__`).
+                `resume=True` on any checkpoint of an interrupted run finishes the stages it was asked for,
+                with its own data and settings; `stage=calibrate` calibrates a trained router alone.
 
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
-        self._require_pytorch("train")
-        demo = uses_demo_data(kwargs, self.overrides)
-        kwargs = prepare_train_args(check_args("train", kwargs), self.overrides)
-        stage = str(kwargs.pop("stage", "all"))
-        if stage not in {"all", "1", "2"}:
-            raise ValueError(f"stage={stage!r} is invalid: use all, 1 or 2")
-        router = {k: kwargs.pop(k, None) for k in ("stage2_epochs", "stage2_lr", "stage2_batch")}
-        calibrate = kwargs.pop("calibrate", True)
-        threads = kwargs.pop("threads", None)
-        for key in DYDET_ONLY_KEYS:
-            kwargs.pop(key, None)
-        to_trainer = {} if threads is None else {"threads": threads}  # DynamicTrainer takes it out of its overrides
-        if stage in {"all", "1"}:
-            self.metrics = super().train(trainer=trainer, **kwargs, **to_trainer)
-            stage1_dir = self.trainer.save_dir
-            if stage == "1":
-                return self.metrics
-        if self.model.stage < 1:
-            raise ValueError(
-                f"stage 2 needs a stage-1 dydet checkpoint as model=, got '{self.overrides.get('model')}' "
-                "(an untrained YAML): run 'dydet train stage=1' first, or stage=all"
-            )
-        stage2 = router_train_args(kwargs, router)
-        self.metrics = super().train(trainer=RouterTrainer, **stage2, **to_trainer)
-        self.ckpt_path = self.overrides["model"]  # the stage-2 checkpoint Model.train loaded back
-        if calibrate:
-            self.calibrate(
-                data=kwargs["data"],
-                imgsz=kwargs.get("imgsz"),
-                batch=kwargs.get("batch"),
-                device=kwargs.get("device"),
-                project=str(self.trainer.save_dir),
-                name="calibration",
-                exist_ok=True,
-            )
-            if demo and stage == "all":
-                from dydet.engine.demo import finish_demo
+        from dydet.engine.stages import make_plan, resume_plan, run_plan
 
-                finish_demo(self, kwargs["data"], stage1_dir, imgsz=kwargs.get("imgsz"))
-        return self.metrics
+        self._require_pytorch("train")
+        kwargs = dict(kwargs)
+        check_run_args("train", kwargs)
+        with trusting(kwargs.pop(TRUST_ARG, None) or self.trust_checkpoint):
+            if kwargs.get("resume"):
+                return resume_plan(self, kwargs.pop("resume"), kwargs)
+            kwargs = check_args("train", kwargs)  # dydet/cfg/default.yaml: checks and dydet's defaults
+            if str(kwargs.get("stage")) == "calibrate":
+                return run_plan(self, make_plan(kwargs))
+            demo = uses_demo_data(kwargs, self.overrides)
+            return run_plan(self, make_plan(prepare_train_args(kwargs, self.overrides), demo=demo), trainer)
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
         """Run the router over the validation split and store the calibration in the model and its checkpoint.
@@ -192,7 +201,9 @@ class DynamicYOLO(Model):
         custom = {"rect": True}
         kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
-            kwargs["data"] = self._val_data()
+            kwargs["data"] = self.overrides.get("data")  # the training data; never a default dataset
+        check_run_args("val", kwargs)
+        check_data(kwargs["data"], "val")  # missing YAML, URL, `download:`, labels beyond nc: before any folder
         if kwargs.get("project"):
             kwargs["project"] = str(Path(kwargs["project"]).resolve())
         args = {**self.overrides, **custom, **kwargs, "mode": "val"}
@@ -260,6 +271,8 @@ class DynamicYOLO(Model):
         Returns:
             (list[Results] | Generator): Results with `.route` and `.score`.
         """
+        source = check_source(source)  # missing/empty/unreadable files, URLs offline: before any run folder
+        check_run_args("predict", kwargs)
         kwargs = check_args("predict", kwargs)
         routing = self._pop_routing(kwargs)
         if self.exported is not None:
@@ -297,10 +310,12 @@ class DynamicYOLO(Model):
 
         self._require_pytorch("tune")
         if use_ray or args:
-            raise ValueError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
+            raise ArgumentError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
         kwargs = prepare_train_args(kwargs, self.overrides)
         if str(kwargs.pop("stage", 1)) != "1":
-            raise ValueError("tune: each trial is a stage-1 training; leave out stage=, then train stage 2 on the best")
+            raise ArgumentError(
+                "tune: each trial is a stage-1 training; leave out stage=, then train stage 2 on the best"
+            )
         for key in DYDET_ONLY_KEYS:
             kwargs.pop(key, None)
         if "optimizer" not in (kwargs.get("space") or {}):
@@ -345,10 +360,11 @@ class DynamicYOLO(Model):
         self._require_pytorch("export")
         fmt = str(format).lower()
         if fmt not in {"onnx", "openvino"}:
-            raise ValueError(
+            raise ArgumentError(
                 f"format={format!r} is not supported: dydet exports format=onnx or format=openvino (split graphs that "
                 "route)"
             )
+        require_export_extra()
         kwargs = check_args("export", kwargs)
         routing = self._pop_routing(kwargs)
         drop_dydet_args(kwargs)
@@ -391,6 +407,9 @@ class DynamicYOLO(Model):
         from dydet.engine.benchmark import run_benchmark
 
         self._require_pytorch("benchmark")
+        check_run_args("benchmark", kwargs)
+        if str(kwargs.get("data") or "").endswith((".yaml", ".yml")) or kwargs.get("data") == "":
+            check_data(kwargs["data"], "benchmark")
         return run_benchmark(self.model, **kwargs)
 
     def _pop_routing(self, kwargs: dict[str, Any]) -> RoutingSpec | None:
@@ -413,7 +432,7 @@ class DynamicYOLO(Model):
     def _require_pytorch(self, mode: str) -> None:
         """Refuse PyTorch-only modes on an export folder."""
         if self.exported is not None:
-            raise ValueError(
+            raise ArgumentError(
                 f"'{mode}' needs the PyTorch checkpoint: '{self.ckpt_path}' is an {self.exported.label} export "
                 "(predict only)"
             )

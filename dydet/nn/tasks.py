@@ -18,6 +18,7 @@ from dydet.nn.builder import build_dual_graph, load_model_yaml
 from dydet.nn.family import DetectorFamily
 from dydet.nn.modules import Router
 from dydet.nn.parse import parse_model
+from dydet.utils.errors import ArgumentError
 
 
 class DynamicDetectionModel(DetectionModel, DetectorFamily):
@@ -138,7 +139,7 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
         if isinstance(model, DynamicDetectionModel):
             return super().load(model, verbose=verbose)
         if not isinstance(model, DetectionModel) or type(model.model[-1]) is not Detect:
-            raise ValueError(
+            raise ArgumentError(
                 f"cannot initialise a dydet model from a {type(model).__name__}: pass an Ultralytics *detection* "
                 f"checkpoint of the same base and scale (e.g. yolo11n.pt for dy-yolo11n) or a dydet checkpoint"
             )
@@ -180,7 +181,7 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
         other = [m for m in mismatched if not any(m[0].startswith(c) for c in cls_logits)]
         if other or len(src) == 0:
             key, name, a, b = other[0] if other else ("<empty>", "", None, None)
-            raise ValueError(
+            raise ArgumentError(
                 f"the single model does not match {self.yaml.get('yaml_file', 'this model')}: {key} has shape {a}, "
                 f"{name} needs {b}; use a checkpoint of the same base and scale"
             )
@@ -227,7 +228,7 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
                     needed.add(src)
         outside = needed - set(self.graph.b1)
         if outside:
-            raise ValueError(f"the {route} route reads layers {sorted(outside)} outside B1; cannot split it from B1")
+            raise ArgumentError(f"the {route} route reads layers {sorted(outside)} outside B1; cannot split it from B1")
         return sorted(needed)
 
     def run_trunk(self, x: torch.Tensor, score: bool = True) -> tuple[list, torch.Tensor | None]:
@@ -284,7 +285,7 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
         """
         spec = RoutingSpec.forced(route) if route else None if threshold is None else RoutingSpec.at(threshold)
         if route and threshold is not None:
-            raise ValueError("give either route= or threshold=, not both (route= forces every image)")
+            raise ArgumentError("give either route= or threshold=, not both (route= forces every image)")
         return self.routed(x, spec)[0]
 
     def predict(

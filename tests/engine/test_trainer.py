@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+from ultralytics.nn.tasks import DetectionModel
 
 from dydet import DynamicYOLO
 from dydet.engine.trainer import DynamicTrainer
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.checkpoint import load_checkpoint
 
 DYDET = str(Path(sys.executable).with_name("dydet"))
 ROUTE_KEYS = [f"metrics/{m}({r})" for r in "EH" for m in ("precision", "recall", "mAP50", "mAP50-95")]

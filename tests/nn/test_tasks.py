@@ -1,9 +1,10 @@
 import pytest
 import torch
-from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.checkpoint import load_checkpoint, save_checkpoint
 from dydet.utils.flops import route_gflops
 
 SCALES = [f"{fam}{s}" for fam in ("yolo11", "yolov8") for s in "nsmlx"]
@@ -205,7 +206,8 @@ def test_state_survives_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         ref = model(x, threshold=t)[0]
     path = tmp_path / "dy.pt"
-    torch.save({"model": model, "epoch": -1}, path)
+    save_checkpoint({"model": model, "epoch": -1}, path)
+    torch.load(path, weights_only=True)  # plain containers and tensors only
     loaded, _ = load_checkpoint(path)
     assert isinstance(loaded, DynamicDetectionModel)
     assert loaded.threshold == 0.37 and loaded.calibration == {"quantiles": [0.1, 0.9]}

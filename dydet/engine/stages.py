@@ -1,0 +1,268 @@
+"""`DynamicYOLO.train` behind the scenes: stage 1, stage 2 and calibration as asked, resume of any stage, run folders.
+
+A *plan* records what the user asked for (`stage`, router settings, `calibrate`, the stage-1 arguments). Every
+checkpoint the trainers write carries it (`dydet.engine.checkpointing`), so `resume=True` on any checkpoint of a run
+finishes what that run was asked to do, with its own data and settings, and never falls back to a default dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ultralytics.utils import LOGGER, RANK
+
+from dydet.engine.checkpointing import RESUME_ALLOWED, resumable, run_info
+from dydet.utils.checkpoint import load_checkpoint, load_raw, to_plain
+from dydet.utils.errors import ArgumentError, MissingFileError
+
+STAGES = ("all", "1", "2", "calibrate")
+ROUTER_KEYS = ("stage2_epochs", "stage2_lr", "stage2_batch")
+
+
+# -------------------------------------------------------------------------------------------------------- run folders
+def make_run_dir(project: str | Path, name: str, exist_ok: bool = False) -> tuple[Path, bool]:
+    """Create a run folder atomically: `project/name`, else `name-2`, `name-3`, ... (the first free one).
+
+    `os.mkdir` either creates the folder or fails because it exists, so two runs started at the same moment with the
+    same name never share a folder (Ultralytics checks, then creates).
+
+    Args:
+        project (str | Path): The parent folder (created when missing).
+        name (str): The run name.
+        exist_ok (bool): Reuse `project/name` when it exists.
+
+    Returns:
+        (tuple[Path, bool]): The folder, and whether this call created it.
+    """
+    base = Path(project).resolve() / name
+    base.parent.mkdir(parents=True, exist_ok=True)
+    if exist_ok:
+        existed = base.is_dir()
+        base.mkdir(exist_ok=True)
+        return base, not existed
+    n = 1
+    while True:
+        path = base if n == 1 else Path(f"{base}-{n}")
+        try:
+            os.mkdir(path)
+            return path, True
+        except FileExistsError:
+            n += 1
+
+
+def remove_if_unused(folder: Path) -> None:
+    """Delete a run folder this run created if the failed run left nothing worth keeping (no checkpoint, no results)."""
+    if not folder.is_dir() or any(folder.rglob("*.pt")) or (folder / "results.csv").exists():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------------------------ one fit
+def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, Any] | None = None) -> Any:
+    """Run one trainer, as `ultralytics.engine.model.Model.train` does, with dydet's safe loading and run folders.
+
+    Unlike the stock method, it never substitutes a default dataset, loads every checkpoint through dydet's safe
+    loader, creates the run folder atomically and removes it again when the run fails before leaving anything.
+
+    Args:
+        yolo (DynamicYOLO): The model front end (its `model`, `ckpt`, `overrides`, `callbacks` are used and updated).
+        trainer_cls (type): The trainer class.
+        kwargs (dict): Training arguments (Ultralytics keys only).
+        plan (dict, optional): The run's plan, stored in its checkpoints.
+
+    Returns:
+        (Any): The final validation metrics.
+    """
+    from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
+
+    args = {**yolo.overrides, "model": yolo.overrides["model"], "task": "detect", **kwargs, "mode": "train"}
+    pretrained = args.setdefault("pretrained", yolo.overrides.get("pretrained", True))
+    created = None
+    if not args.get("resume") and not args.get("save_dir") and RANK in {-1, 0}:
+        folder, new = make_run_dir(
+            args.get("project") or Path.cwd() / "runs" / "detect",
+            args.get("name") or "train",
+            bool(args.get("exist_ok")),
+        )
+        args["save_dir"] = str(folder)
+        created = folder if new else None
+    try:
+        trainer = trainer_cls(overrides=args, _callbacks=yolo.callbacks)
+        trainer.plan = plan
+        yolo.trainer = trainer
+        if not args.get("resume") and yolo.ckpt:
+            weights = None if pretrained is False else yolo.model
+            if isinstance(pretrained, (str, Path)):
+                weights = checkpoint_model(load_checkpoint_dict(pretrained))
+            trainer.model = trainer.get_model(weights=weights, cfg=yolo.model.yaml)
+            yolo.model = trainer.model
+            yolo.predictor = None
+        trainer.train()
+    except BaseException:
+        if created is not None:
+            remove_if_unused(created)
+        raise
+    if RANK in {-1, 0}:
+        ckpt = trainer.best if trainer.best.exists() else trainer.last
+        if not ckpt.exists():
+            raise MissingFileError(f"training finished but wrote no checkpoint: expected {trainer.best}")
+        yolo.model, yolo.ckpt = load_checkpoint(ckpt)
+        yolo.predictor = None
+        yolo.overrides = yolo._reset_ckpt_args(yolo.model.args)
+        yolo.overrides["model"] = yolo.ckpt_path = str(ckpt)
+        yolo.metrics = getattr(trainer.validator, "metrics", None) or yolo.ckpt.get("train_metrics")
+    return yolo.metrics
+
+
+# --------------------------------------------------------------------------------------------------------- the stages
+def make_plan(kwargs: dict[str, Any], demo: bool = False) -> dict[str, Any]:
+    """Take dydet's stage arguments out of (prepared) training arguments and return the plan.
+
+    Args:
+        kwargs (dict): Training arguments; `stage`, `stage2_*`, `calibrate` and `threads` are removed from it.
+        demo (bool): The run trains on the embedded demo data (it ends with the demo's predictions and summary).
+
+    Returns:
+        (dict): `{"stage", "router", "calibrate", "threads", "demo", "train_args"}`, where `train_args` are the
+            remaining arguments.
+    """
+    from dydet.engine.args import DYDET_ONLY_KEYS
+
+    stage = str(kwargs.pop("stage", "all"))
+    if stage not in STAGES:
+        raise ArgumentError(f"stage={stage!r} is invalid: use all, 1, 2 or calibrate")
+    router = {k: kwargs.pop(k, None) for k in ROUTER_KEYS}
+    calibrate = kwargs.pop("calibrate", True)
+    threads = kwargs.pop("threads", None)
+    for key in DYDET_ONLY_KEYS:
+        kwargs.pop(key, None)
+    return {
+        "stage": stage,
+        "router": router,
+        "calibrate": bool(calibrate),
+        "threads": threads,
+        "demo": bool(demo),
+        "train_args": to_plain(kwargs),
+    }
+
+
+def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start: str | None = None) -> Any:
+    """Run the stages of `plan` from `start` (default: the plan's first stage).
+
+    Args:
+        yolo (DynamicYOLO): The model front end.
+        plan (dict): See `make_plan`.
+        trainer (type, optional): A custom stage-1 trainer class.
+        start (str, optional): '1', '2' or 'calibrate': where to begin.
+
+    Returns:
+        (Any): The last stage's metrics (the calibration record for `stage=calibrate`).
+    """
+    from dydet.engine.args import router_train_args
+    from dydet.engine.router_trainer import RouterTrainer
+    from dydet.engine.trainer import DynamicTrainer
+
+    stage, kwargs = plan["stage"], dict(plan["train_args"])
+    # dydet's CPU thread count reaches both trainers, which take it out of their overrides before Ultralytics sees it
+    threads = {} if plan.get("threads") is None else {"threads": plan["threads"]}
+    start = start or ("1" if stage == "all" else stage)
+    stage1_dir = None
+    if start == "1":
+        yolo.metrics = fit(yolo, trainer or DynamicTrainer, {**kwargs, **threads}, plan)
+        stage1_dir = Path(yolo.trainer.save_dir)
+        if stage == "1":
+            return yolo.metrics
+        start = "2"
+    if start == "2":
+        if yolo.model.stage < 1:
+            raise ArgumentError(
+                f"stage 2 needs a stage-1 dydet checkpoint as model=, got '{yolo.overrides.get('model')}' "
+                "(an untrained YAML): run 'dydet train stage=1' first, or stage=all"
+            )
+        if yolo.trainer is not None and Path(yolo.overrides["model"]).parent.parent == Path(yolo.trainer.save_dir):
+            kwargs["name"] = Path(yolo.trainer.save_dir).name  # the stage-1 run's actual folder (maybe incremented)
+        yolo.metrics = fit(yolo, RouterTrainer, {**router_train_args(kwargs, plan["router"]), **threads}, plan)
+        if not plan["calibrate"]:
+            return yolo.metrics
+        start = "calibrate"
+    if yolo.model.stage < 2:
+        raise ArgumentError(
+            f"calibration needs a trained router (a stage-2 checkpoint), got "
+            f"'{yolo.ckpt_path or yolo.overrides.get('model')}' at stage {yolo.model.stage}: "
+            "run 'dydet train stage=2' first"
+        )
+    data = kwargs.get("data") or yolo.overrides.get("data")
+    if not data:
+        raise ArgumentError("calibration needs the validation data: pass data=path/to/data.yaml")
+    run = Path(yolo.trainer.save_dir) if yolo.trainer is not None else Path(yolo.ckpt_path).resolve().parent.parent
+    calibration = yolo.calibrate(
+        data=data,
+        imgsz=kwargs.get("imgsz"),
+        batch=batch if isinstance(batch := kwargs.get("batch"), int) and batch > 0 else None,  # not AutoBatch (-1)
+        device=kwargs.get("device"),
+        project=str(run),
+        name="calibration",
+        exist_ok=True,
+    )
+    if plan.get("demo") and stage == "all" and stage1_dir is not None:
+        from dydet.engine.demo import finish_demo
+
+        finish_demo(yolo, data, stage1_dir, imgsz=kwargs.get("imgsz"))
+    return yolo.metrics if stage != "calibrate" else calibration
+
+
+def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
+    """Resume an interrupted run from its checkpoint and finish the stages it was asked for.
+
+    Args:
+        yolo (DynamicYOLO): The model front end (loaded from the checkpoint when `resume` is True).
+        resume (Any): True (the loaded checkpoint) or a checkpoint path.
+        kwargs (dict): Other arguments: memory/device settings may change (`RESUME_ALLOWED`), and `data` when the
+            dataset moved; anything else keeps the run's own value.
+
+    Returns:
+        (Any): The final metrics.
+    """
+    from dydet.engine.router_trainer import RouterTrainer
+    from dydet.engine.trainer import DynamicTrainer
+
+    path = yolo.ckpt_path if resume is True and yolo.ckpt else resume
+    if not isinstance(path, (str, Path)) or not str(path).endswith(".pt"):
+        raise ArgumentError(
+            "resume=True needs the checkpoint of the interrupted run: dydet train model=path/to/weights/last.pt "
+            "resume=True"
+        )
+    ckpt = load_raw(path)
+    info = run_info(ckpt)
+    done = 2 if info.get("stage") == 2 else 1
+    if not resumable(ckpt):
+        raise ArgumentError(
+            f"'{path}' is a finished stage-{done} checkpoint: there is nothing to resume. "
+            + (
+                "Train the router with: dydet train stage=2 model="
+                if done == 1
+                else "Calibrate with: dydet train stage=calibrate model="
+            )
+            + str(path)
+        )
+    saved = ckpt.get("train_args") or {}
+    plan = info.get("plan") or {
+        "stage": str(done),
+        "router": dict.fromkeys(ROUTER_KEYS),
+        "calibrate": done == 2,
+        "train_args": {k: saved.get(k) for k in ("data", "imgsz", "batch", "device", "project", "name")},
+    }
+    given = {k: v for k, v in kwargs.items() if v is not None and (k in RESUME_ALLOWED or k == "data")}
+    plan["train_args"].update(given)
+    ignored = sorted(set(kwargs) - set(given) - {"stage", *ROUTER_KEYS, "calibrate"})
+    if ignored:
+        LOGGER.warning(f"Resume ignores {ignored}: the run continues with its own settings.")
+    yolo.metrics = fit(yolo, RouterTrainer if done == 2 else DynamicTrainer, {**given, "resume": str(path)}, plan)
+    if done == 1 and plan["stage"] == "all":
+        return run_plan(yolo, plan, start="2")
+    if done == 2 and plan["stage"] in {"all", "2"} and plan["calibrate"]:
+        return run_plan(yolo, plan, start="calibrate")
+    return yolo.metrics
