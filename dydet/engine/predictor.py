@@ -73,6 +73,15 @@ class DynamicPredictor(DetectionPredictor):
         backend = getattr(self.model, "backend", self.model)
         return getattr(backend, "model", backend)
 
+    def setup_model(self, model, verbose: bool = True) -> None:
+        """Set up the model as Ultralytics does; a checkpoint path is loaded by dydet's safe loader first."""
+        model = model or self.args.model
+        if isinstance(model, (str, Path)) and str(model).lower().endswith(".pt"):
+            from dydet.utils.checkpoint import load_checkpoint
+
+            model = load_checkpoint(model)[0]
+        super().setup_model(model, verbose)
+
     def inference(self, im: torch.Tensor, *args, **kwargs) -> Any:
         """Run the routed forward pass with this predictor's threshold/route."""
         return super().inference(im, *args, threshold=self.threshold, route=self.route, **kwargs)
