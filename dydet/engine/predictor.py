@@ -98,6 +98,15 @@ class DynamicPredictor(DetectionPredictor):
                 f"{spec.describe()}{spec.cost_note()}"
             )
 
+    def setup_model(self, model, verbose: bool = True) -> None:
+        """Set up the model as Ultralytics does; a checkpoint path is loaded by dydet's safe loader first."""
+        model = model or self.args.model
+        if isinstance(model, (str, Path)) and str(model).lower().endswith(".pt"):
+            from dydet.utils.checkpoint import load_checkpoint
+
+            model = load_checkpoint(model)[0]
+        super().setup_model(model, verbose)
+
     def inference(self, im: torch.Tensor, *args, routing: RoutingSpec | None = None, **kwargs) -> RoutedPreds:
         """Route the batch with `routing` (None: the model's default) and return the predictions with the record."""
         return RoutedPreds(*self.dynamic_model().routed(im, routing))
