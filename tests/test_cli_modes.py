@@ -73,8 +73,8 @@ def test_settings_and_checks_take_their_own_words():
 
 
 def _run(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DYDET_HOME": str(tmp_path / "home")}
-    env.pop("YOLO_CONFIG_DIR", None)  # dydet points it into its (temporary) home
+    # a temporary home for dydet and for Ultralytics' settings: `dydet settings` changes the settings file it finds
+    env = {**os.environ, "DYDET_HOME": str(tmp_path / "home"), "YOLO_CONFIG_DIR": str(tmp_path / "home")}
     return subprocess.run([DYDET, *argv], capture_output=True, text=True, timeout=300, env=env)
 
 
@@ -84,7 +84,7 @@ def test_cli_settings_show_update_and_refuse(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     out = _run(tmp_path, "settings")
     assert out.returncode == 0 and str(runs) in out.stdout + out.stderr
-    assert str(tmp_path / "home") in out.stdout + out.stderr  # dydet's own settings file, not the user's
+    assert str(tmp_path / "home") in out.stdout + out.stderr  # the temporary settings file, not the user's
     out = _run(tmp_path, "settings", "runs_dri=/x")
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Did you mean 'runs_dir'?" in out.stderr
 

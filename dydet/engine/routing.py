@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dydet.utils.checks import check_hard_ratio, check_route, check_threshold
+from dydet.utils.errors import ArgumentError, CheckpointError
 
 # The two routes, in the order every per-route table and loop uses.
 ROUTES = ("easy", "hard")
@@ -199,7 +200,7 @@ def route_costs(calibration: dict[str, Any], kind: str) -> tuple[float, float]:
     """
     costs = calibration.get(BUDGETS[kind][1]) or {}
     if "easy" not in costs or "hard" not in costs:
-        raise ValueError(
+        raise CheckpointError(
             f"{kind}= needs per-route {BUDGETS[kind][0]} in the calibration, which this model lacks; "
             "re-calibrate it with 'dydet train stage=2' or pass hard_ratio= instead"
         )
@@ -227,12 +228,12 @@ def budget_hard_ratio(calibration: dict[str, Any], kind: str, budget: float) -> 
     except (TypeError, ValueError):
         b = math.nan
     if isinstance(budget, bool) or not math.isfinite(b):
-        raise ValueError(f"{kind}={budget!r} is invalid: it must be a number, a mean cost per image in {unit}")
+        raise ArgumentError(f"{kind}={budget!r} is invalid: it must be a number, a mean cost per image in {unit}")
     easy, hard = route_costs(calibration, kind)
     lo, hi = min(easy, hard), max(easy, hard)
     tol = 1e-9 * max(abs(hi), 1.0)
     if not lo - tol <= b <= hi + tol:
-        raise ValueError(
+        raise ArgumentError(
             f"{kind}={budget!r} is out of reach: routing this model costs {lo:.4g} (all easy) to {hi:.4g} (all hard) "
             f"{unit} per image at {calibration.get('imgsz')} px; give a budget in that range"
         )
@@ -278,7 +279,7 @@ def _check_latency_device(calibration: dict[str, Any], device: Any, precision: s
     if precision is not None and precision != measured_precision:
         problems.append(f"this run is {precision}")
     if problems:
-        raise ValueError(
+        raise ArgumentError(
             f"latency= is in ms as measured on {measured_device} at {measured_precision} by the calibration, but "
             f"{' and '.join(problems)}; pass gflops= or hard_ratio= instead, or re-calibrate on this device"
         )
@@ -320,12 +321,14 @@ def resolve_routing(
     }
     if route is not None:
         if given:
-            raise ValueError(f"give either route= or {'/'.join(given)}=, not both (route= forces every image)")
+            raise ArgumentError(f"give either route= or {'/'.join(given)}=, not both (route= forces every image)")
         return RoutingSpec.forced(route)
     if len(given) > 1:
         if set(given) == {"threshold", "hard_ratio"}:
-            raise ValueError("give either threshold= or hard_ratio=, not both (hard_ratio is turned into a threshold)")
-        raise ValueError(f"give one of {', '.join(f'{k}=' for k in given)}, not several: each chooses the threshold")
+            raise ArgumentError(
+                "give either threshold= or hard_ratio=, not both (hard_ratio is turned into a threshold)"
+            )
+        raise ArgumentError(f"give one of {', '.join(f'{k}=' for k in given)}, not several: each chooses the threshold")
     if not given:
         return None
     ((source, value),) = given.items()
@@ -338,7 +341,7 @@ def resolve_routing(
     if source == "hard_ratio":
         check_hard_ratio(value)
     if not calibration:
-        raise ValueError(
+        raise CheckpointError(
             f"{source}= needs a calibrated model: this checkpoint has no calibration; run 'dydet train stage=2' "
             "(which calibrates) or pass threshold= instead"
         )

@@ -271,10 +271,10 @@ class DynamicYOLO(Model):
         Returns:
             (list[Results] | Generator): Results with `.route` and `.score`.
         """
-        source = check_source(source)  # missing/empty/unreadable files, URLs offline: before any run folder
         check_run_args("predict", kwargs)
         kwargs = check_args("predict", kwargs)
         routing = self._pop_routing(kwargs)
+        source = check_source(source)  # missing/empty/unreadable files, URLs offline: before any run folder
         if self.exported is not None:
             from dydet.engine.exported import predict_exported
 

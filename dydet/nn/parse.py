@@ -25,6 +25,7 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.ops import make_divisible
 
 from dydet.nn.modules import SPPCSPC, ReOrg
+from dydet.utils.errors import ConfigError
 
 FAMILIES = ("yolov7",)  # values of a YAML's `family:` that dydet's parser builds
 # Layers only dydet's parser builds; a YAML naming any of them is built entirely here.
@@ -107,7 +108,7 @@ def _activation(spec: str) -> nn.Module:
     m = _ACTIVATION.match(spec.replace(" ", ""))
     cls = getattr(nn, m.group(1), None) if m else None
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(f"activation '{spec}' is not supported: write a torch.nn activation, e.g. nn.LeakyReLU(0.1)")
+        raise ConfigError(f"activation '{spec}' is not supported: write a torch.nn activation, e.g. nn.LeakyReLU(0.1)")
     args = [ast.literal_eval(a) for a in m.group(2).split(",") if a]
     return cls(*args)
 
@@ -118,7 +119,7 @@ def _resolve(name: str, i: int) -> type[nn.Module]:
     if name in _LAYERS:
         return _LAYERS[name]
     supported = ", ".join([*_LAYERS, "nn.*"])
-    raise ValueError(
+    raise ConfigError(
         f"layer {i}: module '{name}' cannot be used in a YAML with {'/'.join(DYDET_LAYERS)} layers; "
         f"use one of: {supported}"
     )

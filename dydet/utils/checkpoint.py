@@ -64,8 +64,8 @@ def trusting(trust: bool | None) -> Iterator[None]:
         _TRUST.reset(token)
 
 
-def _refusal(path: Path, why: str) -> ValueError:
-    return ValueError(
+def _refusal(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(
         f"checkpoint '{path}' is not in a safe format ({why}): dydet loads checkpoints without running code and "
         f"refused it. Only if you trust who made the file, pass {TRUST_ARG}=True (unsafe: loading it can run any code)"
     )
@@ -239,9 +239,9 @@ def _torch_load_weights_only(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _unreadable(path: Path, e: BaseException) -> ValueError:
+def _unreadable(path: Path, e: BaseException) -> CheckpointError:
     why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
-    return ValueError(
+    return CheckpointError(
         f"checkpoint '{path}' is not a readable PyTorch checkpoint (empty, truncated or another kind of file: {why}); "
         "use the original file or train again"
     )

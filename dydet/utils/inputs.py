@@ -1,6 +1,7 @@
 """Checks of what a run reads, before any work starts or any run folder exists: sizes, data, sources, extras.
 
-Each check raises a one-line `ValueError` / `FileNotFoundError` that names the value or file and the fix. None of
+Each check raises a one-line `ArgumentError` / `MissingFileError` (dydet's errors: also a `ValueError` /
+`FileNotFoundError`) that names the value or file and the fix. None of
 them reaches the network: a URL is refused unless the user opted in by setting ``YOLO_OFFLINE=0`` (dydet sets it to 1
 by default), and then it is fetched by dydet with a timeout of a few seconds (`URL_TIMEOUT_S`).
 """
@@ -14,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dydet.utils.errors import ArgumentError, MissingFileError
+from dydet.utils.errors import ArgumentError, DependencyError, MissingFileError
 
 URL_TIMEOUT_S = 5.0
 URL_SCHEMES = ("http://", "https://", "ftp://", "rtsp://", "rtmp://", "tcp://", "ul://")
@@ -59,9 +60,9 @@ def fetch_url(url: str, timeout: float = URL_TIMEOUT_S) -> Path:
     return out
 
 
-def refuse_url(what: str, url: str) -> ValueError:
+def refuse_url(what: str, url: str) -> ArgumentError:
     """Return the error for a URL given while offline."""
-    return ValueError(
+    return ArgumentError(
         f"{what}='{url}' is a URL and dydet works offline: download it first (e.g. curl -L -o FILE '{url}') and pass "
         f"the local path, or set YOLO_OFFLINE=0 to let dydet fetch it (with a {URL_TIMEOUT_S:g} s timeout)"
     )
@@ -232,7 +233,7 @@ def require_export_extra() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise ArgumentError(
+        raise DependencyError(
             f"ONNX export needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
             "pip install 'dydet[export]'"
         )

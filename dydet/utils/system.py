@@ -9,6 +9,7 @@ from typing import Any
 
 from ultralytics.utils import LOGGER, SETTINGS, SETTINGS_FILE
 
+from dydet.utils.errors import ArgumentError
 from dydet.utils.offline import dydet_home
 
 # Environment variables that decide whether dydet (through Ultralytics) may reach the network or pip
@@ -40,17 +41,19 @@ def handle_settings(args: list[str]) -> dict[str, Any]:
         new = {}
         for a in args:
             if "=" not in a:
-                raise ValueError(f"settings: '{a}' is not key=value; e.g. 'dydet settings runs_dir=/path' or 'reset'")
+                raise ArgumentError(
+                    f"settings: '{a}' is not key=value; e.g. 'dydet settings runs_dir=/path' or 'reset'"
+                )
             k, v = parse_key_value_pair(a)
             if k not in SETTINGS:
                 match = difflib.get_close_matches(k, list(SETTINGS), n=1)
                 hint = f" Did you mean '{match[0]}'?" if match else ""
-                raise ValueError(f"settings: '{k}' is not a setting.{hint} Settings: {', '.join(SETTINGS)}")
+                raise ArgumentError(f"settings: '{k}' is not a setting.{hint} Settings: {', '.join(SETTINGS)}")
             new[k] = v
         try:
             SETTINGS.update(new)  # checks each value's type against the default's
         except TypeError as e:
-            raise ValueError(f"settings: {' '.join(str(e).split())}") from None
+            raise ArgumentError(f"settings: {' '.join(str(e).split())}") from None
         for k, v in new.items():
             LOGGER.info(f"Updated '{k}={v}'")
     LOGGER.info(f"Settings file: {SETTINGS_FILE}\n{SETTINGS}")

@@ -120,5 +120,5 @@ def test_tradeoff_table_default_is_the_cfg_sweep(monkeypatch):
         def routed(self, hard):
             return SimpleNamespace(mean_results=lambda: [0.0, 0.0, 0.0, 0.0])
 
-    tradeoff.tradeoff_table(Metrics(), {"gflops": {"easy": 1.0, "hard": 2.0, "router": 0.0}})
+    tradeoff.tradeoff_table(Metrics(), {"scores": [0.1, 0.9], "gflops": {"easy": 1.0, "hard": 2.0, "router": 0.0}})
     assert seen == help_value("val", "hard_ratios")

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ultralytics.nn.tasks import load_checkpoint
+from ultralytics.nn.tasks import load_checkpoint as ultralytics_load_checkpoint
 
 from dydet import DynamicYOLO
 from dydet.cfg import MODELS_DIR
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.checkpoint import load_checkpoint
 
 DYDET = str(Path(sys.executable).with_name("dydet"))
 
@@ -119,7 +120,7 @@ def test_pretrained_static_yolov7_tiny_checkpoint_initialises_both_routes(tiny_d
     overrides = {"model": "dy-yolov7-tiny.yaml", "data": str(tiny_data), "project": str(tmp_path)}
     trainer = DynamicTrainer(overrides=overrides)
     trainer.data = {"nc": 6, "channels": 3, "names": {i: str(i) for i in range(6)}}
-    weights, _ = load_checkpoint(tmp_path / "yolov7-tiny.pt")
+    weights, _ = ultralytics_load_checkpoint(tmp_path / "yolov7-tiny.pt")  # a pickled static model the test made
     model = trainer.get_model(cfg="dy-yolov7-tiny.yaml", weights=weights, verbose=False).eval()
     x = torch.rand(2, 3, 96, 96)
     with torch.no_grad():

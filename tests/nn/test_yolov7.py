@@ -1,4 +1,4 @@
-"""Dy-YOLOv7 / -X / -W6 / -tiny: wiring, routing and costs against the paper's figures (FAMILIES.md §A).
+"""Dy-YOLOv7 / -X / -W6 / -tiny: wiring, routing and costs against the paper's figures (docs/BENCHMARKS.md §7).
 
 Fast tests use the YAMLs at a small `width_multiple` (same graph, narrow layers); the full-size cost table is slow.
 """
@@ -194,7 +194,7 @@ def test_fuse_keeps_routes_with_repconv():
 
 
 # ---------------------------------------------------------------------------------------------- the paper's figures
-# FAMILIES.md §A5 variant (b): easy / hard GFLOPs with the YOLO11-style Detect head, router parameters (M).
+# head variant (b), docs/BENCHMARKS.md §7: easy / hard GFLOPs with the YOLO11-style Detect head, router parameters (M).
 TARGETS = {
     "yolov7": (640, 110.2, 187.2, 2.08),
     "yolov7x": (640, 198.8, 316.8, 3.24),
