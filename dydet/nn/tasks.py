@@ -31,17 +31,19 @@ class ParsedDetectionModel(DetectionModel):
     """
 
     dynamic = False  # a dydet dynamic YAML (with a `dynamic:` section) rather than a static one
+    default_cfg: str  # the model YAML built when `cfg` is not given (set by each subclass)
 
-    def __init__(self, cfg: str | Path | dict, ch: int = 3, nc: int | None = None, verbose=True):
-        """Build the model from a YAML path, a shipped name or a model dict.
+    def __init__(self, cfg: str | Path | dict | None = None, ch: int = 3, nc: int | None = None, verbose=True):
+        """Build the model from a YAML path, a shipped name (e.g. `dy-yolo11n.yaml`, `yolov7.yaml`) or a model dict.
 
         Args:
-            cfg (str | Path | dict): The model YAML.
+            cfg (str | Path | dict, optional): The model YAML (default: the class's `default_cfg`).
             ch (int): Input channels.
             nc (int, optional): Number of classes, overriding the YAML.
             verbose (bool): Print the layer table and summary.
         """
         nn.Module.__init__(self)
+        cfg = self.default_cfg if cfg is None else cfg
         self.yaml = deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg, dynamic=self.dynamic)
         self.yaml["channels"] = ch
         if nc and nc != self.yaml["nc"]:
@@ -129,17 +131,7 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     """
 
     dynamic = True
-
-    def __init__(self, cfg: str | Path | dict = "dy-yolo11n.yaml", ch: int = 3, nc: int | None = None, verbose=True):
-        """Build the dual-route model from a dydet model YAML.
-
-        Args:
-            cfg (str | Path | dict): A dydet model YAML path, shipped name (e.g. `dy-yolo11n.yaml`) or dict.
-            ch (int): Input channels.
-            nc (int, optional): Number of classes, overriding the YAML.
-            verbose (bool): Print the layer table and per-route summary.
-        """
-        super().__init__(cfg, ch=ch, nc=nc, verbose=verbose)
+    default_cfg = "dy-yolo11n.yaml"
 
     def _parse(self, ch: int, verbose: bool) -> tuple[nn.Sequential, list[int]]:
         """Expand the YAML into the dual graph (B1, H1, B2, H2) and parse that."""
@@ -423,6 +415,4 @@ class StaticDetectionModel(ParsedDetectionModel):
     initialises both routes of one (`pretrained=`).
     """
 
-    def __init__(self, cfg: str | Path | dict = "yolov7-tiny.yaml", ch: int = 3, nc: int | None = None, verbose=True):
-        """Build the model from a YAML path, a shipped name (e.g. `yolov7.yaml`) or a model dict (see the base)."""
-        super().__init__(cfg, ch=ch, nc=nc, verbose=verbose)
+    default_cfg = "yolov7-tiny.yaml"
