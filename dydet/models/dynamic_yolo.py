@@ -197,8 +197,11 @@ class DynamicYOLO(Model):
     def _validate(
         self, validator=None, routing: RoutingSpec | None = None, **kwargs: Any
     ) -> tuple[DynamicDetMetrics, DynamicValidator]:
-        """Run the per-route validator (`(B)` at `routing`, None: the model's own); return its metrics and it."""
-        custom = {"rect": True}
+        """Run `Model.val` with the per-route validator (`(B)` at `routing`, None: the model's own); return it too.
+
+        Only what differs from `Model.val` is here: dydet's data shortcuts, an absolute `project`, and the routing
+        handed to the validator's constructor; the validator made is returned with its metrics.
+        """
         kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
             kwargs["data"] = self.overrides.get("data")  # the training data; never a default dataset
@@ -206,11 +209,15 @@ class DynamicYOLO(Model):
         check_data(kwargs["data"], "val")  # missing YAML, URL, `download:`, labels beyond nc: before any folder
         if kwargs.get("project"):
             kwargs["project"] = str(Path(kwargs["project"]).resolve())
-        args = {**self.overrides, **custom, **kwargs, "mode": "val"}
-        validator = (validator or self._smart_load("validator"))(args=args, _callbacks=self.callbacks, routing=routing)
-        validator(model=self.model)
-        self.metrics = validator.metrics
-        return validator.metrics, validator
+        validator_class = validator or self._smart_load("validator")
+        made = []
+
+        def make(**args: Any) -> DynamicValidator:
+            made.append(validator_class(**args, routing=routing))
+            return made[-1]
+
+        metrics = super().val(validator=make, **kwargs)
+        return metrics, made[-1]
 
     def val(self, validator=None, **kwargs: Any) -> DynamicDetMetrics:
         """Validate: both routes' metrics, plus the routed model at `threshold`/`hard_ratio`, or the trade-off table.

@@ -21,7 +21,96 @@ from dydet.nn.parse import parse_model
 from dydet.utils.errors import ArgumentError
 
 
-class DynamicDetectionModel(DetectionModel, DetectorFamily):
+class ParsedDetectionModel(DetectionModel):
+    """A `DetectionModel` whose layers dydet's parser builds; the stock init's steps, with hooks where dydet differs.
+
+    `DetectionModel.__init__` cannot be called: it parses with Ultralytics' own `parse_model` (no YOLOv7 modules, no
+    dual graph) and computes strides only for `model[-1]` from a single `{"feats"}` output. This init keeps its steps
+    and the attributes it sets (`yaml` with `channels`/`nc`, `model`, `save`, `names`, `inplace`, `stride`, head
+    strides and biases, initialised weights); subclasses override only `_parse` (what is parsed), `_build_extra`
+    (parts outside `model.model`), `heads` and `_head_feats` (which heads get strides, from which outputs).
+    """
+
+    dynamic = False  # a dydet dynamic YAML (with a `dynamic:` section) rather than a static one
+    default_cfg: str  # the model YAML built when `cfg` is not given (set by each subclass)
+
+    def __init__(self, cfg: str | Path | dict | None = None, ch: int = 3, nc: int | None = None, verbose=True):
+        """Build the model from a YAML path, a shipped name (e.g. `dy-yolo11n.yaml`, `yolov7.yaml`) or a model dict.
+
+        Args:
+            cfg (str | Path | dict, optional): The model YAML (default: the class's `default_cfg`).
+            ch (int): Input channels.
+            nc (int, optional): Number of classes, overriding the YAML.
+            verbose (bool): Print the layer table and summary.
+        """
+        nn.Module.__init__(self)
+        cfg = self.default_cfg if cfg is None else cfg
+        self.yaml = deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg, dynamic=self.dynamic)
+        self.yaml["channels"] = ch
+        if nc and nc != self.yaml["nc"]:
+            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
+            self.yaml["nc"] = nc
+        self.model, self.save = self._parse(ch, verbose)
+        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
+        self.inplace = self.yaml.get("inplace", True)
+        self._build_extra(ch)
+        self._init_heads(ch)
+        initialize_weights(self)
+        if verbose:
+            self.info()
+            LOGGER.info("")
+
+    def _parse(self, ch: int, verbose: bool) -> tuple[nn.Sequential, list[int]]:
+        """Return `(model, save)` built by dydet's parser from `self.yaml`."""
+        return parse_model(self.yaml, ch=ch, verbose=verbose)
+
+    def _build_extra(self, ch: int) -> None:
+        """Build what lives beside `model.model` (nothing here), before strides and weights are initialised."""
+
+    @property
+    def heads(self) -> tuple[Detect, ...]:
+        """Return the Detect heads that get strides and biases (stock: `model[-1]`)."""
+        return (self.model[-1],)
+
+    def _head_feats(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Return each head's raw feature maps for `x`, in `heads` order (training-mode forward)."""
+        return [self.forward(x)["feats"]]
+
+    def _init_heads(self, ch: int) -> None:
+        """Compute strides and initialise biases of every head, as `DetectionModel.__init__` does for `model[-1]`."""
+        s = 256  # 2x the largest stride of a 4-level (P6) model
+        self.model.eval()  # avoid changing batch statistics until training begins
+        for head in self.heads:
+            head.inplace = self.inplace
+            head.training = True  # to return the raw feature maps
+        with torch.no_grad():
+            feats = self._head_feats(torch.zeros(1, ch, s, s))
+        for head, f in zip(self.heads, feats):
+            head.stride = torch.tensor([s / x.shape[-2] for x in f])
+        self.stride = self.heads[-1].stride
+        self.model.train()
+        for head in self.heads:
+            head.bias_init()
+
+    def _apply(self, fn):
+        """Apply `fn` to all tensors, including every head's stride/anchor tensors (stock code moves `model[-1]`)."""
+        super()._apply(fn)
+        for head in self.heads:
+            if head is not self.model[-1]:
+                head.stride, head.anchors, head.strides = fn(head.stride), fn(head.anchors), fn(head.strides)
+        return self
+
+    def set_head_attr(self, **kwargs) -> None:
+        """Set attributes (e.g. `max_det`) on every head (stock code sets them on `model[-1]`)."""
+        for head in self.heads:
+            for k, v in kwargs.items():
+                if not hasattr(head, k):
+                    LOGGER.warning(f"Head has no attribute '{k}'.")
+                    continue
+                setattr(head, k, v)
+
+
+class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     """DynamicDet on an Ultralytics detection YAML: easy route B1 -> H1, hard route B1 -> B2 -> H2, and a router.
 
     Forward behaviours:
@@ -42,42 +131,33 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
         stage (int): Training stage reached: 0 untrained, 1 cascade (both routes), 2 router trained.
     """
 
-    def __init__(self, cfg: str | Path | dict = "dy-yolo11n.yaml", ch: int = 3, nc: int | None = None, verbose=True):
-        """Build the dual-route model from a dydet model YAML.
+    dynamic = True
+    default_cfg = "dy-yolo11n.yaml"
 
-        Args:
-            cfg (str | Path | dict): A dydet model YAML path, shipped name (e.g. `dy-yolo11n.yaml`) or dict.
-            ch (int): Input channels.
-            nc (int, optional): Number of classes, overriding the YAML.
-            verbose (bool): Print the layer table and per-route summary.
-        """
-        nn.Module.__init__(self)
-        self.yaml = deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg)
-        self.yaml["channels"] = ch
-        if nc and nc != self.yaml["nc"]:
-            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
-            self.yaml["nc"] = nc
+    def _parse(self, ch: int, verbose: bool) -> tuple[nn.Sequential, list[int]]:
+        """Expand the YAML into the dual graph (B1, H1, B2, H2) and parse that."""
         expanded, self.graph = build_dual_graph(self.yaml)
-        self.model, self.save = parse_model(expanded, ch=ch, verbose=verbose)
-        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
-        self.inplace = self.yaml.get("inplace", True)
+        return parse_model(expanded, ch=ch, verbose=verbose)
+
+    def _build_extra(self, ch: int) -> None:
+        """Set the routing defaults and build the router on B1's stage outputs."""
         self.threshold = DEFAULT_THRESHOLD
         self.calibration = None
         self.stage = 0  # training stage reached: 0 untrained, 1 cascade (both routes), 2 router
         # outputs to keep while running a route: later layers' inputs, each segment's predecessor, router inputs
         self._keep = frozenset(self.save) | {self.graph.easy.start - 1, *self.graph.stages}
         self.router = Router(self._stage_channels(ch), self.yaml["dynamic"].get("router_reduction", 4))
-        self._init_heads(ch)
-        initialize_weights(self)
-        if verbose:
-            self.info()
-            LOGGER.info("")
 
     # ----------------------------------------------------------------------------------------------------- structure
     @property
     def heads(self) -> tuple[Detect, Detect]:
         """Return the (easy, hard) Detect heads."""
         return self.model[self.graph.easy.stop - 1], self.model[self.graph.hard.stop - 1]
+
+    def _head_feats(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Return the easy and the hard head's raw feature maps for `x` (both routes run)."""
+        out = self.forward_both(x)
+        return [out[route]["feats"] for route in ("easy", "hard")]
 
     def route_layers(self, route: str) -> list[int]:
         """Return the indices of `model.model` layers that run for one route ('easy' or 'hard'), B1 included."""
@@ -87,38 +167,6 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
         """Find the router's input widths with a dry run of B1."""
         y, _ = self.run_trunk(torch.zeros(1, ch, 128, 128), score=False)  # >1 value per channel at stride 64 (P6)
         return [y[i].shape[1] for i in self.graph.stages]
-
-    def _init_heads(self, ch: int) -> None:
-        """Compute strides and initialise biases for both Detect heads (stock code only handles `model[-1]`)."""
-        s = 256  # 2x min stride
-        self.model.eval()  # avoid changing batch statistics until training begins
-        for head in self.heads:
-            head.inplace = self.inplace
-            head.training = True  # to return the raw feature maps
-        with torch.no_grad():
-            out = self.forward_both(torch.zeros(1, ch, s, s))
-        for head, route in zip(self.heads, ("easy", "hard")):
-            head.stride = torch.tensor([s / f.shape[-2] for f in out[route]["feats"]])
-        self.stride = self.heads[1].stride
-        self.model.train()
-        for head in self.heads:
-            head.bias_init()
-
-    def _apply(self, fn):
-        """Apply `fn` to all tensors, including both heads' stride/anchor tensors (stock code moves `model[-1]`)."""
-        super()._apply(fn)
-        head = self.heads[0]
-        head.stride, head.anchors, head.strides = fn(head.stride), fn(head.anchors), fn(head.strides)
-        return self
-
-    def set_head_attr(self, **kwargs) -> None:
-        """Set attributes (e.g. `max_det`) on both Detect heads."""
-        for head in self.heads:
-            for k, v in kwargs.items():
-                if not hasattr(head, k):
-                    LOGGER.warning(f"Head has no attribute '{k}'.")
-                    continue
-                setattr(head, k, v)
 
     # -------------------------------------------------------------------------------------------------------- weights
     def init_criterion(self):
@@ -360,7 +408,7 @@ class DynamicDetectionModel(DetectionModel, DetectorFamily):
         return n_l, n_p, n_g, summary["hard"]["gflops"]
 
 
-class StaticDetectionModel(DetectionModel):
+class StaticDetectionModel(ParsedDetectionModel):
     """A static (single-route) Ultralytics detection model from a YAML that only dydet's parser builds (YOLOv7 family).
 
     It is an ordinary `DetectionModel` once built (same forward, loss, fuse, export); only the layer parsing differs
@@ -368,35 +416,4 @@ class StaticDetectionModel(DetectionModel):
     initialises both routes of one (`pretrained=`).
     """
 
-    def __init__(self, cfg: str | Path | dict = "yolov7-tiny.yaml", ch: int = 3, nc: int | None = None, verbose=True):
-        """Build the model from a YAML path, a shipped name (e.g. `yolov7.yaml`) or a model dict.
-
-        Args:
-            cfg (str | Path | dict): The model YAML.
-            ch (int): Input channels.
-            nc (int, optional): Number of classes, overriding the YAML.
-            verbose (bool): Print the layer table and summary.
-        """
-        nn.Module.__init__(self)
-        self.yaml = deepcopy(cfg) if isinstance(cfg, dict) else load_model_yaml(cfg, dynamic=False)
-        self.yaml["channels"] = ch
-        if nc and nc != self.yaml["nc"]:
-            LOGGER.info(f"Overriding model.yaml nc={self.yaml['nc']} with nc={nc}")
-            self.yaml["nc"] = nc
-        self.model, self.save = parse_model(self.yaml, ch=ch, verbose=verbose)
-        self.names = {i: f"{i}" for i in range(self.yaml["nc"])}
-        self.inplace = self.yaml.get("inplace", True)
-        head, s = self.model[-1], 256  # 2x the largest stride of a 4-level (P6) model
-        head.inplace = self.inplace
-        self.model.eval()  # avoid changing batch statistics until training begins
-        head.training = True  # to return the raw feature maps
-        with torch.no_grad():
-            feats = self.forward(torch.zeros(1, ch, s, s))["feats"]
-        head.stride = torch.tensor([s / f.shape[-2] for f in feats])
-        self.stride = head.stride
-        self.model.train()
-        head.bias_init()
-        initialize_weights(self)
-        if verbose:
-            self.info()
-            LOGGER.info("")
+    default_cfg = "yolov7-tiny.yaml"

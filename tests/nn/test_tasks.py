@@ -215,3 +215,57 @@ def test_state_survives_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(x, threshold=t)[0], ref, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(loaded.router_scores(x), model.router_scores(x))
+
+
+# ---------------------------------------------------------------- pinned against stock Ultralytics (least override)
+def stock_and_dynamic(nc: int = 3) -> tuple[DetectionModel, DynamicDetectionModel]:
+    from ultralytics.nn.tasks import yaml_model_load
+
+    torch.manual_seed(0)
+    stock = DetectionModel(yaml_model_load("yolo11n.yaml"), nc=nc, verbose=False)
+    return stock, DynamicDetectionModel("dy-yolo11n.yaml", nc=nc, verbose=False)
+
+
+def test_init_sets_what_detection_model_init_sets():
+    stock, model = stock_and_dynamic()
+    assert model.names == stock.names and model.inplace == stock.inplace
+    assert {k: model.yaml[k] for k in ("nc", "channels", "scale")} == {k: stock.yaml[k] for k in ("nc", "channels")} | {
+        "scale": "n"
+    }
+    assert torch.equal(model.stride, stock.stride)
+    assert model.training and model.model.training == stock.model.training
+    sh = stock.model[-1]
+    for head in model.heads:  # both heads get what the stock init gives `model[-1]`: strides, inplace, biases
+        assert torch.equal(head.stride, sh.stride) and head.inplace == sh.inplace and head.training
+        for mine, theirs in zip([*head.cv2, *head.cv3], [*sh.cv2, *sh.cv3]):
+            assert torch.equal(mine[-1].bias, theirs[-1].bias)
+    for m in model.modules():  # initialize_weights ran (stock BatchNorm eps/momentum)
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert (m.eps, m.momentum) == (1e-3, 0.03)
+
+
+def test_static_model_is_the_stock_detection_model_for_a_stock_yaml():
+    from ultralytics.nn.tasks import yaml_model_load
+
+    from dydet.nn.tasks import StaticDetectionModel
+
+    d = yaml_model_load("yolo11n.yaml")
+    torch.manual_seed(0)
+    stock = DetectionModel(d, nc=3, verbose=False)
+    torch.manual_seed(0)
+    static = StaticDetectionModel(d, nc=3, verbose=False)
+    assert static.yaml == stock.yaml and static.save == stock.save and static.names == stock.names
+    assert torch.equal(static.stride, stock.stride)
+    a, b = static.state_dict(), stock.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_hard_route_is_the_stock_forward_over_the_layer_list():
+    """`_run` keeps `_predict_once`'s reading/saving rule: the whole layer list run by stock code is the hard route."""
+    from ultralytics.nn.tasks import BaseModel
+
+    model, x = tiny_model(), varied_images(2)
+    with torch.no_grad():
+        stock = BaseModel._predict_once(model, x)
+        mine = model(x, route="hard")
+    assert torch.equal(stock[0], mine[0])
