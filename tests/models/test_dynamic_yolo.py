@@ -6,6 +6,7 @@ from ultralytics import YOLO
 from ultralytics.utils import DEFAULT_CFG_DICT
 
 from dydet import DynamicYOLO
+from dydet.data.synthetic import make_dataset
 from dydet.engine.routing import RoutingSpec
 
 
@@ -35,11 +36,12 @@ class RecordingValidator:
 
 def test_validate_runs_model_val_with_the_routing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    data = str(make_dataset("tiny", root=tmp_path / "datasets", verbose=False))  # val checks its data YAML first
     stock, model = YOLO("yolo11n.yaml"), DynamicYOLO("dy-yolo11n.yaml")
-    stock_metrics = stock.val(validator=RecordingValidator, data="a.yaml", project="runs", batch=2)
+    stock_metrics = stock.val(validator=RecordingValidator, data=data, project="runs", batch=2)
     expected = {**RecordingValidator.made[-1].args, **model.overrides}
     spec = RoutingSpec.at(0.5)
-    metrics, validator = model._validate(RecordingValidator, routing=spec, data="a.yaml", project="runs", batch=2)
+    metrics, validator = model._validate(RecordingValidator, routing=spec, data=data, project="runs", batch=2)
     assert validator is RecordingValidator.made[-1] and validator.routing is spec and validator.model is model.model
     assert metrics == model.metrics == validator.metrics != stock_metrics
     assert validator.callbacks is model.callbacks
