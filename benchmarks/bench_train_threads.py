@@ -28,8 +28,8 @@ import torch
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.data.synthetic import make_dataset
-from dydet.engine.router_trainer import ROUTER_DEFAULTS, ROUTER_FIXED, RouterTrainer
-from dydet.engine.trainer import DynamicTrainer
+from dydet.models.yolo.train import DynamicTrainer
+from dydet.models.yolo.train_router import ROUTER_DEFAULTS, ROUTER_FIXED, RouterTrainer
 from dydet.utils.torch_utils import usable_cpu_cores
 
 # Ultralytics' CPU thread count (cores - 1, at most 8); imported after dydet, which sets the offline environment.

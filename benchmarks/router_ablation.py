@@ -25,7 +25,7 @@ setup_offline()  # first: Ultralytics reads its offline settings once, when it i
 
 from dydet import DynamicYOLO
 from dydet.engine.routing import DEFAULT_THRESHOLD, hard_mask
-from dydet.engine.validator import hard_by_rank
+from dydet.models.yolo.val import hard_by_rank
 from dydet.nn.modules import Router
 from dydet.utils.loss import RouterLoss, RunningMedian
 

@@ -19,6 +19,34 @@ from dydet.utils.offline import setup_offline  # noqa: E402
 
 setup_offline()
 
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from dydet import DynamicYOLO  # noqa: E402
+from dydet.data.synthetic import make_dataset  # noqa: E402
+
+TINY_TRAIN = {"epochs": 1, "imgsz": 64, "batch": 8, "workers": 0, "device": "cpu", "plots": False}
+
+
+@pytest.fixture
+def tiny_train() -> dict:
+    return dict(TINY_TRAIN)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    return make_dataset("tiny", root=tmp_path_factory.mktemp("datasets"), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def full_run(tiny_data, tmp_path_factory):
+    """Stage 1 + stage 2 + calibration on the tiny dataset through the Python API."""
+    project = tmp_path_factory.mktemp("runs")
+    model = DynamicYOLO("dy-yolo11n.yaml")
+    metrics = model.train(data=str(tiny_data), project=str(project), name="full", stage2_epochs=1, **TINY_TRAIN)
+    return model, metrics, project
+
 
 def pytest_sessionfinish(session, exitstatus):
     """Remove the session's temporary home."""

@@ -1,8 +1,8 @@
 """A non-editable wheel, installed outside the repository, carries everything dydet reads from its package.
 
 Builds the wheel from a copy of the sources, installs it into a temporary virtual environment that borrows this
-interpreter's site-packages (torch, Ultralytics, ...) but not its dydet, and runs ``dydet help`` and a tiny
-``dydet train`` from a folder outside the repository.
+interpreter's site-packages (torch, Ultralytics, ...) but not its dydet, and runs ``dydet help``, ``dydet checks``, a
+tiny ``dydet train`` and ``dydet track`` on a short generated video from a folder outside the repository.
 """
 
 import os
@@ -12,6 +12,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from dydet.data import make_dataset
@@ -73,4 +75,20 @@ def test_wheel_installs_and_trains_outside_the_repository(tmp_path):
     run([dydet, "train", *args, "stage2_epochs=1", f"project={project}", "name=t", "plots=False"], cwd=work, env=env)
     assert (project / "t-router" / "weights" / "final.pt").is_file()  # stage 1, stage 2 and calibration ran
     assert not (work / "runs").exists()
+
+    checks = run([dydet, "checks"], cwd=work, env=env)
+    assert "network:" in checks.stdout + checks.stderr and "dydet home:" in checks.stdout + checks.stderr
+    video = tmp_path / "shapes.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for i in range(4):  # a square moving right
+        frame = np.full((64, 64, 3), 90, np.uint8)
+        cv2.rectangle(frame, (8 + 4 * i, 20), (28 + 4 * i, 40), (200, 60, 40), -1)
+        writer.write(frame)
+    writer.release()
+    final = project / "t-router" / "weights" / "final.pt"
+    track = run(
+        [dydet, "track", f"model={final}", f"source={video}", "imgsz=64", f"project={project}"], cwd=work, env=env
+    )
+    log = track.stdout + track.stderr
+    assert log.count("video 1/1") == 4 and ("easy" in log or "hard" in log)  # every frame routed
     assert sysconfig.get_path("purelib") not in str(purelib)  # the test venv is its own environment

@@ -91,7 +91,7 @@ def router_train_args(kwargs: dict[str, Any], router: dict[str, Any]) -> dict[st
     Returns:
         (dict): Arguments for `RouterTrainer`.
     """
-    from dydet.engine.router_trainer import ROUTER_DEFAULTS, ROUTER_FIXED
+    from dydet.models.yolo.train_router import ROUTER_DEFAULTS, ROUTER_FIXED
 
     given = {"epochs": router["stage2_epochs"], "lr0": router["stage2_lr"], "batch": router["stage2_batch"]}
     args = {k: v for k, v in kwargs.items() if k not in {"pretrained", "resume", "freeze"}}

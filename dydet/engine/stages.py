@@ -162,8 +162,8 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
         (Any): The last stage's metrics (the calibration record for `stage=calibrate`).
     """
     from dydet.engine.args import router_train_args
-    from dydet.engine.router_trainer import RouterTrainer
-    from dydet.engine.trainer import DynamicTrainer
+    from dydet.models.yolo.train import DynamicTrainer
+    from dydet.models.yolo.train_router import RouterTrainer
 
     stage, kwargs = plan["stage"], dict(plan["train_args"])
     # dydet's CPU thread count reaches both trainers, which take it out of their overrides before Ultralytics sees it
@@ -226,8 +226,8 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     Returns:
         (Any): The final metrics.
     """
-    from dydet.engine.router_trainer import RouterTrainer
-    from dydet.engine.trainer import DynamicTrainer
+    from dydet.models.yolo.train import DynamicTrainer
+    from dydet.models.yolo.train_router import RouterTrainer
 
     path = yolo.ckpt_path if resume is True and yolo.ckpt else resume
     if not isinstance(path, (str, Path)) or not str(path).endswith(".pt"):

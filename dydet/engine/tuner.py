@@ -15,7 +15,7 @@ from ultralytics.engine.tuner import Tuner
 from ultralytics.utils import LOGGER, YAML
 from ultralytics.utils.plotting import plot_tune_results
 
-from dydet.engine.trainer import DynamicTrainer
+from dydet.models.yolo.train import DynamicTrainer
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:

@@ -1,3 +1,3 @@
-from dydet.models.dynamic_yolo import DynamicYOLO
+from dydet.models.yolo.model import DynamicYOLO
 
 __all__ = ["DynamicYOLO"]

@@ -8,7 +8,7 @@ import yaml
 
 from dydet import DynamicYOLO, cfg
 from dydet.cli import mode_help, parse_args
-from dydet.engine import benchmark as benchmark_module
+from dydet.utils.benchmarks import runner as benchmark_module
 from dydet.utils.errors import ArgumentError, DydetError
 
 
@@ -108,7 +108,7 @@ def test_benchmark_speed_called_directly_uses_the_same_defaults(monkeypatch):
 
 
 def test_tradeoff_table_default_is_the_cfg_sweep(monkeypatch):
-    from dydet.engine import tradeoff
+    from dydet.utils import tradeoff
 
     seen = []
     monkeypatch.setattr(tradeoff, "threshold_for_hard_ratio", lambda cal, p: seen.append(p) or 0.5)

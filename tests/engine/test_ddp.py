@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from dydet.engine.router_trainer import RouterTrainer
-from dydet.engine.trainer import DynamicTrainer
+from dydet.models.yolo.train import DynamicTrainer
+from dydet.models.yolo.train_router import RouterTrainer
 from dydet.nn.tasks import DynamicDetectionModel
 
 TRAIN_LINE = "    trainer.train()\n"
@@ -116,8 +116,8 @@ def test_ddp_workers_rebuild_dydet_trainers(tiny_data, tmp_path, stage1_model, c
     from ultralytics.utils.dist import ddp_cleanup, generate_ddp_file
 
     expected = {
-        DynamicTrainer: ("dydet.engine.trainer", "DynamicTrainer", 1),
-        RouterTrainer: ("dydet.engine.router_trainer", "RouterTrainer", 2),
+        DynamicTrainer: ("dydet.models.yolo.train", "DynamicTrainer", 1),
+        RouterTrainer: ("dydet.models.yolo.train_router", "RouterTrainer", 2),
     }
     scripts, cleanups = [], []
     try:

@@ -23,7 +23,7 @@ from dydet.engine.args import pop_routing
 from dydet.engine.exported import predict_exported
 from dydet.engine.exporter import export_onnx, route_inputs
 from dydet.engine.routing import RoutingSpec, resolve_routing, threshold_for_hard_ratio
-from dydet.models.dynamic_yolo import DynamicYOLO
+from dydet.models.yolo.model import DynamicYOLO
 from dydet.nn.backends.format import InvalidExportError, is_export_dir
 from dydet.nn.backends.runtime import load_export
 from dydet.nn.tasks import DynamicDetectionModel

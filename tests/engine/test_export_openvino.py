@@ -19,7 +19,7 @@ from ultralytics.utils.nms import non_max_suppression
 from dydet.engine.exported import predict_exported
 from dydet.engine.exporter import export_openvino
 from dydet.engine.routing import RoutingSpec
-from dydet.models.dynamic_yolo import DynamicYOLO
+from dydet.models.yolo.model import DynamicYOLO
 from dydet.nn.backends.format import InvalidExportError, read_metadata
 from dydet.nn.backends.runtime import load_export
 

@@ -20,7 +20,7 @@ DYDET = str(Path(sys.executable).with_name("dydet"))
 def v7_run(tiny_data, tmp_path_factory):
     """Stage 1 + stage 2 + calibration of dy-yolov7-tiny at a quarter of its width (default-suite sized; the slow CLI
     test trains the real one) on the tiny dataset, one epoch each at 64 px."""
-    from .conftest import TINY_TRAIN
+    from conftest import TINY_TRAIN
 
     project = tmp_path_factory.mktemp("v7runs")
     d = yaml.safe_load((MODELS_DIR / "dy-yolov7-tiny.yaml").read_text())
@@ -87,9 +87,9 @@ def test_benchmark_baselines_are_the_family_static_models():
 
     from ultralytics.utils.torch_utils import get_flops
 
-    from dydet.engine.benchmark import default_baselines, load_static, static_base_name
     from dydet.nn.builder import load_model_yaml
     from dydet.nn.tasks import StaticDetectionModel
+    from dydet.utils.benchmarks import default_baselines, load_static, static_base_name
     from dydet.utils.flops import static_gflops
 
     dy = SimpleNamespace(yaml=load_model_yaml("dy-yolov7.yaml"))
@@ -107,7 +107,7 @@ def test_benchmark_baselines_are_the_family_static_models():
 def test_pretrained_static_yolov7_tiny_checkpoint_initialises_both_routes(tiny_data, tmp_path):
     import torch
 
-    from dydet.engine.trainer import DynamicTrainer
+    from dydet.models.yolo.train import DynamicTrainer
     from dydet.nn.tasks import StaticDetectionModel
 
     torch.manual_seed(3)

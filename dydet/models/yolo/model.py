@@ -13,14 +13,14 @@ from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
 from dydet.engine.calibration import build_calibration, save_calibrated
 from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
-from dydet.engine.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
-from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
+from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import TRUST_ARG, load_checkpoint, require_dynamic, save_checkpoint, trusting
 from dydet.utils.checks import check_hard_ratio
 from dydet.utils.errors import ArgumentError
 from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
 from dydet.utils.offline import setup_offline
+from dydet.utils.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
 
 
 class DynamicYOLO(Model):
@@ -114,9 +114,9 @@ class DynamicYOLO(Model):
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:
         """Map the detect task to dydet's model, trainer, validator and predictor classes."""
-        from dydet.engine.predictor import DynamicPredictor
-        from dydet.engine.trainer import DynamicTrainer
-        from dydet.engine.validator import DynamicValidator
+        from dydet.models.yolo.predict import DynamicPredictor
+        from dydet.models.yolo.train import DynamicTrainer
+        from dydet.models.yolo.val import DynamicValidator
 
         return {
             "detect": {
@@ -411,7 +411,7 @@ class DynamicYOLO(Model):
         Returns:
             (BenchmarkResult): Rows and ratios; files (speed.csv/.md/.png) in `result.files`.
         """
-        from dydet.engine.benchmark import run_benchmark
+        from dydet.utils.benchmarks import run_benchmark
 
         self._require_pytorch("benchmark")
         check_run_args("benchmark", kwargs)

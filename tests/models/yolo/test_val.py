@@ -8,7 +8,7 @@ from ultralytics.utils import LOGGER
 
 from dydet import DynamicYOLO
 from dydet.engine.routing import ROUTES
-from dydet.engine.validator import DynamicDetMetrics, DynamicValidator
+from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
 
 B_KEYS = ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
 

@@ -11,7 +11,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 
 from dydet.engine.checkpointing import SafeCheckpoints
-from dydet.engine.validator import DynamicValidator
+from dydet.models.yolo.val import DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.torch_utils import CPU_TRAIN_WORKERS, set_cpu_threads
 

@@ -10,7 +10,7 @@ import logging
 from ultralytics.utils import LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
-from dydet.engine.trainer import DynamicTrainer
+from dydet.models.yolo.train import DynamicTrainer
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.errors import CheckpointError
 

@@ -7,9 +7,9 @@ import cv2
 import pytest
 import yaml
 
-from dydet.engine import coco as coco_mod
-from dydet.engine.coco import coco_stats, evaluate_routes_json
-from dydet.models.dynamic_yolo import DynamicYOLO
+from dydet.models.yolo.model import DynamicYOLO
+from dydet.utils import coco as coco_mod
+from dydet.utils.coco import coco_stats, evaluate_routes_json
 
 COCO_KEYS = [f"metrics/coco_{k}({r})" for r in "EH" for k in ("mAP50-95", "mAP50")]
 RENAMED = {"000024": "img_a", "000030": "street-7"}  # non-numeric stems: string image ids, mixed with int ones

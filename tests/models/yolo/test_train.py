@@ -8,7 +8,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 from dydet import DynamicYOLO
-from dydet.engine.trainer import DynamicTrainer
+from dydet.models.yolo.train import DynamicTrainer
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint
 

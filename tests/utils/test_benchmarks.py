@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from dydet.engine.benchmark import (
+from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.benchmarks import (
     EASY,
     HARD,
     ROUTED_EASY,
@@ -19,7 +20,6 @@ from dydet.engine.benchmark import (
     sequence_scores,
     split_thresholds,
 )
-from dydet.nn.tasks import DynamicDetectionModel
 
 FAST = {"imgsz": 64, "reps": 2, "warmup": 1, "progress": False}
 

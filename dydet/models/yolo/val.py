@@ -279,7 +279,7 @@ class DynamicValidator(DetectionValidator):
         self.metrics.reset()
         self.confusion_matrices = {r: ConfusionMatrix(names=model.names) for r in ROUTES}
         self.jdicts = {r: [] for r in ROUTES}
-        self.is_custom_json = self.build_gdict = False  # dydet scores COCO json itself (dydet/engine/coco.py)
+        self.is_custom_json = self.build_gdict = False  # dydet scores COCO json itself (dydet/utils/coco.py)
 
     def postprocess(self, preds: dict[str, Any]) -> dict[str, Any]:
         """Apply NMS to each route's predictions."""
@@ -370,6 +370,6 @@ class DynamicValidator(DetectionValidator):
 
     def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Write each route's COCO-format predictions and score them with pycocotools."""
-        from dydet.engine.coco import evaluate_routes_json
+        from dydet.utils.coco import evaluate_routes_json
 
         return evaluate_routes_json(self, stats)

@@ -14,7 +14,7 @@ from ultralytics.utils import LOGGER
 
 from dydet import cfg
 from dydet.engine.routing import hard_ratio_for_threshold, mean_cost, threshold_for_hard_ratio
-from dydet.engine.validator import DynamicDetMetrics, hard_by_rank
+from dydet.models.yolo.val import DynamicDetMetrics, hard_by_rank
 
 RANDOM_SEEDS = 5
 
