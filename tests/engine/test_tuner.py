@@ -3,11 +3,11 @@
 import json
 
 import pytest
-import torch
 import yaml
 
 from dydet import DynamicYOLO
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.checkpoint import load_checkpoint
 
 
 def test_tune_refuses_ray():
@@ -26,8 +26,8 @@ def test_tune_two_tiny_trials_train_dydet_models(tiny_data, tmp_path, tiny_train
     assert best["iteration"] in {1, 2} and best["fitness"] == max(r["fitness"] for r in records)
     metrics = next(iter(best["datasets"].values()))
     assert "metrics/mAP50-95(E)" in metrics and "metrics/mAP50-95(H)" in metrics  # dydet's validator ran
-    ckpt = torch.load(tune_dir / "weights" / "best.pt", weights_only=False)
-    assert isinstance(ckpt["model"], DynamicDetectionModel) and ckpt["model"].stage == 1
+    loaded, ckpt = load_checkpoint(tune_dir / "weights" / "best.pt")  # dydet's weights-only checkpoint format
+    assert isinstance(loaded, DynamicDetectionModel) and loaded.stage == 1
     assert ckpt["train_metrics"]["fitness"] == pytest.approx(best["fitness"], abs=1e-5)  # fitness is the trainer's
     trial = yaml.safe_load((tune_dir / f"trial{best['iteration']}" / "args.yaml").read_text())
     assert trial["lr0"] == pytest.approx(best["hyperparameters"]["lr0"])  # the trial trained with its mutation
