@@ -109,5 +109,5 @@ def test_resumed_run_reproduces_the_uninterrupted_run(tiny_data, tmp_path):
     a, b = _results(tmp_path / "full"), _results(tmp_path / "cut")
     assert [r["epoch"] for r in b] == [r["epoch"] for r in a] == list(range(1, epochs + 1))
     for ra, rb in zip(a[2:], b[2:]):  # the epochs after the resume: same batches, same augmentation, same losses
-        for key in ("train/e_box", "train/h_box", "train/e_cls", "train/h_cls"):
+        for key in ("train/e_box_loss", "train/h_box_loss", "train/e_cls_loss", "train/h_cls_loss"):
             assert rb[key] == pytest.approx(ra[key], rel=2e-2, abs=1e-3), (key, ra["epoch"])
