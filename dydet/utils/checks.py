@@ -54,7 +54,7 @@ def require_package(module: str, feature: str, extra: str) -> ModuleType:
     Args:
         module (str): The module to import, e.g. 'onnx'.
         feature (str): What needs it, for the message, e.g. 'ONNX export'.
-        extra (str): The dydet extra that installs it, e.g. 'export' (``pip install "dydet[export]"``).
+        extra (str): The dydet extra that installs it, e.g. 'export' (``pip install 'dydet[export]'``).
 
     Returns:
         (ModuleType): The imported module.
@@ -63,5 +63,5 @@ def require_package(module: str, feature: str, extra: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise DependencyError(
-            f"{feature} needs the '{module}' package, which is not installed: pip install \"dydet[{extra}]\""
+            f"{feature} needs the '{module}' package, which is not installed: pip install 'dydet[{extra}]'"
         ) from e

@@ -15,7 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dydet.utils.errors import ArgumentError, DependencyError, MissingFileError
+from dydet.utils.checks import require_package
+from dydet.utils.errors import ArgumentError, MissingFileError
 
 URL_TIMEOUT_S = 5.0
 URL_SCHEMES = ("http://", "https://", "ftp://", "rtsp://", "rtmp://", "tcp://", "ul://")
@@ -226,14 +227,5 @@ def check_source(source: Any) -> Any:
 # -------------------------------------------------------------------------------------------------------------- extras
 def require_export_extra() -> None:
     """Refuse ONNX export with a one-line install hint when the `export` extra is missing."""
-    missing = []
     for module in ("onnx", "onnxruntime"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise DependencyError(
-            f"ONNX export needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
-            "pip install 'dydet[export]'"
-        )
+        require_package(module, "ONNX export", "export")
