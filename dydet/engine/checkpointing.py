@@ -66,6 +66,7 @@ class SafeCheckpoints:
 
     plan: dict[str, Any] | None = None
     _pending_rng: dict[str, Any] | None = None
+    run_workers: int | None = None  # a resumed run's dataloader workers (its checkpoint's, or resume's workers=)
 
     # ------------------------------------------------------------------------------------------------------- saving
     def _checkpoint_extras(self) -> dict[str, Any]:
@@ -204,6 +205,8 @@ class SafeCheckpoints:
                     ignored.append(k)
             if ignored:
                 LOGGER.warning(f"Resume ignores {ignored}, using checkpoint values. Start a new run to change them.")
+            # Ultralytics overwrites workers on CPU after this; the run's own count keeps its augmentation stream
+            self.run_workers = self.args.workers
             resume = True
         self.resume = resume
 

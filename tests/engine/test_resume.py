@@ -77,3 +77,16 @@ def test_resume_stage2_continues_router_training(tiny_data, tmp_path, tiny_train
     assert _epochs(tmp_path / "s-router") == [1, 2]
     final, _ = load_checkpoint(tmp_path / "s-router" / "weights" / "final.pt")
     assert final.stage == 2 and final.calibration is not None
+
+
+def test_resume_keeps_the_runs_dataloader_workers(tiny_data, tmp_path, tiny_train):
+    """A resumed CPU run keeps its own worker count (another draws other augmentations) unless resume sets one."""
+    from dydet.models.yolo.train import DynamicTrainer
+
+    model = DynamicYOLO("dy-yolo11n.yaml")
+    _interrupt(model, "DynamicTrainer")
+    with pytest.raises(KeyboardInterrupt):
+        model.train(data=str(tiny_data), project=str(tmp_path), name="w", stage=1, **{**tiny_train, "epochs": 2})
+    last = str(tmp_path / "w" / "weights" / "last.pt")
+    assert DynamicTrainer(overrides={"model": last, "resume": last}).args.workers == 0  # dydet's default is 1
+    assert DynamicTrainer(overrides={"model": last, "resume": last, "workers": 1}).args.workers == 1

@@ -34,8 +34,9 @@ class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
         overrides = dict(overrides or {})
         threads = overrides.pop("threads", None)
         super().__init__(cfg, overrides, _callbacks)
-        if self.device.type == "cpu":  # Ultralytics forced workers=0 here; keep an explicit value, else dydet's
-            self.args.workers = overrides.get("workers", CPU_TRAIN_WORKERS)
+        if self.device.type == "cpu":  # Ultralytics forced workers=0 here; keep the run's own value, else dydet's
+            workers = overrides.get("workers", self.run_workers)
+            self.args.workers = CPU_TRAIN_WORKERS if workers is None else workers
             n = set_cpu_threads(self.device, threads, self.args.workers)
             if RANK in {-1, 0}:
                 LOGGER.info(
