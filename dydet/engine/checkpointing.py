@@ -32,6 +32,7 @@ from dydet.utils.checkpoint import (
     load_checkpoint_dict,
     load_raw,
     model_record,
+    remove_partial_writes,
     rng_state,
     save_checkpoint,
     serialize_checkpoint,
@@ -216,6 +217,8 @@ class SafeCheckpoints:
         if ckpt is None or not self.resume:
             return
         info = run_info(ckpt)
+        if removed := remove_partial_writes(self.wdir):  # the interrupted process's half-written checkpoints
+            LOGGER.info(f"Removed {len(removed)} partial checkpoint file(s) left in {self.wdir} by the interruption")
         self.plan = self.plan or info.get("plan")
         self._pending_rng = info.get("rng")
         if info.get("router_median") is not None:

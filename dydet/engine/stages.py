@@ -7,8 +7,6 @@ finishes what that run was asked to do, with its own data and settings, and neve
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,47 +15,10 @@ from ultralytics.utils import LOGGER, RANK
 from dydet.engine.checkpointing import RESUME_ALLOWED, resumable, run_info
 from dydet.utils.checkpoint import load_checkpoint, load_raw, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError
+from dydet.utils.files import make_run_dir, remove_if_unused
 
 STAGES = ("all", "1", "2", "calibrate")
 ROUTER_KEYS = ("stage2_epochs", "stage2_lr", "stage2_batch")
-
-
-# -------------------------------------------------------------------------------------------------------- run folders
-def make_run_dir(project: str | Path, name: str, exist_ok: bool = False) -> tuple[Path, bool]:
-    """Create a run folder atomically: `project/name`, else `name-2`, `name-3`, ... (the first free one).
-
-    `os.mkdir` either creates the folder or fails because it exists, so two runs started at the same moment with the
-    same name never share a folder (Ultralytics checks, then creates).
-
-    Args:
-        project (str | Path): The parent folder (created when missing).
-        name (str): The run name.
-        exist_ok (bool): Reuse `project/name` when it exists.
-
-    Returns:
-        (tuple[Path, bool]): The folder, and whether this call created it.
-    """
-    base = Path(project).resolve() / name
-    base.parent.mkdir(parents=True, exist_ok=True)
-    if exist_ok:
-        existed = base.is_dir()
-        base.mkdir(exist_ok=True)
-        return base, not existed
-    n = 1
-    while True:
-        path = base if n == 1 else Path(f"{base}-{n}")
-        try:
-            os.mkdir(path)
-            return path, True
-        except FileExistsError:
-            n += 1
-
-
-def remove_if_unused(folder: Path) -> None:
-    """Delete a run folder this run created if the failed run left nothing worth keeping (no checkpoint, no results)."""
-    if not folder.is_dir() or any(folder.rglob("*.pt")) or (folder / "results.csv").exists():
-        return
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------------------------ one fit

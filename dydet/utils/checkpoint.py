@@ -414,6 +414,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_write_bytes` left in `folder` when its process was killed mid-write.
+
+    Call it only where no other process is writing (e.g. a run's weights folder when the run resumes).
+
+    Args:
+        folder (str | Path): The folder of the files written atomically.
+
+    Returns:
+        (list[Path]): The files removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else ():
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def serialize_checkpoint(ckpt: dict[str, Any]) -> bytes:
     """Return the bytes of `ckpt` saved in the weights-only form."""
     buffer = io.BytesIO()

@@ -225,3 +225,13 @@ def test_static_ultralytics_checkpoint_as_pretrained_trains(tiny_data, tmp_path)
     for pt in (tmp_path / "runs" / "p" / "weights").glob("*.pt"):
         torch.load(pt, weights_only=True)
     assert model.model.stage == 1
+
+
+def test_partial_writes_of_a_killed_save_are_removed(tmp_path):
+    from dydet.utils.checkpoint import atomic_write_bytes, remove_partial_writes
+
+    atomic_write_bytes(tmp_path / "last.pt", b"whole")
+    (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"half")  # what a kill between write and rename leaves
+    assert remove_partial_writes(tmp_path) == [tmp_path / ".last.pt.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert remove_partial_writes(tmp_path / "missing") == []

@@ -5,7 +5,6 @@ import socket
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ import yaml
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.cli import entrypoint
-from dydet.engine.stages import make_run_dir
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import save_checkpoint
 
@@ -212,19 +210,6 @@ def test_checkpoint_errors_are_dydets_own(capsys, tmp_path, image):
 
 
 # -------------------------------------------------------------------------------------------------------- run folders
-def test_run_folders_are_created_atomically(tmp_path):
-    barrier = threading.Barrier(8)
-
-    def start(_):
-        barrier.wait()
-        return make_run_dir(tmp_path, "same")[0]
-
-    with ThreadPoolExecutor(8) as pool:
-        folders = list(pool.map(start, range(8)))
-    assert len(set(folders)) == 8
-    assert sorted(p.name for p in folders) == sorted(["same", *(f"same-{n}" for n in range(2, 9))])
-
-
 def test_failed_run_leaves_no_run_folder(capsys, tmp_path, tiny_data):
     import torch
     from ultralytics.nn.tasks import DetectionModel

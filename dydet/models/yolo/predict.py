@@ -13,6 +13,7 @@ from ultralytics.models.yolo.detect import DetectionPredictor
 from ultralytics.utils import LOGGER
 
 from dydet.engine.routing import ROUTES, Routing, RoutingSpec
+from dydet.utils.files import claim_save_dir
 
 # BGR; the same hues as the route curves in dydet.utils.plotting (tab:blue easy, tab:red hard)
 ROUTE_COLORS = {"easy": (180, 119, 31), "hard": (40, 39, 214)}
@@ -106,6 +107,12 @@ class DynamicPredictor(DetectionPredictor):
 
             model = load_checkpoint(model)[0]
         super().setup_model(model, verbose)
+
+    def setup_source(self, source, *args, **kwargs) -> None:
+        """Set up the source as Ultralytics does; claim the output folder atomically when results are saved."""
+        super().setup_source(source, *args, **kwargs)
+        if (self.args.save or self.args.save_txt) and self.save_dir != getattr(self, "_claimed_dir", None):
+            self.save_dir = self._claimed_dir = claim_save_dir(self.args)
 
     def inference(self, im: torch.Tensor, *args, routing: RoutingSpec | None = None, **kwargs) -> RoutedPreds:
         """Route the batch with `routing` (None: the model's default) and return the predictions with the record."""

@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from ultralytics.cfg import get_cfg
 from ultralytics.models.yolo.detect import DetectionValidator
-from ultralytics.utils import LOGGER
+from ultralytics.utils import DEFAULT_CFG, LOGGER
 from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
 
 from dydet.engine.routing import DEFAULT_HARD_RATIO, ROUTES, RoutingSpec, hard_mask
+from dydet.utils.files import claim_save_dir
 
 STAT_KEYS = ("tp", "conf", "pred_cls", "target_cls", "target_img")
 
@@ -213,7 +215,12 @@ class DynamicValidator(DetectionValidator):
     def __init__(
         self, dataloader=None, save_dir=None, args=None, _callbacks=None, routing: RoutingSpec | None = None
     ) -> None:
-        """Create the validator (`DetectionValidator`'s arguments, plus the routing to report as `(B)`)."""
+        """Create the validator (`DetectionValidator`'s arguments, plus the routing to report as `(B)`).
+
+        A standalone validation claims its output folder atomically (`claim_save_dir`); in training the trainer's.
+        """
+        if save_dir is None:
+            save_dir = claim_save_dir(get_cfg(DEFAULT_CFG, args))
         super().__init__(dataloader, save_dir, args, _callbacks)
         self.metrics = DynamicDetMetrics()
         self.jdicts: dict[str, list] = {r: [] for r in ROUTES}
