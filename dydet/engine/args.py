@@ -64,7 +64,8 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
         LOGGER.info("dydet: no data= given, training on the embedded demo dataset (data=demo)")
     if embedded_name(kwargs.get("data")) == "demo":  # settings that train the demo on a laptop CPU in minutes
         for k, v in DEMO_TRAIN_DEFAULTS.items():
-            kwargs.setdefault(k, v)
+            if kwargs.get(k) is None:  # unset, or None as dydet's cfg defaults leave its own keys (stage2_epochs)
+                kwargs[k] = v
     if kwargs.get("data") is not None:
         kwargs["data"] = resolve_data(kwargs["data"])  # data=tiny|demo|bench: the embedded datasets
     data = kwargs.get("data") or overrides.get("data")

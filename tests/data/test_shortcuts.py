@@ -40,6 +40,17 @@ def test_data_demo_gets_the_demo_training_defaults(tmp_path):
     assert "imgsz" not in prepare_train_args({"data": "tiny", "project": str(tmp_path)}, {})
 
 
+def test_demo_defaults_survive_the_cfg_check(tmp_path):
+    """`check_args` fills dydet's own keys with None (stage2_epochs...): the demo's values must still apply."""
+    from dydet.cfg import check_args
+    from dydet.engine.args import DEMO_TRAIN_DEFAULTS, prepare_train_args
+
+    args = prepare_train_args(check_args("train", {"data": "demo", "project": str(tmp_path)}), {})
+    assert {k: args[k] for k in DEMO_TRAIN_DEFAULTS} == DEMO_TRAIN_DEFAULTS
+    given = check_args("train", {"data": "demo", "stage2_epochs": 2, "project": str(tmp_path)})
+    assert prepare_train_args(given, {})["stage2_epochs"] == 2
+
+
 def test_no_data_trains_on_the_demo_with_its_defaults(tmp_path):
     from dydet.engine.args import DEMO_TRAIN_DEFAULTS, prepare_train_args
 

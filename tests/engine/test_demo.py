@@ -32,6 +32,12 @@ def test_demo_summary_names_metrics_and_files(tmp_path):
     assert f"dydet predict model={tmp_path / 'demo-router' / 'weights' / 'final.pt'} source=" in text
 
 
+def test_demo_summary_gives_no_share_of_a_gain_within_noise(tmp_path):
+    rows = [{**r, "mAP50-95": 0.5881 if r["hard_ratio"] == 1.0 else 0.588} for r in ROWS]
+    text = demo_summary(rows, tmp_path / "r", tmp_path / "p", tmp_path / "d")
+    assert "of the hard route's gain" not in text and "too little for routing to matter" in text
+
+
 def test_finish_demo_saves_routed_predictions(full_run, tiny_data):
     model, _, project = full_run
     folder = finish_demo(model, tiny_data, project / "full", imgsz=64)
