@@ -228,7 +228,7 @@ class PerImageE2ELoss(E2ELoss):
     ``__call__`` and ``update`` are the stock ones: ``o2m * L_one2many + o2o * L_one2one``, the one-to-many weight
     decaying from 0.8 to 0.1 over the training epochs (one ``update`` per epoch, called by the trainer). ``per_image``
     gives the same weighted sum per image (row ``i`` equals the stock loss of image ``i`` in a batch of one, at the
-    current weights).
+    current weights); on a fused model, whose heads keep only the branch inference reads, it is that branch's loss.
     """
 
     def __init__(self, model: torch.nn.Module):
@@ -252,6 +252,10 @@ class PerImageE2ELoss(E2ELoss):
             (torch.Tensor): Per-image losses, (B, 3).
         """
         preds = self.one2many.parse_output(preds)
+        if "one2one" not in preds:  # a fused head that kept only its one-to-many branch (NMS inference)
+            return self.one2many.per_image(preds, batch)
+        if not preds["one2many"]:  # a fused head that kept only its one-to-one branch (NMS-free inference)
+            return self.one2one.per_image(preds["one2one"], batch)
         one2many = self.one2many.per_image(preds["one2many"], batch)
         one2one = self.one2one.per_image(preds["one2one"], batch)
         return one2many * self.o2m + one2one * self.o2o

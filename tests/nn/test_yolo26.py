@@ -130,3 +130,17 @@ def test_fuse_keeps_the_selected_branch_of_both_heads():
         assert model.end2end
         for route, want in before.items():
             torch.testing.assert_close(model(x, route=route)[0], want, rtol=1e-4, atol=1e-4)
+
+
+def test_musgd_boosts_the_class_branches_of_both_heads(tiny_data, tmp_path):
+    from dydet.models.yolo.train import DynamicTrainer
+
+    trainer = DynamicTrainer(overrides={"model": "dy-yolo26n.yaml", "data": str(tiny_data), "project": str(tmp_path)})
+    trainer.data = {"nc": 3}
+    model = DynamicDetectionModel("dy-yolo26n.yaml", nc=3, verbose=False)
+    optimizer = trainer.build_optimizer(model, name="MuSGD", lr=0.01)
+    boosted = {id(p) for g in optimizer.param_groups if g["lr"] == pytest.approx(0.03) for p in g["params"]}
+    for head in model.heads:  # Ultralytics boosts model[-1] (the hard head) only; dydet gives the easy head the same
+        for branch in (head.cv3, head.one2one_cv3):
+            assert all(id(p) in boosted for p in branch.parameters())
+    assert not any(id(p) in boosted for p in model.heads[0].cv2.parameters())
