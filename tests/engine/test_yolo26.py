@@ -1,5 +1,6 @@
 """Dy-YOLO26 end to end: train (stage all), NMS-free val and predict, ONNX export with parity, benchmark, CLI."""
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -78,13 +79,25 @@ def test_predict_with_nms_false_is_nms_free_and_reports_routes(y26_run, tiny_dat
     assert nms_calls and all(e2e and shape[-1] == 6 for e2e, shape in nms_calls)
 
 
-def test_onnx_export_nms_free_matches_pytorch(tmp_path):
-    from dydet.engine.exporter import export_onnx
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "onnx",
+        pytest.param(
+            "openvino",
+            marks=pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed"),
+        ),
+    ],
+)
+def test_split_export_nms_free_matches_pytorch(tmp_path, fmt):
+    from dydet.engine.exporter import export_onnx, export_openvino
 
     from .test_export import tiny_model, varied_images
 
     model = tiny_model("dy-yolo26n.yaml")  # random weights with signals that neither vanish nor tie
-    exported = load_export(export_onnx(model, tmp_path / "onnx", imgsz=64, end2end=True))
+    export = export_onnx if fmt == "onnx" else export_openvino
+    exported = load_export(export(model, tmp_path / fmt, imgsz=64, end2end=True))
+    assert exported.format == fmt
     assert exported.end2end and exported.metadata["end2end"] is True
     assert not model.end2end  # the model itself is not changed
     model.end2end = True
