@@ -145,6 +145,10 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     As a `DetectorFamily` its trunk is B1 + the router (`run_trunk`, state: the list of saved layer outputs) and its
     tails are H1 and B2 + H2 (`run_tail`); the routing itself is `dydet.engine.routing.route_batch`.
 
+    With end-to-end heads (YOLO26, `end2end: True` in the YAML) each route's training output is
+    `{"one2many": ..., "one2one": ...}`, stage 1 trains each route with Ultralytics' E2E loss, and `end2end = True`
+    (what `nms=False` sets) makes every route return the one-to-one branch's NMS-free `(B, max_det, 6)` rows.
+
     Attributes:
         graph (DualGraph): Layer index ranges of B1, the easy route and the hard route.
         router (Router): The easiness-score router on B1's stage outputs (kept outside `model.model`).
