@@ -101,6 +101,11 @@ def test_pretrained_static_yolo26_makes_both_routes_equal_it(tmp_path):
             want = static(x)[0]
             for route in ("easy", "hard"):
                 torch.testing.assert_close(model(x, route=route)[0], want, rtol=1e-4, atol=1e-4)
+        # a routed mixed batch is the static YOLO26's NMS-free output for every image, whichever route it took
+        x = varied_images(6, 96)
+        (y, _), routing = model.routed(x, mixed_threshold(model, x))
+        assert set(routing.routes) == {"easy", "hard"} and y.shape[-1] == 6
+        torch.testing.assert_close(y, static(x)[0], rtol=1e-4, atol=1e-4)
     # another class count: only the class-logit convs of both branches stay random
     DynamicDetectionModel("dy-yolo26n.yaml", nc=2, verbose=False).load(ckpt, verbose=False)
 
