@@ -402,6 +402,13 @@ class RouterLoss(PerImageDetectionLoss):
         self.threshold = float(getattr(model, "threshold", DEFAULT_THRESHOLD))  # the cut the logged `hard` share uses
         self.training: bool | None = None
 
+    def update(self) -> None:
+        """Do nothing: the router loss has no per-epoch schedule.
+
+        Ultralytics' trainer calls ``criterion.update()`` after every epoch when it exists, and its resume calls it
+        unconditionally for end-to-end models (YOLO26), whose stage-2 criterion is this one.
+        """
+
     @torch.no_grad()
     def route_losses(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the per-image total detection losses ``(L1, L2)`` of the easy and hard routes, detached.

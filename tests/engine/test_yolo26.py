@@ -127,6 +127,25 @@ def test_onnx_predict_with_nms_false_matches_pytorch(y26_run, tiny_data, tmp_pat
         assert len(a.boxes) == len(b.boxes)
 
 
+@pytest.mark.slow
+def test_resume_of_each_stage(tiny_data, tmp_path, tiny_train):
+    """Ultralytics' resume rebuilds an end-to-end model's criterion and calls its `update` (stage 2 too)."""
+    from .test_resume import _epochs, _interrupt
+
+    for stage_trainer, run in (("DynamicTrainer", "r1"), ("RouterTrainer", "r2")):
+        model = DynamicYOLO("dy-yolo26n.yaml")
+        _interrupt(model, stage_trainer)
+        with pytest.raises(KeyboardInterrupt):
+            model.train(
+                data=str(tiny_data), project=str(tmp_path), name=run, stage2_epochs=2, **{**tiny_train, "epochs": 2}
+            )
+        folder = run if stage_trainer == "DynamicTrainer" else f"{run}-router"
+        DynamicYOLO(str(tmp_path / folder / "weights" / "last.pt")).train(resume=True)
+        assert _epochs(tmp_path / folder) == [1, 2]
+        final, _ = load_checkpoint(tmp_path / f"{run}-router" / "weights" / "final.pt")
+        assert final.stage == 2 and final.calibration is not None
+
+
 def test_export_refuses_nms_inside_split_graphs(y26_run, tmp_path):
     from dydet.utils.errors import ArgumentError
 
