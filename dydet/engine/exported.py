@@ -38,6 +38,7 @@ class ExportedBackend:
         self.names, self.stride, self.imgsz = model.names, model.stride, list(model.imgsz)
         self.fp16, self.device, self.channels = model.fp16, model.device, model.channels
         self.batch = None  # any batch size
+        self.end2end = bool(getattr(model, "end2end", False))  # NMS-free outputs: the predictor runs no NMS
 
     def __call__(self, im: torch.Tensor, *args, **kwargs):
         """Run the model at its default routing on a preprocessed batch (Ultralytics' `augment`/`embed` are ignored)."""

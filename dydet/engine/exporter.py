@@ -13,7 +13,9 @@ One dynamic model becomes three graphs, all with a dynamic batch axis, plus a me
 
 `export_openvino` converts the same three ONNX graphs to OpenVINO IR (`router.xml` + `router.bin`, ...).
 
-`y` is the Detect eval output (decoded xywh boxes and class scores), the same as `model(x)[0]` in PyTorch. Which B1
+`y` is the Detect eval output (decoded xywh boxes and class scores), the same as `model(x)[0]` in PyTorch; for an
+end-to-end model (YOLO26) exported NMS-free (`end2end=True`, the CLI's `nms=False`) it is the one-to-one branch's
+`(B, max_det, 6)` rows (x1, y1, x2, y2, score, class), which need no NMS (metadata `end2end: true`). Which B1
 features each head needs is read from the layers' `f` indices, not hard-coded; the output of layer 0 (the input
 identity that lets B2 re-read the image) is the image itself and is fed as `images`.
 """
@@ -150,6 +152,7 @@ def _metadata(
     opset: int,
     graphs: dict[str, dict],
     routing: RoutingSpec | None = None,
+    end2end: bool = False,
 ) -> dict[str, Any]:
     """Return the metadata record that lets the runtime rebuild routing, prediction and `hard_ratio=`."""
     import ultralytics
@@ -177,6 +180,7 @@ def _metadata(
         "route": routing.route if routing is not None else None,
         "routing": routing.describe() + routing.cost_note() if routing is not None else None,
         "calibration": model.calibration,
+        "end2end": bool(end2end),
         "graphs": graphs,
     }
 
@@ -190,6 +194,7 @@ def export_onnx(
     simplify: bool = False,
     routing: RoutingSpec | None = None,
     verbose: bool = True,
+    end2end: bool | None = None,
 ) -> Path:
     """Export a dynamic model as router/easy/hard ONNX graphs plus `metadata.json`, for routing at run time.
 
@@ -207,6 +212,8 @@ def export_onnx(
         routing (RoutingSpec, optional): The export's default routing: a threshold, or a forced route (stored in
             the metadata as `threshold` / `route`); None keeps the model's own threshold. The model is not changed.
         verbose (bool): Log where the graphs were written.
+        end2end (bool, optional): For an end-to-end model (YOLO26): export the NMS-free one-to-one outputs (True) or
+            the one-to-many outputs that need NMS (False); None keeps the model's current selection.
 
     Returns:
         (Path): `out_dir`.
@@ -225,7 +232,13 @@ def export_onnx(
     if opset < MIN_OPSET:
         raise ArgumentError(f"opset={opset} is too old for a dydet export: use opset>={MIN_OPSET}")
     size = _imgsz(model, imgsz)
-    net, half = _prepare(model, half)
+    selected = model.end2end
+    try:
+        if end2end is not None:
+            model.end2end = end2end  # the fused copy keeps only the selected branch of each head
+        net, half = _prepare(model, half)
+    finally:
+        model.end2end = selected
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -250,7 +263,7 @@ def export_onnx(
         onnx.checker.check_model(str(out_dir / g["file"]))
         if simplify:
             _simplify(out_dir / g["file"])
-    meta = _metadata(model, size, half, opset, graphs, routing)
+    meta = _metadata(model, size, half, opset, graphs, routing, end2end=net.end2end)
     (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
     if verbose:
         size_text = f"{size[0]}x{size[1]}"
@@ -274,6 +287,7 @@ def export_openvino(
     opset: int | None = None,
     half: bool = False,
     routing: RoutingSpec | None = None,
+    end2end: bool | None = None,
 ) -> Path:
     """Export a dynamic model as router/easy/hard OpenVINO IR graphs plus `metadata.json`, for routing on CPUs.
 
@@ -290,6 +304,7 @@ def export_openvino(
         half (bool): Store the weights in fp16 (`compress_to_fp16`) and let OpenVINO pick the inference precision
             (bf16 on CPUs with AVX-512 bf16 or AMX, else fp32); without it the runtime computes in fp32 like PyTorch.
         routing (RoutingSpec, optional): The export's default routing, as for `export_onnx`.
+        end2end (bool, optional): NMS-free outputs of an end-to-end model, as for `export_onnx`.
 
     Returns:
         (Path): `out_dir`.
@@ -308,7 +323,9 @@ def export_openvino(
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
-        onnx_dir = export_onnx(model, Path(tmp) / "onnx", imgsz, opset=opset, routing=routing, verbose=False)
+        onnx_dir = export_onnx(
+            model, Path(tmp) / "onnx", imgsz, opset=opset, routing=routing, verbose=False, end2end=end2end
+        )
         meta = json.loads((onnx_dir / METADATA_FILE).read_text())
         ir_dir = Path(tmp) / "openvino"
         ir_dir.mkdir()

@@ -21,6 +21,11 @@ from dydet.nn.parse import parse_model
 from dydet.utils.errors import ArgumentError
 
 
+def raw_feats(out: dict[str, Any]) -> list[torch.Tensor]:
+    """Return a Detect head's feature maps from its training output (an end-to-end head nests it per branch)."""
+    return out.get("one2many", out)["feats"]
+
+
 class ParsedDetectionModel(DetectionModel):
     """A `DetectionModel` whose layers dydet's parser builds; the stock init's steps, with hooks where dydet differs.
 
@@ -74,7 +79,24 @@ class ParsedDetectionModel(DetectionModel):
 
     def _head_feats(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """Return each head's raw feature maps for `x`, in `heads` order (training-mode forward)."""
-        return [self.forward(x)["feats"]]
+        return [raw_feats(self.forward(x))]
+
+    @property
+    def end2end(self) -> bool:
+        """Return whether the heads give NMS-free one-to-one outputs (end-to-end heads selected for inference)."""
+        return bool(getattr(self.heads[-1], "end2end", False))
+
+    @end2end.setter
+    def end2end(self, value: bool) -> None:
+        """Select the one-to-one (NMS-free) or one-to-many branch of every end-to-end head (stock: `model[-1]` only)."""
+        for head in self.heads:
+            if getattr(head, "one2one_cv2", None) is not None:
+                head.end2end = value
+
+    @property
+    def end2end_heads(self) -> bool:
+        """Return whether the heads are end-to-end (YOLO26): one-to-one and one-to-many branches, E2E losses."""
+        return getattr(self.heads[-1], "one2one_cv2", None) is not None
 
     def _init_heads(self, ch: int) -> None:
         """Compute strides and initialise biases of every head, as `DetectionModel.__init__` does for `model[-1]`."""
@@ -123,6 +145,10 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     As a `DetectorFamily` its trunk is B1 + the router (`run_trunk`, state: the list of saved layer outputs) and its
     tails are H1 and B2 + H2 (`run_tail`); the routing itself is `dydet.engine.routing.route_batch`.
 
+    With end-to-end heads (YOLO26, `end2end: True` in the YAML) each route's training output is
+    `{"one2many": ..., "one2one": ...}`, stage 1 trains each route with Ultralytics' E2E loss, and `end2end = True`
+    (what `nms=False` sets) makes every route return the one-to-one branch's NMS-free `(B, max_det, 6)` rows.
+
     Attributes:
         graph (DualGraph): Layer index ranges of B1, the easy route and the hard route.
         router (Router): The easiness-score router on B1's stage outputs (kept outside `model.model`).
@@ -157,7 +183,7 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     def _head_feats(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """Return the easy and the hard head's raw feature maps for `x` (both routes run)."""
         out = self.forward_both(x)
-        return [out[route]["feats"] for route in ("easy", "hard")]
+        return [raw_feats(out[route]) for route in ("easy", "hard")]
 
     def route_layers(self, route: str) -> list[int]:
         """Return the indices of `model.model` layers that run for one route ('easy' or 'hard'), B1 included."""
@@ -171,9 +197,11 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     # -------------------------------------------------------------------------------------------------------- weights
     def init_criterion(self):
         """Return the criterion of the stage being trained: both routes' detection losses, or the router loss."""
-        from dydet.utils.loss import DualDetectionLoss, RouterLoss
+        from dydet.utils.loss import DualDetectionLoss, DualE2ELoss, RouterLoss
 
-        return RouterLoss(self) if self.stage >= 2 else DualDetectionLoss(self)
+        if self.stage >= 2:
+            return RouterLoss(self)
+        return DualE2ELoss(self) if self.end2end_heads else DualDetectionLoss(self)
 
     def load(self, weights: dict | nn.Module, verbose: bool = True) -> None:
         """Load weights from a dydet model, or initialise both routes from a single Ultralytics detection model.
@@ -225,7 +253,11 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
                     m.conv.weight.zero_()
                     m.conv.bias.zero_()
         head = single.model[-1]
-        cls_logits = {f"model.{len(single.model) - 1}.cv3.{i}.{len(head.cv3[i]) - 1}." for i in range(head.nl)}
+        cls_logits = {
+            f"model.{len(single.model) - 1}.{branch}.{i}.{len(head.cv3[i]) - 1}."
+            for i in range(head.nl)
+            for branch in ("cv3", "one2one_cv3")
+        }
         other = [m for m in mismatched if not any(m[0].startswith(c) for c in cls_logits)]
         if other or len(src) == 0:
             key, name, a, b = other[0] if other else ("<empty>", "", None, None)

@@ -3,7 +3,7 @@
 A dydet checkpoint is the dict Ultralytics' trainer writes (`epoch`, `optimizer`, `train_args`, ...) except that its
 `model` / `ema` entries are not pickled modules but *model records*, plain containers and tensors:
 
-    {"format": "dydet.model/1", "class": "DynamicDetectionModel", "yaml": the model YAML dict,
+    {"format": "dydet.model/1", "class": "DynamicDetectionModel" | "StaticDetectionModel", "yaml": the model YAML,
      "state_dict": {name: tensor}, "names", "stride", "threshold", "calibration", "stage", "args", "task"}
 
 so the whole file loads with `torch.load(weights_only=True)` and the model is rebuilt from its YAML (with Ultralytics'
@@ -12,8 +12,9 @@ restricted model construction: no `eval`, only known layers) before the state di
 Loading order (`load_checkpoint_dict`):
 
 1. `torch.load(weights_only=True)`: dydet checkpoints, and anything else made of plain containers and tensors;
-2. Ultralytics' own safe loader (`torch_safe_load(safe_only=True)`, its allow-list of Ultralytics/torch classes):
-   official Ultralytics detection checkpoints (`pretrained=yolo11n.pt`);
+2. Ultralytics' own safe loader (`torch_safe_load(safe_only=True)`, its allow-list of Ultralytics/torch classes,
+   plus dydet's own layer classes, `allow_dydet_layers`): official Ultralytics detection checkpoints
+   (`pretrained=yolo11n.pt`) and pickled static YOLOv7-family models (`StaticDetectionModel`);
 3. anything else (an old-format dydet checkpoint, a third-party file, a crafted pickle) is refused with a one-line
    error, unless the user opts in with `trust_checkpoint=True` (unsafe: a pickle can run any code).
 """
@@ -95,32 +96,39 @@ def to_plain(obj: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------------- model records
+def model_classes() -> dict[str, type[torch.nn.Module]]:
+    """Return the model classes a dydet model record can hold, by the name stored in its `class` entry."""
+    from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
+
+    return {"DynamicDetectionModel": DynamicDetectionModel, "StaticDetectionModel": StaticDetectionModel}
+
+
 def model_record(model: torch.nn.Module) -> dict[str, Any]:
-    """Return the weights-only record of a `DynamicDetectionModel` (see the module docstring).
+    """Return the weights-only record of a dydet model (see the module docstring).
 
     Args:
-        model (torch.nn.Module): The dynamic model (any dtype; tensors are stored as they are).
+        model (torch.nn.Module): A `DynamicDetectionModel`, or a `StaticDetectionModel` (the static YOLOv7-family
+            models only dydet builds), in any dtype; tensors are stored as they are.
 
     Returns:
         (dict): The record.
     """
-    from dydet.nn.tasks import DynamicDetectionModel
-
-    if not isinstance(model, DynamicDetectionModel):
-        raise TypeError(f"dydet saves DynamicDetectionModel checkpoints only, got a {type(model).__name__}")
+    classes = model_classes()
+    if type(model) not in classes.values():
+        raise TypeError(f"dydet saves {' and '.join(classes)} checkpoints only, got a {type(model).__name__}")
     if model.is_fused():
         raise CheckpointError("cannot save a fused model (Conv+BN folded): save the model before calling fuse()")
     args = getattr(model, "args", None)
     return {
         "format": MODEL_FORMAT,
-        "class": "DynamicDetectionModel",
+        "class": type(model).__name__,
         "yaml": to_plain(model.yaml),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "names": to_plain(dict(model.names)),
         "stride": model.stride.detach().clone() if isinstance(model.stride, torch.Tensor) else to_plain(model.stride),
-        "threshold": float(model.threshold),
-        "calibration": to_plain(model.calibration),
-        "stage": int(model.stage),
+        "threshold": float(getattr(model, "threshold", 0.5)),  # routing state: defaults on a static model
+        "calibration": to_plain(getattr(model, "calibration", None)),
+        "stage": int(getattr(model, "stage", 0)),
         "args": to_plain(dict(vars(args)) if hasattr(args, "__dict__") else dict(args or {})),
         "task": "detect",
     }
@@ -142,6 +150,8 @@ def _check_model_yaml(cfg: dict[str, Any], source: Path) -> None:
     `nn.<Class>(literals)` call (the model is also built under Ultralytics' restricted mode, which does the same).
     """
     import ultralytics.nn.tasks as tasks
+
+    from dydet.nn.parse import DYDET_LAYERS
 
     act = cfg.get("activation")
     if act is not None:
@@ -170,7 +180,7 @@ def _check_model_yaml(cfg: dict[str, Any], source: Path) -> None:
 
                 m = getattr(torchvision.ops, name[16:], None)
             else:
-                m = vars(tasks).get(name)
+                m = vars(tasks).get(name) or DYDET_LAYERS.get(name)  # Ultralytics' layers, then dydet's (SPPCSPC, ..)
             if not (isinstance(m, type) and issubclass(m, torch.nn.Module)):
                 raise _refusal(source, f"its model YAML names {name!r}, which is not a model layer")
 
@@ -194,25 +204,26 @@ def _restricted_build() -> Iterator[None]:
 
 
 def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> torch.nn.Module:
-    """Rebuild a `DynamicDetectionModel` from its record: model from the YAML, then the state dict (float32).
+    """Rebuild a dydet model from its record: model from the YAML, then the state dict (float32).
 
     Args:
         record (dict): A model record (`model_record`).
         source (str | Path): The file it came from, for messages.
 
     Returns:
-        (DynamicDetectionModel): The model, in float32.
+        (DynamicDetectionModel | StaticDetectionModel): The model (the record's `class`), in float32.
     """
-    from dydet.nn.tasks import DynamicDetectionModel
-
     source = Path(source)
     cfg = record.get("yaml")
     if not isinstance(cfg, dict) or not isinstance(record.get("state_dict"), dict):
         raise CheckpointError(f"checkpoint '{source}' is damaged: its model record has no YAML or no weights")
+    cls = model_classes().get(record.get("class", "DynamicDetectionModel"))
+    if cls is None:
+        raise CheckpointError(f"checkpoint '{source}' is damaged: its model record has an unknown class")
     _check_model_yaml(cfg, source)
     try:
         with _restricted_build():
-            model = DynamicDetectionModel(cfg, ch=int(cfg.get("channels", 3)), nc=cfg.get("nc"), verbose=False)
+            model = cls(cfg, ch=int(cfg.get("channels", 3)), nc=cfg.get("nc"), verbose=False)
     except (TypeError, KeyError, IndexError, ValueError) as e:
         raise CheckpointError(f"checkpoint '{source}' is damaged: its model YAML does not build ({e})") from e
     state = {k: v.float() if v.is_floating_point() else v for k, v in record["state_dict"].items()}
@@ -226,9 +237,10 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
     model.names = dict(record.get("names") or model.names)
     if isinstance(record.get("stride"), torch.Tensor):
         model.stride = record["stride"].float()
-    model.threshold = float(record.get("threshold", model.threshold))
-    model.calibration = record.get("calibration")
-    model.stage = int(record.get("stage", 0))
+    if getattr(cls, "dynamic", False):
+        model.threshold = float(record.get("threshold", model.threshold))
+        model.calibration = record.get("calibration")
+        model.stage = int(record.get("stage", 0))
     model.args = dict(record.get("args") or {})
     model.task = "detect"
     return model
@@ -261,11 +273,47 @@ def _load_ultralytics_safe(path: Path) -> dict[str, Any]:
 
     if not _SafeLoad.SUPPORTED:  # torch < 2.6: Ultralytics' safe mode would silently fall back to plain pickle
         raise _refusal(path, "it holds pickled Python objects and this torch cannot load them restricted")
+    allow_dydet_layers(path)
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
     except (TypeError, pickle.UnpicklingError, ModuleNotFoundError, AttributeError) as e:
         raise _refusal(path, "it needs Python objects outside the weights-only and Ultralytics allow-lists") from e
     return ckpt
+
+
+# Where dydet's own layer and static-model classes live: a pickled static YOLOv7-family model names them.
+DYDET_CLASS_MODULES = ("dydet.nn.modules", "dydet.nn.tasks")
+
+
+def allow_dydet_layers(path: Path) -> list[str]:
+    """Allow the dydet layer classes a pickled checkpoint names in weights-only loading, as Ultralytics allows its own.
+
+    Only `nn.Module` classes defined in dydet's layer and model modules qualify (e.g. `StaticDetectionModel`,
+    `SPPCSPC`, `ReOrg`): restoring one sets its attributes, it runs no code of the file's choosing. Anything else the
+    file names stays refused. A pickled `DynamicDetectionModel` still needs more (its layer-range record); dydet
+    saves those as model records.
+
+    Args:
+        path (Path): The checkpoint about to be loaded.
+
+    Returns:
+        (list[str]): The names allowed.
+    """
+    import importlib
+
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip archive: torch.load reports it
+        return []
+    allowed = []
+    for name in needed:
+        module, _, attr = name.rpartition(".")
+        if module in DYDET_CLASS_MODULES:
+            obj = getattr(importlib.import_module(module), attr, None)
+            if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and obj.__module__ == module:
+                torch.serialization.add_safe_globals([obj])
+                allowed.append(name)
+    return allowed
 
 
 def _load_trusted(path: Path) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Predictions for one route are what a stock ``Detect`` returns: the training dict
 ``{"boxes": (B, 4*reg_max, A), "scores": (B, nc, A), "feats": [P3, P4, P5]}`` or the eval tuple ``(decoded, dict)``.
 The dual model returns ``{"easy": route_preds, "hard": route_preds, "score": (B,) router scores}``.
 
-End-to-end heads (``E2ELoss``, one-to-one branches) are not supported.
+End-to-end heads (YOLO26: a one-to-one and a one-to-many branch per head, training output
+``{"one2many": route_preds, "one2one": route_preds}``) are trained with Ultralytics' ``E2ELoss`` per route
+(``DualE2ELoss``), and their per-image losses come from ``PerImageE2ELoss``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from ultralytics.utils.loss import v8DetectionLoss
+from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import bbox2dist, make_anchors
 
@@ -220,6 +222,73 @@ class DualDetectionLoss(PerImageDetectionLoss):
         return torch.cat(losses), items
 
 
+class PerImageE2ELoss(E2ELoss):
+    """Ultralytics' ``E2ELoss`` (YOLO26) whose two branch criteria also reduce the loss per image.
+
+    ``__call__`` and ``update`` are the stock ones: ``o2m * L_one2many + o2o * L_one2one``, the one-to-many weight
+    decaying from 0.8 to 0.1 over the training epochs (one ``update`` per epoch, called by the trainer). ``per_image``
+    gives the same weighted sum per image (row ``i`` equals the stock loss of image ``i`` in a batch of one, at the
+    current weights); on a fused model, whose heads keep only the branch inference reads, it is that branch's loss.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        """Build both branch criteria as ``E2ELoss`` does (top-10 one-to-many, top-7/top-1 one-to-one assignment)."""
+        super().__init__(model, loss_fn=PerImageDetectionLoss)
+
+    def at_end_of_training(self) -> PerImageE2ELoss:
+        """Set the branch weights to where the training schedule ends (o2m 0.1, o2o 0.9); return self."""
+        self.o2m = self.final_o2m
+        self.o2o = max(self.total - self.o2m, 0)
+        return self
+
+    def per_image(self, preds: dict[str, Any] | tuple, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Return every image's weighted (box, cls, l1) E2E loss, shape (B, 3), as ``PerImageDetectionLoss.per_image``.
+
+        Args:
+            preds (dict | tuple): One route's end-to-end predictions (``{"one2many", "one2one"}`` or an eval tuple).
+            batch (dict): Batch with ``batch_idx``, ``cls`` and normalised xywh ``bboxes``.
+
+        Returns:
+            (torch.Tensor): Per-image losses, (B, 3).
+        """
+        preds = self.one2many.parse_output(preds)
+        if "one2one" not in preds:  # a fused head that kept only its one-to-many branch (NMS inference)
+            return self.one2many.per_image(preds, batch)
+        if not preds["one2many"]:  # a fused head that kept only its one-to-one branch (NMS-free inference)
+            return self.one2one.per_image(preds["one2one"], batch)
+        one2many = self.one2many.per_image(preds["one2many"], batch)
+        one2one = self.one2one.per_image(preds["one2one"], batch)
+        return one2many * self.o2m + one2one * self.o2o
+
+
+class DualE2ELoss(PerImageE2ELoss):
+    """Stage-1 criterion of end-to-end (YOLO26) models: Ultralytics' E2E loss of the easy route plus the hard route's.
+
+    As ``DualDetectionLoss``, with each route's loss the stock ``E2ELoss`` (weighted one-to-many + one-to-one) and its
+    logged items the one-to-one branch's, as Ultralytics logs YOLO26 (``e_box_loss ... h_dfl_loss``; the ``dfl``
+    items are YOLO26's L1 terms). ``update`` (once per epoch, by the trainer) decays the one-to-many weight of both
+    routes together.
+    """
+
+    item_names = DualDetectionLoss.item_names
+
+    def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Compute the dual-route E2E loss: shape (6,), easy (box, cls, l1) then hard, each times batch size."""
+        routes = route_outputs(preds)
+        losses, items = [], {}
+        for route in ROUTES:
+            loss, route_items = super().__call__(routes[route], batch)  # stock E2ELoss path
+            losses.append(loss)
+            for name, value in zip(self.item_names, route_items.values()):
+                items[f"{route[0]}_{name}_loss"] = value
+        return torch.cat(losses), items
+
+
+def is_end2end(model: torch.nn.Module) -> bool:
+    """Return whether a model's (last) Detect head is end-to-end (has a one-to-one branch, as YOLO26)."""
+    return getattr(model.model[-1], "one2one_cv2", None) is not None
+
+
 class RunningMedian:
     """Median of a stream of values, over the most recent ``capacity`` of them.
 
@@ -299,7 +368,8 @@ class RunningMedian:
 class RouterLoss(PerImageDetectionLoss):
     """Stage-2 criterion: trains the router's easiness score from the two routes' per-image detection losses.
 
-    For image ``i`` with easy/hard per-image losses ``L1_i``/``L2_i`` (box+cls+dfl from ``per_image``, detached) and
+    For image ``i`` with easy/hard per-image losses ``L1_i``/``L2_i`` (box+cls+dfl from ``per_image``, detached; for
+    end-to-end heads the E2E loss of ``PerImageE2ELoss`` at the branch weights training ended with) and
     router score ``s_i``::
 
         loss_i = s_i * (L1_i - Δ/2) + (1 - s_i) * (L2_i + Δ/2),    d loss_i / d s_i = (L1_i - L2_i) - Δ
@@ -325,10 +395,19 @@ class RouterLoss(PerImageDetectionLoss):
 
     def __init__(self, model: torch.nn.Module, delta: float | None = None, history: int = 100_000, tal_topk: int = 10):
         super().__init__(model, tal_topk=tal_topk)
+        # the per-image loss of one route: the stock detection loss, or YOLO26's E2E loss as training left it
+        self.route_criterion = PerImageE2ELoss(model).at_end_of_training() if is_end2end(model) else self
         self.fixed_delta = delta
         self.diffs = RunningMedian(history)
         self.threshold = float(getattr(model, "threshold", DEFAULT_THRESHOLD))  # the cut the logged `hard` share uses
         self.training: bool | None = None
+
+    def update(self) -> None:
+        """Do nothing: the router loss has no per-epoch schedule.
+
+        Ultralytics' trainer calls ``criterion.update()`` after every epoch when it exists, and its resume calls it
+        unconditionally for end-to-end models (YOLO26), whose stage-2 criterion is this one.
+        """
 
     @torch.no_grad()
     def route_losses(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -343,7 +422,7 @@ class RouterLoss(PerImageDetectionLoss):
 
         """
         routes = route_outputs(preds)
-        return tuple(self.per_image(routes[r], batch).sum(1).float().detach() for r in ROUTES)
+        return tuple(self.route_criterion.per_image(routes[r], batch).sum(1).float().detach() for r in ROUTES)
 
     def delta(self, diffs: torch.Tensor | None = None, update: bool = False) -> torch.Tensor:
         """Return Δ: the fixed value, or the running median of the history together with ``diffs``.

@@ -32,7 +32,7 @@ IMGSZ = 64
 BOX_ATOL, CLS_ATOL, SCORE_ATOL = 0.25, 2e-3, 1e-5
 
 
-def tiny_model() -> DynamicDetectionModel:
+def tiny_model(name: str = "dy-yolo11n.yaml") -> DynamicDetectionModel:
     """A random-weights model whose signals neither vanish nor tie, so that comparisons mean something.
 
     Default random weights shrink activations about tenfold per stage, leaving the heads with constant outputs:
@@ -41,7 +41,7 @@ def tiny_model() -> DynamicDetectionModel:
     varied images route both ways.
     """
     torch.manual_seed(0)
-    model = DynamicDetectionModel("dy-yolo11n.yaml", nc=3, verbose=False)
+    model = DynamicDetectionModel(name, nc=3, verbose=False)
     x = varied_images(64, seed=3)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for bn in norms:
@@ -52,7 +52,8 @@ def tiny_model() -> DynamicDetectionModel:
         model.eval()
         for bn in norms:
             bn.momentum = 0.03
-        logits = [branch[-1] for head in model.heads for branch in (*head.cv2, *head.cv3)]
+        branches = ("cv2", "cv3", "one2one_cv2", "one2one_cv3")  # the last two: end-to-end heads (YOLO26)
+        logits = [b[-1] for head in model.heads for name in branches for b in (getattr(head, name, None) or ())]
         outputs = {}
         hooks = [conv.register_forward_hook(lambda m, i, o: outputs.__setitem__(m, o)) for conv in logits]
         model(x, route="easy"), model(x, route="hard")

@@ -354,6 +354,7 @@ class DynamicYOLO(Model):
         Args:
             format (str): 'onnx' or 'openvino' (split graphs); other formats cannot route per image.
             **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `half`, `simplify` (ONNX),
+                `nms=False` (an end-to-end model such as dy-yolo26: NMS-free graphs; `nms=True` is refused),
                 `project` / `name` for the output folder (default: `<checkpoint stem>_<format>` beside the
                 checkpoint), and one of `threshold`, `hard_ratio`, `gflops`, `latency` (the export's default
                 threshold) or `route` (the export's default forced route). The model itself is not changed.
@@ -373,6 +374,11 @@ class DynamicYOLO(Model):
             )
         require_export_extra()
         kwargs = check_args("export", kwargs)
+        if kwargs.get("nms") is True:
+            raise ArgumentError(
+                "nms=True (NMS inside the exported graph) is not available for split exports: leave nms unset (NMS "
+                "runs in dydet's runtime) or, for an end-to-end model such as dy-yolo26, pass nms=False (NMS-free)"
+            )
         routing = self._pop_routing(kwargs)
         drop_dydet_args(kwargs)
         calibration = self.model.calibration or {}
@@ -385,7 +391,13 @@ class DynamicYOLO(Model):
             out = Path.cwd() / f"export_{fmt}"
         if fmt == "openvino":
             path = export_openvino(
-                self.model, out, imgsz, opset=kwargs.get("opset"), half=bool(kwargs.get("half")), routing=routing
+                self.model,
+                out,
+                imgsz,
+                opset=kwargs.get("opset"),
+                half=bool(kwargs.get("half")),
+                routing=routing,
+                end2end=kwargs.get("nms") is False,
             )
         else:
             path = export_onnx(
@@ -396,6 +408,7 @@ class DynamicYOLO(Model):
                 half=bool(kwargs.get("half")),
                 simplify=bool(kwargs.get("simplify")),
                 routing=routing,
+                end2end=kwargs.get("nms") is False,  # as Ultralytics: nms=False exports an end-to-end head NMS-free
             )
         label = FORMAT_LABELS[fmt]
         LOGGER.info(f"Exported split {label} graphs to {path}; predict with: dydet predict model={path} source=...")

@@ -9,6 +9,7 @@ from copy import copy
 
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
 
 from dydet.engine.checkpointing import SafeCheckpoints
 from dydet.models.yolo.val import DynamicValidator
@@ -55,6 +56,16 @@ class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
         model.stage = 1  # any change to the detectors invalidates a trained router
         return model
 
+    def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+        """Build Ultralytics' optimizer (its `auto` choice: AdamW, or MuSGD for long runs) for both heads.
+
+        With MuSGD, Ultralytics trains the class branches of `model[-1]` (the hard head) at 3x the learning rate; the
+        easy head gets the same (`boost_every_head`).
+        """
+        optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
+        boost_every_head(optimizer, unwrap_model(model))
+        return optimizer
+
     def get_validator(self) -> DynamicValidator:
         """Return the per-route validator."""
         return DynamicValidator(
@@ -66,3 +77,33 @@ class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
         from dydet.utils.plotting import plot_route_results
 
         plot_route_results(self.csv, on_plot=self.on_plot)
+
+
+def boost_every_head(optimizer, model) -> int:
+    """Give every head's class branches the boosted MuSGD learning rate Ultralytics gives only `model[-1]`'s.
+
+    Ultralytics' MuSGD parameter groups come in pairs, (boosted at 3x lr, plain), one pair per kind of parameter; the
+    class branches (`cv3`, `one2one_cv3`) of the other heads move from each plain group to its boosted partner.
+
+    Args:
+        optimizer (torch.optim.Optimizer): The optimizer `BaseTrainer.build_optimizer` returned.
+        model (torch.nn.Module): The model it optimises (a dydet model has `heads`).
+
+    Returns:
+        (int): Number of parameter tensors moved (0 for any optimizer but MuSGD).
+    """
+    heads = tuple(getattr(model, "heads", ()))[:-1]  # the last head is `model[-1]`, boosted by Ultralytics already
+    branches = [getattr(h, name, None) for h in heads for name in ("cv3", "one2one_cv3")]
+    extra = {id(p) for m in branches if m is not None for p in m.parameters()}
+    groups = optimizer.param_groups
+    if type(optimizer).__name__ != "MuSGD" or not extra:
+        return 0
+    moved = 0
+    for boosted, plain in zip(groups[0::2], groups[1::2]):
+        if abs(boosted["lr"] - 3 * plain["lr"]) > 1e-12 * max(plain["lr"], 1.0):
+            raise RuntimeError("unexpected MuSGD parameter groups: cannot boost the easy head's class branches")
+        move = [p for p in plain["params"] if id(p) in extra]
+        plain["params"] = [p for p in plain["params"] if id(p) not in extra]
+        boosted["params"].extend(move)
+        moved += len(move)
+    return moved

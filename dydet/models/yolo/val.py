@@ -39,6 +39,15 @@ class BothRoutes(nn.Module):
         except AttributeError:
             return getattr(self._modules["net"], name)
 
+    @property
+    def end2end(self) -> bool:
+        """Whether both heads give NMS-free one-to-one outputs (YOLO26 with `nms=False`); set on the wrapped model."""
+        return self._modules["net"].end2end
+
+    @end2end.setter
+    def end2end(self, value: bool) -> None:
+        self._modules["net"].end2end = value
+
     def forward(self, x: torch.Tensor, *args, **kwargs) -> dict[str, Any]:
         """Return `{"easy": (y, raw), "hard": (y, raw), "score": (B,)}` for a batch in eval mode."""
         return self.net.forward_both(x)

@@ -59,6 +59,7 @@ class ExportedDynamicModel(RoutedRunner):
             (`dydet.engine.routing.resolve_routing`).
         threshold (float): Default score cut (easy if score >= threshold).
         route (str | None): Default forced route of the export (metadata `route`), None: the router decides.
+        end2end (bool): The graphs give NMS-free `(B, max_det, 6)` rows (an end-to-end model exported with nms=False).
         sessions (dict[str, GraphSession]): The `router`, `easy` and `hard` graphs.
 
     Examples:
@@ -89,6 +90,7 @@ class ExportedDynamicModel(RoutedRunner):
         self.calibration = meta.get("calibration")
         self.threshold = check_threshold(meta.get("threshold", DEFAULT_THRESHOLD))
         self.route = check_route(meta.get("route"))
+        self.end2end = bool(meta.get("end2end", False))  # NMS-free (B, max_det, 6) outputs (YOLO26, nms=False)
         self._dtype = np.float16 if self.fp16 else np.float32
 
     @property
