@@ -115,10 +115,10 @@ def main() -> None:
                 logit = router_logits(router, xv)
             vals = routed(logit.numpy())  # rank by logit: no ties even where the sigmoid saturates
             s = logit.sigmoid()
-            hard = hard_mask(s, DEFAULT_THRESHOLD).float().mean()
+            hard_share = hard_mask(s, DEFAULT_THRESHOLD).float().mean()
             print(
                 f"{variant:>10} {lr:7.0e} " + " ".join(f"{v:8.4f}" for v in vals)
-                + f"  {(vals[1] - easy) / (hard - easy):6.1%}  {s.mean():10.4f}  {hard:7.1%}"
+                + f"  {(vals[1] - easy) / (hard - easy):6.1%}  {s.mean():10.4f}  {hard_share:7.1%}"
             )  # fmt: skip
 
 

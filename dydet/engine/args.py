@@ -13,18 +13,22 @@ from dydet.cfg import arg_names
 DYDET_ONLY_KEYS = arg_names()
 
 # Used with `data=demo` or no `data=`: the embedded demo dataset with settings that train in minutes on a 2-core CPU
-# (README, "What the demo gives"): small images, small batches (more steps), a short warmup, AdamW at a higher lr than
-# Ultralytics' automatic 0.001, and no per-epoch validation (both stages validate once, at their end).
+# (README, "What the demo gives"; the recipes tried: docs/BENCHMARKS.md section 9): small images, small batches with an
+# optimizer step after every batch (`nbs=batch`; Ultralytics' nbs=64 would step only every 8th), AdamW at lr 0.002,
+# no per-epoch validation (both stages validate once, at their end), and a router trained longer at a lower lr than
+# dydet's stage-2 default, which ranks the demo's images better (docs/ROUTER.md).
 DEMO_TRAIN_DEFAULTS = {
-    "epochs": 34,
+    "epochs": 11,
     "imgsz": 96,
     "batch": 8,
+    "nbs": 8,
     "optimizer": "AdamW",
-    "lr0": 0.004,
+    "lr0": 0.002,
     "warmup_epochs": 1,
-    "close_mosaic": 5,
+    "close_mosaic": 2,
     "val": False,
-    "stage2_epochs": 4,
+    "stage2_epochs": 8,
+    "stage2_lr": 3e-4,
 }
 
 
