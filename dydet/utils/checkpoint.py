@@ -104,16 +104,14 @@ def model_record(model: torch.nn.Module) -> dict[str, Any]:
     Returns:
         (dict): The record.
     """
-    from dydet.nn.tasks import DynamicDetectionModel
-
-    if not isinstance(model, DynamicDetectionModel):
-        raise TypeError(f"dydet saves DynamicDetectionModel checkpoints only, got a {type(model).__name__}")
+    if type(model).__name__ not in model_classes() or not isinstance(model, model_classes()[type(model).__name__]):
+        raise TypeError(f"dydet saves {' / '.join(model_classes())} checkpoints only, got a {type(model).__name__}")
     if model.is_fused():
         raise CheckpointError("cannot save a fused model (Conv+BN folded): save the model before calling fuse()")
     args = getattr(model, "args", None)
     return {
         "format": MODEL_FORMAT,
-        "class": "DynamicDetectionModel",
+        "class": type(model).__name__,
         "yaml": to_plain(model.yaml),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "names": to_plain(dict(model.names)),
@@ -124,6 +122,14 @@ def model_record(model: torch.nn.Module) -> dict[str, Any]:
         "args": to_plain(dict(vars(args)) if hasattr(args, "__dict__") else dict(args or {})),
         "task": "detect",
     }
+
+
+def model_classes() -> dict[str, type]:
+    """Return the allow-list of model classes a checkpoint may name, by name (each rebuilt from its YAML)."""
+    from dydet.nn.rcnn import DynamicRCNN
+    from dydet.nn.tasks import DynamicDetectionModel
+
+    return {"DynamicDetectionModel": DynamicDetectionModel, "DynamicRCNN": DynamicRCNN}
 
 
 def is_model_record(obj: Any) -> bool:
@@ -203,16 +209,18 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
     Returns:
         (DynamicDetectionModel): The model, in float32.
     """
-    from dydet.nn.tasks import DynamicDetectionModel
-
     source = Path(source)
     cfg = record.get("yaml")
     if not isinstance(cfg, dict) or not isinstance(record.get("state_dict"), dict):
         raise CheckpointError(f"checkpoint '{source}' is damaged: its model record has no YAML or no weights")
-    _check_model_yaml(cfg, source)
+    model_class = model_classes().get(record.get("class", "DynamicDetectionModel"))
+    if model_class is None:
+        raise _refusal(source, f"its model record names the class {record.get('class')!r}, which dydet does not build")
+    if model_class.__name__ == "DynamicDetectionModel":
+        _check_model_yaml(cfg, source)  # the R-CNN builder reads only numbers from its YAML (a ResNet depth, ...)
     try:
         with _restricted_build():
-            model = DynamicDetectionModel(cfg, ch=int(cfg.get("channels", 3)), nc=cfg.get("nc"), verbose=False)
+            model = model_class(cfg, ch=int(cfg.get("channels", 3)), nc=cfg.get("nc"), verbose=False)
     except (TypeError, KeyError, IndexError, ValueError) as e:
         raise CheckpointError(f"checkpoint '{source}' is damaged: its model YAML does not build ({e})") from e
     state = {k: v.float() if v.is_floating_point() else v for k, v in record["state_dict"].items()}
@@ -470,9 +478,7 @@ def require_dynamic(model: Any, source: str | Path) -> None:
         model (Any): The loaded model object.
         source (str | Path): Where it came from, for the message.
     """
-    from dydet.nn.tasks import DynamicDetectionModel
-
-    if not isinstance(model, DynamicDetectionModel):
+    if not isinstance(model, tuple(model_classes().values())):
         kind = type(model).__name__
         raise CheckpointError(
             f"'{source}' holds a {kind}, not a dydet dynamic model; use a dydet checkpoint or YAML "
