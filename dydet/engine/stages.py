@@ -162,16 +162,15 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
         (Any): The last stage's metrics (the calibration record for `stage=calibrate`).
     """
     from dydet.engine.args import router_train_args
-    from dydet.models.yolo.train import DynamicTrainer
-    from dydet.models.yolo.train_router import RouterTrainer
 
+    classes = yolo.task_map["detect"]  # the model family's trainers
     stage, kwargs = plan["stage"], dict(plan["train_args"])
     # dydet's CPU thread count reaches both trainers, which take it out of their overrides before Ultralytics sees it
     threads = {} if plan.get("threads") is None else {"threads": plan["threads"]}
     start = start or ("1" if stage == "all" else stage)
     stage1_dir = None
     if start == "1":
-        yolo.metrics = fit(yolo, trainer or DynamicTrainer, {**kwargs, **threads}, plan)
+        yolo.metrics = fit(yolo, trainer or classes["trainer"], {**kwargs, **threads}, plan)
         stage1_dir = Path(yolo.trainer.save_dir)
         if stage == "1":
             return yolo.metrics
@@ -184,7 +183,9 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
             )
         if yolo.trainer is not None and Path(yolo.overrides["model"]).parent.parent == Path(yolo.trainer.save_dir):
             kwargs["name"] = Path(yolo.trainer.save_dir).name  # the stage-1 run's actual folder (maybe incremented)
-        yolo.metrics = fit(yolo, RouterTrainer, {**router_train_args(kwargs, plan["router"]), **threads}, plan)
+        yolo.metrics = fit(
+            yolo, classes["router_trainer"], {**router_train_args(kwargs, plan["router"]), **threads}, plan
+        )
         if not plan["calibrate"]:
             return yolo.metrics
         start = "calibrate"
@@ -226,9 +227,7 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     Returns:
         (Any): The final metrics.
     """
-    from dydet.models.yolo.train import DynamicTrainer
-    from dydet.models.yolo.train_router import RouterTrainer
-
+    classes = yolo.task_map["detect"]  # the model family's trainers
     path = yolo.ckpt_path if resume is True and yolo.ckpt else resume
     if not isinstance(path, (str, Path)) or not str(path).endswith(".pt"):
         raise ArgumentError(
@@ -260,7 +259,9 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     ignored = sorted(set(kwargs) - set(given) - {"stage", *ROUTER_KEYS, "calibrate"})
     if ignored:
         LOGGER.warning(f"Resume ignores {ignored}: the run continues with its own settings.")
-    yolo.metrics = fit(yolo, RouterTrainer if done == 2 else DynamicTrainer, {**given, "resume": str(path)}, plan)
+    yolo.metrics = fit(
+        yolo, classes["router_trainer" if done == 2 else "trainer"], {**given, "resume": str(path)}, plan
+    )
     if done == 1 and plan["stage"] == "all":
         return run_plan(yolo, plan, start="2")
     if done == 2 and plan["stage"] in {"all", "2"} and plan["calibrate"]:

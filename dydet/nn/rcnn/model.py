@@ -116,6 +116,9 @@ class RCNNCommon:
         """Return the model unchanged (torchvision's layers are not fused; Ultralytics' loaders call this)."""
         return self
 
+    def set_head_attr(self, **kwargs: Any) -> None:
+        """Accept Ultralytics' head settings (`max_det`, ...): the RoI heads keep their own."""
+
     def is_fused(self, thresh: int = 10) -> bool:
         """Return False: R-CNN models are never fused."""
         return False
@@ -165,6 +168,13 @@ class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
     """
 
     default_cfg = "dy-faster-rcnn-r50.yaml"
+    # `dydet export` refuses this family: torchvision's RPN / RoI heads (data-dependent proposal counts, NMS, RoIAlign)
+    # do not export as the split router / easy / hard graphs dydet's runtimes route between
+    export_refusal = (
+        "dydet export does not support the R-CNN family: torchvision's RPN and RoI heads (data-dependent proposals, "
+        "NMS, RoIAlign) do not split into the router / easy / hard graphs that dydet's runtimes route; "
+        "use the PyTorch checkpoint (dydet predict / val / benchmark)"
+    )
 
     def __init__(self, cfg: str | Path | dict | None = None, ch: int = 3, nc: int | None = None, verbose: bool = True):
         """Build the model from a YAML path, a shipped name (e.g. `dy-faster-rcnn-r18.yaml`) or a model dict."""
@@ -199,6 +209,34 @@ class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
         self.criterion = None
         if verbose:
             self.info()
+
+    # ------------------------------------------------------------------------------------------------ front end
+    @staticmethod
+    def task_classes() -> dict[str, type]:
+        """Return this family's model, trainer, router trainer, validator and predictor classes (`DynamicYOLO`)."""
+        from dydet.models.rcnn import RCNNPredictor, RCNNRouterTrainer, RCNNTrainer, RCNNValidator
+
+        return {
+            "model": DynamicRCNN,
+            "trainer": RCNNTrainer,
+            "router_trainer": RCNNRouterTrainer,
+            "validator": RCNNValidator,
+            "predictor": RCNNPredictor,
+        }
+
+    @staticmethod
+    def train_defaults() -> dict[str, Any]:
+        """Return this family's training defaults (SGD, no mosaic / mixup / HSV / affine augmentation)."""
+        from dydet.models.rcnn import RCNN_TRAIN_DEFAULTS
+
+        return dict(RCNN_TRAIN_DEFAULTS)
+
+    @staticmethod
+    def check_pretrained(path: str | Path) -> None:
+        """Refuse early, with a one-line error, a `pretrained=` file that holds no torchvision state dict."""
+        from dydet.nn.rcnn.pretrained import read_state_dict
+
+        read_state_dict(path)
 
     # ------------------------------------------------------------------------------------------------------ parts
     def backbone1(self, images: torch.Tensor) -> list[torch.Tensor]:
