@@ -95,8 +95,9 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
         yolo.trainer = trainer
         if not args.get("resume") and yolo.ckpt:
             weights = None if pretrained is False else yolo.model
-            if isinstance(pretrained, (str, Path)):
-                weights = checkpoint_model(load_checkpoint_dict(pretrained))
+            if isinstance(pretrained, (str, Path)):  # the R-CNN family reads its own (torchvision) files
+                own = getattr(yolo.model, "check_pretrained", None) is not None
+                weights = str(pretrained) if own else checkpoint_model(load_checkpoint_dict(pretrained))
             trainer.model = trainer.get_model(weights=weights, cfg=yolo.model.yaml)
             yolo.model = trainer.model
             yolo.predictor = None

@@ -170,3 +170,49 @@ def test_bad_pretrained_inputs_get_one_line_errors(tmp_path):
     with pytest.raises(DydetError, match="ResNet-34 .* ResNet-18") as e:
         m.load(str(tmp_path / "r34.pth"))
     assert "\n" not in str(e.value)
+
+
+def test_trainer_loss_contract_stage_1_and_2():
+    torch.manual_seed(0)
+    m = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).train()
+    batch = batch_of(images(2, 96))
+    loss, items = m(batch)
+    assert loss.shape == (1,) and loss.requires_grad
+    assert tuple(items) == m.loss_names() and len(items) == 8 and items["e_cls_loss"] > 0
+    zeros = m.loss(batch, preds=object())[1]  # the validator's call during training: same names, zeros
+    assert tuple(zeros) == tuple(items) and all(float(v) == 0 for v in zeros.values())
+    m.stage, m.criterion = 2, None
+    with torch.no_grad():  # routes that differ (with zero links both routes are equal and the router learns nothing)
+        for p in m.links.parameters():
+            p.normal_(0, 0.1)
+    m.eval()  # stage 2: the detector is frozen, BatchNorm in eval (the router trainer's `_model_train`)
+    loss, items = m(batch)
+    assert tuple(items) == ("r_loss", "delta", "score", "hard")
+    loss.sum().backward()
+    grads = {n for n, p in m.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert grads and all(n.startswith("router.") for n in grads)
+
+
+def test_scaled_names_and_bad_yaml():
+    from dydet.nn.rcnn import is_rcnn_cfg
+    from dydet.utils.errors import ConfigError
+
+    assert is_rcnn_cfg("dy-faster-rcnn-r101.yaml") and is_rcnn_cfg("faster-rcnn-r50.yaml")
+    assert not is_rcnn_cfg("dy-yolo11n.yaml") and not is_rcnn_cfg("model.pt")
+    with pytest.raises(ConfigError, match="no scale 'r99'"):
+        DynamicRCNN("dy-faster-rcnn-r99.yaml", verbose=False)
+    with pytest.raises(ConfigError, match="static R-CNN YAML"):
+        DynamicRCNN("faster-rcnn-r18.yaml", verbose=False)
+
+
+def test_dynamic_yolo_load_takes_dydet_and_torchvision_files(model, tmp_path):
+    from dydet import DynamicYOLO
+
+    save_checkpoint({"model": model, "epoch": -1}, tmp_path / "dy.pt")
+    front = DynamicYOLO("dy-faster-rcnn-r18.yaml")
+    front.model = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False)
+    front.load(tmp_path / "dy.pt")
+    assert torch.equal(front.model.links.links["2_3"][0].weight, model.links.links["2_3"][0].weight)
+    torch.save(StaticRCNN("faster-rcnn-r18.yaml", nc=NC).state_dict(), tmp_path / "tv.pth")
+    front.load(tmp_path / "tv.pth")
+    assert float(front.model.links.links["2_3"][1].weight.detach().abs().sum()) == 0  # links zeroed again

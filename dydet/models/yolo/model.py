@@ -95,8 +95,11 @@ class DynamicYOLO(Model):
         """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
         from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
 
+        own_loader = getattr(self.model, "check_pretrained", None) is not None  # R-CNN: torchvision weights too
         with trusting(self.trust_checkpoint):
-            source = checkpoint_model(load_checkpoint_dict(weights)) if isinstance(weights, (str, Path)) else weights
+            if isinstance(weights, (str, Path)) and not own_loader:
+                weights = checkpoint_model(load_checkpoint_dict(weights))
+            source = weights
         self.model.load(source)
         self.predictor = None
         return self

@@ -411,7 +411,15 @@ class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
             verbose (bool): Log what was transferred.
         """
         from dydet.nn.rcnn.pretrained import load_pretrained
+        from dydet.utils.checkpoint import is_model_record, load_checkpoint_dict
 
+        if isinstance(weights, (str, Path)) and str(weights).endswith(".pt"):
+            try:
+                raw = torch.load(weights, map_location="cpu", weights_only=True)
+            except Exception:  # not weights-only: `load_pretrained` refuses it with a one-line error
+                raw = None
+            if isinstance(raw, dict) and any(is_model_record(raw.get(k)) for k in ("ema", "model")):
+                weights = load_checkpoint_dict(weights)  # a dydet checkpoint: rebuilt from its record
         model = (weights.get("ema") or weights.get("model")) if isinstance(weights, dict) else weights
         if isinstance(model, DynamicRCNN):
             self.load_state_dict(model.float().state_dict())
