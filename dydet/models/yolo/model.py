@@ -27,7 +27,7 @@ class DynamicYOLO(Model):
     """A DynamicDet model: build from a dydet YAML or load a dydet checkpoint, then train / val / predict / export.
 
     Examples:
-        >>> model = DynamicYOLO("dy-yolo11n.yaml")
+        >>> model = DynamicYOLO("dy-yolo11n.yaml")  # or "dy-faster-rcnn-r18.yaml": the R-CNN family
         >>> model.train(epochs=10)  # embedded demo dataset when `data` is not given
         >>> results = model.predict("image.jpg", hard_ratio=0.3)
         >>> results[0].route, results[0].score
@@ -331,6 +331,8 @@ class DynamicYOLO(Model):
         from dydet.engine.tuner import DynamicTuner
 
         self._require_pytorch("tune")
+        if getattr(self.model, "task_classes", None) is not None:  # trials are YOLO-family stage-1 trainings
+            raise ArgumentError("tune supports the YOLO family only; train R-CNN models with 'dydet train'")
         if use_ray or args:
             raise ArgumentError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
         kwargs = prepare_train_args(kwargs, self.overrides)

@@ -86,3 +86,8 @@ def test_cli_train_val_predict_benchmark_end_to_end(tiny_data, tmp_path, capsys)
         ]
     )
     assert any((project / "bench").glob("speed.*"))
+
+
+def test_tune_is_refused_for_the_rcnn_family(tmp_path):
+    with pytest.raises(ArgumentError, match="YOLO family only"):
+        DynamicYOLO("dy-faster-rcnn-r18.yaml").tune(iterations=1, project=str(tmp_path))
