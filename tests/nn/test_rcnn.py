@@ -216,3 +216,27 @@ def test_dynamic_yolo_load_takes_dydet_and_torchvision_files(model, tmp_path):
     torch.save(StaticRCNN("faster-rcnn-r18.yaml", nc=NC).state_dict(), tmp_path / "tv.pth")
     front.load(tmp_path / "tv.pth")
     assert float(front.model.links.links["2_3"][1].weight.detach().abs().sum()) == 0  # links zeroed again
+
+
+def test_static_faster_rcnn_equals_the_easy_route(model):
+    static = StaticRCNN("faster-rcnn-r18.yaml", nc=NC).eval()
+    renamed = {"b1.": "backbone.body.", "fpn.": "backbone.fpn.", "rpn.": "rpn.", "roi_heads.": "roi_heads."}
+    state = {
+        new + k[len(old) :]: v
+        for k, v in model.state_dict().items()
+        for old, new in renamed.items()
+        if k.startswith(old)
+    }
+    static.load_state_dict(state)
+    x = images(2)
+    with torch.no_grad():
+        assert torch.allclose(static(x), model.routed(x, RoutingSpec.forced("easy"))[0], atol=1e-5)
+
+
+def test_benchmark_baselines_are_static_rcnns_with_the_same_heads():
+    from dydet.utils.benchmarks.candidates import default_baselines
+
+    yaml = {"family": "rcnn", "nc": NC, "depth": 50, "dynamic": {}, "detector": {"rpn_post_nms_top_n_test": 50}}
+    baselines = default_baselines(DynamicRCNN(yaml, verbose=False))
+    assert [b.depth for b in baselines] == [50, 101] and all(isinstance(b, StaticRCNN) for b in baselines)
+    assert all(b.rpn._post_nms_top_n["testing"] == 50 for b in baselines)

@@ -15,19 +15,26 @@ from dydet.utils.torch_utils import fused_eval_copy
 
 
 # ------------------------------------------------------------------------------------------------------------ inputs
-def default_baselines(model: DynamicDetectionModel) -> tuple[str, ...]:
+def default_baselines(model: DynamicDetectionModel) -> tuple[Any, ...]:
     """Return the static models a dynamic model competes with: its base at the same scale and the next scale up.
 
-    E.g. `dy-yolo11n` -> ('yolo11n.yaml', 'yolo11s.yaml'); `dy-yolov8m` -> ('yolov8m.yaml', 'yolov8l.yaml'). A YAML
+    E.g. `dy-yolo11n` -> ('yolo11n.yaml', 'yolo11s.yaml'); `dy-yolov8m` -> ('yolov8m.yaml', 'yolov8l.yaml');
+    `dy-faster-rcnn-r50` -> static Faster R-CNN R50 and R101 models (with its RPN / RoI settings). A YAML
     whose `dynamic:` section lists `baselines` (e.g. dy-yolov7: yolov7 and yolov7x, as the paper compares) gets those.
     """
     if model.yaml.get("dynamic", {}).get("baselines"):
         return tuple(model.yaml["dynamic"]["baselines"])
     if model.yaml.get("family") == "rcnn":  # the static Faster R-CNN of the same depth and the next one up
+        from dydet.nn.rcnn import StaticRCNN
         from dydet.nn.rcnn.config import DEPTHS
 
+        # built with the dynamic model's own RPN / RoI settings (`detector:`), so that only the backbone differs
+        static = {k: v for k, v in model.yaml.items() if k not in {"dynamic", "scale", "scales"}}
         i = DEPTHS.index(model.yaml["depth"])
-        return tuple(f"faster-rcnn-r{d}.yaml" for d in DEPTHS[i : i + 2])
+        return tuple(
+            StaticRCNN({**static, "depth": d, "yaml_file": f"faster-rcnn-r{d}.yaml"}, nc=model.nc, verbose=False)
+            for d in DEPTHS[i : i + 2]
+        )
     base, scale = model.yaml.get("dynamic", {}).get("base"), model.yaml.get("scale")
     if not base or scale not in SCALES:
         return ()
