@@ -91,3 +91,20 @@ def test_cli_train_val_predict_benchmark_end_to_end(tiny_data, tmp_path, capsys)
 def test_tune_is_refused_for_the_rcnn_family(tmp_path):
     with pytest.raises(ArgumentError, match="YOLO family only"):
         DynamicYOLO("dy-faster-rcnn-r18.yaml").tune(iterations=1, project=str(tmp_path))
+
+
+def test_trainer_takes_a_torchvision_state_dict_as_pretrained(tiny_data, tmp_path):
+    import torch
+
+    from dydet.nn.rcnn import StaticRCNN
+
+    static = StaticRCNN("faster-rcnn-r18.yaml", nc=6)
+    torch.save(static.state_dict(), tmp_path / "frcnn.pth")
+    overrides = {"model": "dy-faster-rcnn-r18.yaml", "data": str(tiny_data), "pretrained": str(tmp_path / "frcnn.pth")}
+    trainer = RCNNTrainer(overrides={**overrides, "device": "cpu", "project": str(tmp_path), "name": "t"})
+    trainer.setup_model()
+    model = trainer.model
+    assert isinstance(model, DynamicRCNN) and model.stage == 1
+    assert torch.equal(model.b1.layer3[0].conv1.weight, static.backbone.body.layer3[0].conv1.weight)
+    assert torch.equal(model.b2.layer3[0].conv1.weight, static.backbone.body.layer3[0].conv1.weight)
+    assert torch.equal(model.roi_heads.box_predictor.cls_score.weight, static.roi_heads.box_predictor.cls_score.weight)
