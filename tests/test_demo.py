@@ -2,7 +2,7 @@
 
 Checks the demo's accuracy targets (issue 16), never its time: the easy route reaches mAP50 >= 0.5 on the demo's
 validation split, the hard route is above the easy route, and the router beats random routing at a 50/50 split.
-Last run (issue 16): fails the first and third (easy mAP50 0.441; router 0.3462 vs random 0.3467 mAP50-95 at 50/50).
+Last run (issue 16): easy mAP50 0.671, hard mAP50-95 0.566 vs easy 0.514, router 0.548 vs random 0.539 at 50/50.
 """
 
 import csv

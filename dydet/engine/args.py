@@ -38,6 +38,8 @@ def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
     Args:
         kwargs (dict): Arguments given by the user.
         overrides (dict): The model's own overrides (e.g. `data` from a checkpoint).
+        check_pretrained (Callable, optional): The model family's check of a `pretrained=` file (R-CNN: torchvision
+            weights); default: an Ultralytics / dydet detection checkpoint.
 
     Returns:
         (bool): True when `prepare_train_args` trains on the demo dataset with `DEMO_TRAIN_DEFAULTS`.
@@ -49,12 +51,16 @@ def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
     return embedded_name(kwargs.get("data")) == "demo"
 
 
-def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+def prepare_train_args(
+    kwargs: dict[str, Any], overrides: dict[str, Any], check_pretrained: Any = None
+) -> dict[str, Any]:
     """Fill in dydet's training defaults and check file arguments early, with clear errors.
 
     Args:
         kwargs (dict): Arguments given by the user.
         overrides (dict): The model's own overrides (e.g. `data` from a checkpoint).
+        check_pretrained (Callable, optional): The model family's check of a `pretrained=` file (R-CNN: torchvision
+            weights); default: an Ultralytics / dydet detection checkpoint.
 
     Returns:
         (dict): The arguments to train with.
@@ -80,7 +86,9 @@ def prepare_train_args(kwargs: dict[str, Any], overrides: dict[str, Any]) -> dic
     project = kwargs.get("project")
     kwargs["project"] = str(Path(project).resolve()) if project else str(Path.cwd() / "runs" / "detect")
     pretrained = kwargs.get("pretrained")
-    if isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
+    if isinstance(pretrained, (str, Path)) and check_pretrained is not None:
+        check_pretrained(pretrained)
+    elif isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
         ckpt = load_checkpoint_dict(pretrained)  # fails early and clearly on a missing or unreadable file
         require_detection(ckpt.get("ema") or ckpt.get("model"), pretrained)  # ... and on a non-detection model
     return kwargs

@@ -56,8 +56,9 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
         yolo.trainer = trainer
         if not args.get("resume") and yolo.ckpt:
             weights = None if pretrained is False else yolo.model
-            if isinstance(pretrained, (str, Path)):
-                weights = checkpoint_model(load_checkpoint_dict(pretrained))
+            if isinstance(pretrained, (str, Path)):  # the R-CNN family reads its own (torchvision) files
+                own = getattr(yolo.model, "check_pretrained", None) is not None
+                weights = str(pretrained) if own else checkpoint_model(load_checkpoint_dict(pretrained))
             trainer.model = trainer.get_model(weights=weights, cfg=yolo.model.yaml)
             yolo.model = trainer.model
             yolo.predictor = None
@@ -123,16 +124,15 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
         (Any): The last stage's metrics (the calibration record for `stage=calibrate`).
     """
     from dydet.engine.args import router_train_args
-    from dydet.models.yolo.train import DynamicTrainer
-    from dydet.models.yolo.train_router import RouterTrainer
 
+    classes = yolo.task_map["detect"]  # the model family's trainers
     stage, kwargs = plan["stage"], dict(plan["train_args"])
     # dydet's CPU thread count reaches both trainers, which take it out of their overrides before Ultralytics sees it
     threads = {} if plan.get("threads") is None else {"threads": plan["threads"]}
     start = start or ("1" if stage == "all" else stage)
     stage1_dir = None
     if start == "1":
-        yolo.metrics = fit(yolo, trainer or DynamicTrainer, {**kwargs, **threads}, plan)
+        yolo.metrics = fit(yolo, trainer or classes["trainer"], {**kwargs, **threads}, plan)
         stage1_dir = Path(yolo.trainer.save_dir)
         if stage == "1":
             return yolo.metrics
@@ -145,7 +145,9 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
             )
         if yolo.trainer is not None and Path(yolo.overrides["model"]).parent.parent == Path(yolo.trainer.save_dir):
             kwargs["name"] = Path(yolo.trainer.save_dir).name  # the stage-1 run's actual folder (maybe incremented)
-        yolo.metrics = fit(yolo, RouterTrainer, {**router_train_args(kwargs, plan["router"]), **threads}, plan)
+        yolo.metrics = fit(
+            yolo, classes["router_trainer"], {**router_train_args(kwargs, plan["router"]), **threads}, plan
+        )
         if not plan["calibrate"]:
             return yolo.metrics
         start = "calibrate"
@@ -187,9 +189,7 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     Returns:
         (Any): The final metrics.
     """
-    from dydet.models.yolo.train import DynamicTrainer
-    from dydet.models.yolo.train_router import RouterTrainer
-
+    classes = yolo.task_map["detect"]  # the model family's trainers
     path = yolo.ckpt_path if resume is True and yolo.ckpt else resume
     if not isinstance(path, (str, Path)) or not str(path).endswith(".pt"):
         raise ArgumentError(
@@ -221,7 +221,9 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     ignored = sorted(set(kwargs) - set(given) - {"stage", *ROUTER_KEYS, "calibrate"})
     if ignored:
         LOGGER.warning(f"Resume ignores {ignored}: the run continues with its own settings.")
-    yolo.metrics = fit(yolo, RouterTrainer if done == 2 else DynamicTrainer, {**given, "resume": str(path)}, plan)
+    yolo.metrics = fit(
+        yolo, classes["router_trainer" if done == 2 else "trainer"], {**given, "resume": str(path)}, plan
+    )
     if done == 1 and plan["stage"] == "all":
         return run_plan(yolo, plan, start="2")
     if done == 2 and plan["stage"] in {"all", "2"} and plan["calibrate"]:

@@ -97,10 +97,15 @@ def to_plain(obj: Any) -> Any:
 
 # ----------------------------------------------------------------------------------------------------- model records
 def model_classes() -> dict[str, type[torch.nn.Module]]:
-    """Return the model classes a dydet model record can hold, by the name stored in its `class` entry."""
+    """Return the allow-list of model classes a dydet model record can hold, by the name in its `class` entry."""
+    from dydet.nn.rcnn import DynamicRCNN
     from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
 
-    return {"DynamicDetectionModel": DynamicDetectionModel, "StaticDetectionModel": StaticDetectionModel}
+    return {
+        "DynamicDetectionModel": DynamicDetectionModel,
+        "StaticDetectionModel": StaticDetectionModel,
+        "DynamicRCNN": DynamicRCNN,
+    }
 
 
 def model_record(model: torch.nn.Module) -> dict[str, Any]:
@@ -217,13 +222,16 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
     cfg = record.get("yaml")
     if not isinstance(cfg, dict) or not isinstance(record.get("state_dict"), dict):
         raise CheckpointError(f"checkpoint '{source}' is damaged: its model record has no YAML or no weights")
-    cls = model_classes().get(record.get("class", "DynamicDetectionModel"))
-    if cls is None:
-        raise CheckpointError(f"checkpoint '{source}' is damaged: its model record has an unknown class")
-    _check_model_yaml(cfg, source)
+    from dydet.nn.family import DetectorFamily
+
+    model_class = model_classes().get(record.get("class", "DynamicDetectionModel"))
+    if model_class is None:
+        raise _refusal(source, f"its model record names the class {record.get('class')!r}, which dydet does not build")
+    if model_class.__name__ in {"DynamicDetectionModel", "StaticDetectionModel"}:
+        _check_model_yaml(cfg, source)  # the R-CNN builder reads only numbers from its YAML (a ResNet depth, ...)
     try:
         with _restricted_build():
-            model = cls(cfg, ch=int(cfg.get("channels", 3)), nc=cfg.get("nc"), verbose=False)
+            model = model_class(cfg, ch=int(cfg.get("channels", 3)), nc=cfg.get("nc"), verbose=False)
     except (TypeError, KeyError, IndexError, ValueError) as e:
         raise CheckpointError(f"checkpoint '{source}' is damaged: its model YAML does not build ({e})") from e
     state = {k: v.float() if v.is_floating_point() else v for k, v in record["state_dict"].items()}
@@ -237,7 +245,7 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
     model.names = dict(record.get("names") or model.names)
     if isinstance(record.get("stride"), torch.Tensor):
         model.stride = record["stride"].float()
-    if getattr(cls, "dynamic", False):
+    if isinstance(model, DetectorFamily):  # routing state; a static model has none
         model.threshold = float(record.get("threshold", model.threshold))
         model.calibration = record.get("calibration")
         model.stage = int(record.get("stage", 0))
@@ -536,9 +544,7 @@ def require_dynamic(model: Any, source: str | Path) -> None:
         model (Any): The loaded model object.
         source (str | Path): Where it came from, for the message.
     """
-    from dydet.nn.tasks import DynamicDetectionModel
-
-    if not isinstance(model, DynamicDetectionModel):
+    if not isinstance(model, tuple(model_classes().values())):
         kind = type(model).__name__
         raise CheckpointError(
             f"'{source}' holds a {kind}, not a dydet dynamic model; use a dydet checkpoint or YAML "

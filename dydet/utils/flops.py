@@ -24,7 +24,7 @@ def _gflops(module: nn.Module, imgsz: int | list[int], stride: int, ch: int = 3)
 
     p = next(module.parameters())
     h, w = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
-    im = torch.empty((1, ch, h, w), device=p.device, dtype=p.dtype)
+    im = torch.zeros((1, ch, h, w), device=p.device, dtype=p.dtype)  # zeros: no NaN garbage
     return thop.profile(module, inputs=[im], stride=stride, verbose=False)[0] / 1e9 * 2
 
 

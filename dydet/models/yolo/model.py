@@ -27,7 +27,7 @@ class DynamicYOLO(Model):
     """A DynamicDet model: build from a dydet YAML or load a dydet checkpoint, then train / val / predict / export.
 
     Examples:
-        >>> model = DynamicYOLO("dy-yolo11n.yaml")
+        >>> model = DynamicYOLO("dy-yolo11n.yaml")  # or "dy-faster-rcnn-r18.yaml": the R-CNN family
         >>> model.train(epochs=10)  # embedded demo dataset when `data` is not given
         >>> results = model.predict("image.jpg", hard_ratio=0.3)
         >>> results[0].route, results[0].score
@@ -58,8 +58,11 @@ class DynamicYOLO(Model):
     def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
         """Build a new dynamic model from a dydet YAML."""
         self.cfg = cfg
+        from dydet.nn.rcnn import DynamicRCNN, is_rcnn_cfg
+
         self.task = "detect"
-        self.model = DynamicDetectionModel(cfg, verbose=verbose and RANK == -1)
+        model_class = DynamicRCNN if is_rcnn_cfg(cfg) else DynamicDetectionModel
+        self.model = model_class(cfg, verbose=verbose and RANK == -1)
         self.overrides["model"] = self.cfg
         self.overrides["task"] = self.task
         self.model.args = {**DEFAULT_CFG_DICT, **self.overrides}
@@ -92,8 +95,11 @@ class DynamicYOLO(Model):
         """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
         from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
 
+        own_loader = getattr(self.model, "check_pretrained", None) is not None  # R-CNN: torchvision weights too
         with trusting(self.trust_checkpoint):
-            source = checkpoint_model(load_checkpoint_dict(weights)) if isinstance(weights, (str, Path)) else weights
+            if isinstance(weights, (str, Path)) and not own_loader:
+                weights = checkpoint_model(load_checkpoint_dict(weights))
+            source = weights
         self.model.load(source)
         self.predictor = None
         return self
@@ -113,15 +119,20 @@ class DynamicYOLO(Model):
 
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:
-        """Map the detect task to dydet's model, trainer, validator and predictor classes."""
+        """Map the detect task to the model family's model, trainer(s), validator and predictor classes."""
         from dydet.models.yolo.predict import DynamicPredictor
         from dydet.models.yolo.train import DynamicTrainer
+        from dydet.models.yolo.train_router import RouterTrainer
         from dydet.models.yolo.val import DynamicValidator
 
+        family = getattr(self.model, "task_classes", None)  # another family (R-CNN) names its own classes
+        if callable(family):
+            return {"detect": family()}
         return {
             "detect": {
                 "model": DynamicDetectionModel,
                 "trainer": DynamicTrainer,
+                "router_trainer": RouterTrainer,
                 "validator": DynamicValidator,
                 "predictor": DynamicPredictor,
             }
@@ -157,7 +168,11 @@ class DynamicYOLO(Model):
             if str(kwargs.get("stage")) == "calibrate":
                 return run_plan(self, make_plan(kwargs))
             demo = uses_demo_data(kwargs, self.overrides)
-            return run_plan(self, make_plan(prepare_train_args(kwargs, self.overrides), demo=demo), trainer)
+            for key, value in (getattr(self.model, "train_defaults", dict)() if not self.ckpt else {}).items():
+                kwargs.setdefault(key, value)  # the family's own defaults (R-CNN: SGD, no mosaic), before the demo's
+            check = getattr(self.model, "check_pretrained", None)
+            kwargs = prepare_train_args(kwargs, self.overrides, check_pretrained=check)
+            return run_plan(self, make_plan(kwargs, demo=demo), trainer)
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
         """Run the router over the validation split and store the calibration in the model and its checkpoint.
@@ -316,6 +331,8 @@ class DynamicYOLO(Model):
         from dydet.engine.tuner import DynamicTuner
 
         self._require_pytorch("tune")
+        if getattr(self.model, "task_classes", None) is not None:  # trials are YOLO-family stage-1 trainings
+            raise ArgumentError("tune supports the YOLO family only; train R-CNN models with 'dydet train'")
         if use_ray or args:
             raise ArgumentError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
         kwargs = prepare_train_args(kwargs, self.overrides)
@@ -366,6 +383,8 @@ class DynamicYOLO(Model):
         from dydet.nn.backends.format import FORMAT_LABELS
 
         self._require_pytorch("export")
+        if getattr(self.model, "export_refusal", None):  # a family that cannot export (R-CNN): before any file
+            raise ArgumentError(self.model.export_refusal)
         fmt = str(format).lower()
         if fmt not in {"onnx", "openvino"}:
             raise ArgumentError(

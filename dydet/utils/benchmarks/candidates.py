@@ -15,14 +15,26 @@ from dydet.utils.torch_utils import fused_eval_copy
 
 
 # ------------------------------------------------------------------------------------------------------------ inputs
-def default_baselines(model: DynamicDetectionModel) -> tuple[str, ...]:
+def default_baselines(model: DynamicDetectionModel) -> tuple[Any, ...]:
     """Return the static models a dynamic model competes with: its base at the same scale and the next scale up.
 
-    E.g. `dy-yolo11n` -> ('yolo11n.yaml', 'yolo11s.yaml'); `dy-yolov8m` -> ('yolov8m.yaml', 'yolov8l.yaml'). A YAML
+    E.g. `dy-yolo11n` -> ('yolo11n.yaml', 'yolo11s.yaml'); `dy-yolov8m` -> ('yolov8m.yaml', 'yolov8l.yaml');
+    `dy-faster-rcnn-r50` -> static Faster R-CNN R50 and R101 models (with its RPN / RoI settings). A YAML
     whose `dynamic:` section lists `baselines` (e.g. dy-yolov7: yolov7 and yolov7x, as the paper compares) gets those.
     """
     if model.yaml.get("dynamic", {}).get("baselines"):
         return tuple(model.yaml["dynamic"]["baselines"])
+    if model.yaml.get("family") == "rcnn":  # the static Faster R-CNN of the same depth and the next one up
+        from dydet.nn.rcnn import StaticRCNN
+        from dydet.nn.rcnn.config import DEPTHS
+
+        # built with the dynamic model's own RPN / RoI settings (`detector:`), so that only the backbone differs
+        static = {k: v for k, v in model.yaml.items() if k not in {"dynamic", "scale", "scales"}}
+        i = DEPTHS.index(model.yaml["depth"])
+        return tuple(
+            StaticRCNN({**static, "depth": d, "yaml_file": f"faster-rcnn-r{d}.yaml"}, nc=model.nc, verbose=False)
+            for d in DEPTHS[i : i + 2]
+        )
     base, scale = model.yaml.get("dynamic", {}).get("base"), model.yaml.get("scale")
     if not base or scale not in SCALES:
         return ()
@@ -32,6 +44,8 @@ def default_baselines(model: DynamicDetectionModel) -> tuple[str, ...]:
 
 def static_base_name(model: DynamicDetectionModel) -> str | None:
     """Return the name of the static model of the same base and scale (e.g. 'yolo11n'), or None if unknown."""
+    if model.yaml.get("family") == "rcnn":
+        return f"faster-rcnn-r{model.yaml['depth']}"
     base, scale = model.yaml.get("dynamic", {}).get("base"), model.yaml.get("scale")
     return f"{base}{scale}" if base and scale else base if base and not model.yaml.get("scales") else None
 
@@ -72,6 +86,10 @@ def load_static(spec: Any, nc: int) -> nn.Module:
         from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
 
         return checkpoint_model(load_checkpoint_dict(spec))
+    from dydet.nn.rcnn import StaticRCNN, is_rcnn_cfg
+
+    if is_rcnn_cfg(spec):
+        return StaticRCNN(str(spec), nc=nc, verbose=False)
     if _built_by_dydet(spec):
         from dydet.nn.tasks import StaticDetectionModel
 
@@ -96,9 +114,11 @@ def _built_by_dydet(spec: Any) -> bool:
 
 def load_dynamic(model: Any) -> DynamicDetectionModel:
     """Return the `DynamicDetectionModel` behind a `DynamicYOLO`, a model, a dydet YAML name or a checkpoint path."""
-    if isinstance(model, DynamicDetectionModel):
+    from dydet.nn.rcnn import DynamicRCNN, is_rcnn_cfg
+
+    if isinstance(model, (DynamicDetectionModel, DynamicRCNN)):
         return model
-    if isinstance(getattr(model, "model", None), DynamicDetectionModel):
+    if isinstance(getattr(model, "model", None), (DynamicDetectionModel, DynamicRCNN)):
         return model.model
     if isinstance(model, (str, Path)):
         if str(model).endswith(".pt"):
@@ -107,7 +127,7 @@ def load_dynamic(model: Any) -> DynamicDetectionModel:
             m = checkpoint_model(load_checkpoint_dict(model))
             require_dynamic(m, model)
             return m
-        return DynamicDetectionModel(str(model), verbose=False)
+        return (DynamicRCNN if is_rcnn_cfg(model) else DynamicDetectionModel)(str(model), verbose=False)
     raise TypeError(f"cannot benchmark a {type(model).__name__}: pass a dydet model, DynamicYOLO, YAML or checkpoint")
 
 

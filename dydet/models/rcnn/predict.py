@@ -1,0 +1,14 @@
+"""Prediction with per-image routing for the R-CNN family."""
+
+from __future__ import annotations
+
+from dydet.models.yolo.predict import DynamicPredictor
+
+
+class RCNNPredictor(DynamicPredictor):
+    """`DynamicPredictor` for a `DynamicRCNN`: end-to-end detections (no second NMS), RoI score threshold = `conf`."""
+
+    def setup_model(self, model, verbose: bool = True) -> None:
+        """Set up the model, then set the RoI heads' score threshold to `conf`."""
+        super().setup_model(model, verbose)
+        self.dynamic_model().roi_heads.score_thresh = float(self.args.conf)

@@ -1,0 +1,74 @@
+"""Losses of the R-CNN family: stage 1 (both routes' torchvision losses), stage 2 (the router, per-image losses)."""
+
+from __future__ import annotations
+
+import torch
+
+from dydet.engine.routing import hard_mask
+from dydet.utils.loss import RouterLoss, RunningMedian
+
+
+class CascadeLoss:
+    """Stage-1 criterion: `w_easy * sum(easy losses) + w_hard * sum(hard losses)`, torchvision's four losses per route.
+
+    Returned as Ultralytics' trainer expects: the loss (not multiplied by the batch size: torchvision's losses are
+    batch means, and R-CNN's learning rates are set for them) and a dict of detached per-route items named
+    `e_obj_loss e_rpn_loss e_cls_loss e_box_loss h_...`.
+    """
+
+    def __init__(self, weights: tuple[float, float] = (1.0, 1.0)):
+        """Create the criterion with the (easy, hard) route weights."""
+        self.weights = weights
+
+    def __call__(self, losses: dict[str, dict[str, torch.Tensor]]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Combine `{"easy": torchvision loss dict, "hard": ...}` into `(loss, items)`."""
+        from dydet.nn.rcnn.model import LOSS_NAMES
+
+        total, items = 0.0, {}
+        for (route, route_losses), w in zip(losses.items(), self.weights):
+            total = total + w * sum(route_losses.values())
+            for key, name in LOSS_NAMES.items():
+                items[f"{route[0]}_{name}"] = route_losses[key].detach()
+        return total.reshape(1), items
+
+
+class RCNNRouterLoss:
+    """Stage-2 criterion of the R-CNN family: `RouterLoss`'s objective on the routes' per-image R-CNN losses.
+
+    `loss_i = s_i * (L1_i - Δ/2) + (1 - s_i) * (L2_i + Δ/2)` with Δ the running median of `L1 - L2` (see
+    `dydet.utils.loss.RouterLoss`); `L1`, `L2` come from `DynamicRCNN.image_losses`.
+
+    Attributes:
+        diffs (RunningMedian): History of `L1 - L2` (saved in checkpoints for an exact resume).
+    """
+
+    delta = RouterLoss.delta
+    objective = staticmethod(RouterLoss.objective)
+
+    def __init__(self, threshold: float, delta: float | None = None, history: int = 100_000):
+        """Create the criterion; `threshold` is the cut the logged `hard` share uses."""
+        self.fixed_delta = delta
+        self.diffs = RunningMedian(history)
+        self.threshold = float(threshold)
+        self.training: bool | None = None
+
+    def __call__(
+        self, score: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor, update: bool | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return `(loss, items)`: the mean router loss (differentiable in the scores) and `r_loss delta score hard`."""
+        score = score.reshape(-1)
+        if update is None:
+            update = self.training
+        if update is None:
+            update = torch.is_grad_enabled() and score.requires_grad
+        diffs = l1 - l2
+        delta = self.delta(diffs, update=update).to(diffs.device)
+        s = score.float()
+        per_image = self.objective(s, l1, l2, delta)
+        items = {
+            "r_loss": per_image.detach().mean(),
+            "delta": delta.detach(),
+            "score": s.detach().mean(),
+            "hard": hard_mask(s.detach(), self.threshold).float().mean(),
+        }
+        return per_image.mean().reshape(1), items
