@@ -10,9 +10,33 @@ from torch import nn
 
 # Ultralytics caps its own worker/thread count (`NUM_THREADS`) at 8; dydet's CPU training default keeps that cap.
 MAX_DEFAULT_THREADS = 8
-# Dataloader workers for CPU training when `workers=` is not given (Ultralytics forces 0 on CPU): one process prepares
-# (mosaic, augmentation) the next batches while the torch threads compute (docs/BENCHMARKS.md, section 8).
+# Dataloader workers for CPU training on a busy machine when `workers=` is not given (Ultralytics forces 0 on CPU): one
+# process prepares (mosaic, augmentation) the next batches while the torch threads compute. On an idle machine all
+# cores as torch threads and no worker train faster (docs/BENCHMARKS.md, section 8).
 CPU_TRAIN_WORKERS = 1
+
+
+def cpu_is_busy() -> bool:
+    """Return whether more work is runnable than there are cores (1-minute load average above the usable cores).
+
+    On a busy machine every parallel region of a multi-threaded step waits for a descheduled thread, so dydet then
+    trains with fewer threads and a dataloader worker (`default_cpu_workers`).
+    """
+    try:
+        return os.getloadavg()[0] > usable_cpu_cores()
+    except (AttributeError, OSError):  # no load average (Windows): assume busy, the safer choice
+        return True
+
+
+def default_cpu_workers() -> int:
+    """Return dydet's dataloader workers for CPU training: `CPU_TRAIN_WORKERS` on a busy machine, else 0.
+
+    Measured on 2 cores (docs/BENCHMARKS.md, section 8): idle, 2 threads without a worker train 1.28x (stage 1) and
+    1.44x (stage 2) faster than 1 thread + 1 worker; busy (load average 13-15), 1 thread + 1 worker are the fastest and
+    2 threads fall to 0.5x. Pass `workers=` and `threads=` to pin them (e.g. for bitwise reproducible runs: the
+    thread count changes floating-point summation order).
+    """
+    return CPU_TRAIN_WORKERS if cpu_is_busy() else 0
 
 
 def usable_cpu_cores() -> int:

@@ -14,7 +14,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 from dydet.engine.checkpointing import SafeCheckpoints
 from dydet.models.yolo.val import DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.torch_utils import CPU_TRAIN_WORKERS, set_cpu_threads
+from dydet.utils.torch_utils import default_cpu_workers, set_cpu_threads
 
 
 class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
@@ -24,9 +24,10 @@ class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
     reports the routed model `(B)` and each route's precision, recall, mAP50 and mAP50-95 (`(E)`, `(H)`), and the
     best checkpoint maximises the mean of both routes' fitness. A single-model
     Ultralytics checkpoint passed as `pretrained=` initialises both routes (see `DynamicDetectionModel.load_single`).
-    On CPU it trains with `threads` torch threads and `workers` dataloader workers (default: one worker and the rest
-    of the cores as threads, see `dydet.utils.torch_utils.set_cpu_threads`; Ultralytics alone uses `cores - 1`
-    threads and no workers). `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it.
+    On CPU it trains with `threads` torch threads and `workers` dataloader workers (default: all cores as threads on an
+    idle machine; one worker and the rest of the cores as threads on a busy one, see
+    `dydet.utils.torch_utils.default_cpu_workers`; Ultralytics alone uses `cores - 1` threads and no workers).
+    `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it.
     Checkpoints are weights-only and written atomically (`SafeCheckpoints`).
     """
 
@@ -37,7 +38,7 @@ class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
         super().__init__(cfg, overrides, _callbacks)
         if self.device.type == "cpu":  # Ultralytics forced workers=0 here; keep the run's own value, else dydet's
             workers = overrides.get("workers", self.run_workers)
-            self.args.workers = CPU_TRAIN_WORKERS if workers is None else workers
+            self.args.workers = default_cpu_workers() if workers is None else workers
             n = set_cpu_threads(self.device, threads, self.args.workers)
             if RANK in {-1, 0}:
                 LOGGER.info(

@@ -169,15 +169,19 @@ def test_resume_continues_an_interrupted_run(tiny_data, tmp_path, tiny_train):
     assert [int(float(r["epoch"])) for r in rows] == [1, 2]
 
 
-def test_cpu_training_fills_the_cores_with_threads_and_a_dataloader_worker(tiny_data, tmp_path):
+def test_cpu_training_fills_the_cores_with_threads_and_a_dataloader_worker(tiny_data, tmp_path, monkeypatch):
+    from dydet.utils import torch_utils
     from dydet.utils.torch_utils import CPU_TRAIN_WORKERS, usable_cpu_cores
 
     common = {"model": "dy-yolo11n.yaml", "data": str(tiny_data), "device": "cpu", "imgsz": 64, "epochs": 1}
     before = torch.get_num_threads()
     try:
-        trainer = DynamicTrainer(overrides={**common, "project": str(tmp_path), "name": "default"})
-        assert trainer.args.workers == CPU_TRAIN_WORKERS  # Ultralytics alone forces 0 on CPU
-        assert torch.get_num_threads() == max(1, min(usable_cpu_cores() - CPU_TRAIN_WORKERS, 8))
+        for busy, workers in ((True, CPU_TRAIN_WORKERS), (False, 0)):  # Ultralytics alone: 0 workers, cores - 1
+            load = usable_cpu_cores() + 1.0 if busy else 0.2
+            monkeypatch.setattr(torch_utils.os, "getloadavg", lambda load=load: (load,) * 3)
+            trainer = DynamicTrainer(overrides={**common, "project": str(tmp_path), "name": f"default-{busy}"})
+            assert trainer.args.workers == workers
+            assert torch.get_num_threads() == max(1, min(usable_cpu_cores() - workers, 8))
         trainer = DynamicTrainer(
             overrides={**common, "project": str(tmp_path), "name": "set", "threads": 3, "workers": 0}
         )
