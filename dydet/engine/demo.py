@@ -40,7 +40,9 @@ def _row(rows: list[dict[str, float]], hard_ratio: float) -> dict[str, float]:
     return min(rows, key=lambda r: abs(r["hard_ratio"] - hard_ratio))
 
 
-def demo_summary(rows: list[dict[str, float]], run_dir: Path, predictions: Path, stage1_dir: Path) -> str:
+def demo_summary(
+    rows: list[dict[str, float]], run_dir: Path, predictions: Path, stage1_dir: Path, model_name: str = "Dy-YOLO11n"
+) -> str:
     """Return the demo's closing summary: both routes' metrics, the router at a 50/50 split, and where to look.
 
     Args:
@@ -48,6 +50,7 @@ def demo_summary(rows: list[dict[str, float]], run_dir: Path, predictions: Path,
         run_dir (Path): The stage-2 run folder (holds `weights/final.pt` and `calibration/`).
         predictions (Path): Folder of the saved routed predictions.
         stage1_dir (Path): The stage-1 run folder (training curves).
+        model_name (str): What was trained, e.g. `dy-faster-rcnn-r18` (the demo's default: Dy-YOLO11n).
 
     Returns:
         (str): Multi-line text.
@@ -63,10 +66,10 @@ def demo_summary(rows: list[dict[str, float]], run_dir: Path, predictions: Path,
     return "\n".join(
         (
             "",
-            "Demo finished: a Dy-YOLO11n trained on the embedded demo dataset (validation split):",
-            f"  easy route (B1 + H1, {easy['GFLOPs']:.2f} GFLOPs)       mAP50 {easy['mAP50']:.3f}  "
+            f"Demo finished: a {model_name} trained on the embedded demo dataset (validation split):",
+            f"  easy route (one backbone, {easy['GFLOPs']:.2f} GFLOPs)    mAP50 {easy['mAP50']:.3f}  "
             f"mAP50-95 {easy['mAP50-95']:.3f}",
-            f"  hard route (B1 + B2 + H2, {hard['GFLOPs']:.2f} GFLOPs)  mAP50 {hard['mAP50']:.3f}  "
+            f"  hard route (both backbones, {hard['GFLOPs']:.2f} GFLOPs) mAP50 {hard['mAP50']:.3f}  "
             f"mAP50-95 {hard['mAP50-95']:.3f}",
             f"  router at a 50/50 split ({half['GFLOPs']:.2f} GFLOPs)  mAP50 {half['mAP50']:.3f}  mAP50-95 "
             f"{half['mAP50-95']:.3f} (random routing {half['random_mAP50']:.3f} / {half['random_mAP50-95']:.3f}"
@@ -108,7 +111,9 @@ def finish_demo(model: Any, data: str | Path, stage1_dir: Path, imgsz: int | Non
     predictions = run_dir / "predictions"
     rows = getattr(model.metrics, "tradeoff", None)
     if rows:
-        LOGGER.info(demo_summary(rows, run_dir, predictions, Path(stage1_dir)))
+        yaml_file = Path(str(getattr(model.model, "yaml", {}).get("yaml_file", "")))
+        name = yaml_file.stem if yaml_file.stem and yaml_file.stem != "dy-yolo11n" else "Dy-YOLO11n"
+        LOGGER.info(demo_summary(rows, run_dir, predictions, Path(stage1_dir), model_name=name))
     return predictions
 
 

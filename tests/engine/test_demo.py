@@ -38,6 +38,11 @@ def test_demo_summary_gives_no_share_of_a_gain_within_noise(tmp_path):
     assert "of the hard route's gain" not in text and "too little for routing to matter" in text
 
 
+def test_demo_summary_names_the_model_trained(tmp_path):
+    text = demo_summary(ROWS, tmp_path / "r", tmp_path / "p", tmp_path / "d", model_name="dy-faster-rcnn-r18")
+    assert "a dy-faster-rcnn-r18 trained on the embedded demo dataset" in text and "YOLO" not in text
+
+
 def test_finish_demo_saves_routed_predictions(full_run, tiny_data):
     model, _, project = full_run
     folder = finish_demo(model, tiny_data, project / "full", imgsz=64)
