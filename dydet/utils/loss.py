@@ -477,23 +477,37 @@ class RouterLoss(PerImageDetectionLoss):
 
         """
         routes = route_outputs(preds)
-        score = routes["score"].reshape(-1)
-        l1, l2 = self.route_losses(routes, batch)
+        per_image, items = self.per_image_objective(routes["score"], *self.route_losses(routes, batch), update)
+        return (per_image.mean() * per_image.shape[0]).reshape(1), items
+
+    def per_image_objective(
+        self, score: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor, update: bool | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return the per-image router losses for the routes' per-image losses, and the logged items.
+
+        Args:
+            score (torch.Tensor): Easiness scores, (B,) or (B, 1).
+            l1 (torch.Tensor): Easy-route per-image losses, (B,).
+            l2 (torch.Tensor): Hard-route per-image losses, (B,).
+            update (bool, optional): Whether to add this batch to the Δ history; None uses ``training`` / auto.
+
+        Returns:
+            per_image (torch.Tensor): (B,) losses, differentiable w.r.t. the scores only.
+            items (dict[str, torch.Tensor]): Detached ``r_loss``, ``delta``, ``score`` and ``hard`` (see ``__call__``).
+        """
+        score = score.reshape(-1)
         if update is None:
             update = self.training
         if update is None:
             update = torch.is_grad_enabled() and score.requires_grad
         diffs = l1 - l2
         delta = self.delta(diffs, update=update).to(diffs.device)
-
         s = score.float()
         per_image = self.objective(s, l1, l2, delta)
-        batch_size = per_image.shape[0]
-        loss = per_image.mean() * batch_size
         items = {
             "r_loss": per_image.detach().mean(),
             "delta": delta.detach(),
             "score": s.detach().mean(),
             "hard": hard_mask(s.detach(), self.threshold).float().mean(),
         }
-        return loss.reshape(1), items
+        return per_image, items

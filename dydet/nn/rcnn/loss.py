@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from dydet.engine.routing import hard_mask
 from dydet.utils.loss import RouterLoss, RunningMedian
 
 
@@ -44,6 +43,7 @@ class RCNNRouterLoss:
 
     delta = RouterLoss.delta
     objective = staticmethod(RouterLoss.objective)
+    per_image_objective = RouterLoss.per_image_objective
 
     def __init__(self, threshold: float, delta: float | None = None, history: int = 100_000):
         """Create the criterion; `threshold` is the cut the logged `hard` share uses."""
@@ -56,19 +56,5 @@ class RCNNRouterLoss:
         self, score: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor, update: bool | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return `(loss, items)`: the mean router loss (differentiable in the scores) and `r_loss delta score hard`."""
-        score = score.reshape(-1)
-        if update is None:
-            update = self.training
-        if update is None:
-            update = torch.is_grad_enabled() and score.requires_grad
-        diffs = l1 - l2
-        delta = self.delta(diffs, update=update).to(diffs.device)
-        s = score.float()
-        per_image = self.objective(s, l1, l2, delta)
-        items = {
-            "r_loss": per_image.detach().mean(),
-            "delta": delta.detach(),
-            "score": s.detach().mean(),
-            "hard": hard_mask(s.detach(), self.threshold).float().mean(),
-        }
+        per_image, items = self.per_image_objective(score, l1, l2, update)
         return per_image.mean().reshape(1), items
