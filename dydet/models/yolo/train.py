@@ -93,11 +93,14 @@ def boost_every_head(optimizer, model) -> int:
     Returns:
         (int): Number of parameter tensors moved (0 for any optimizer but MuSGD).
     """
-    heads = tuple(getattr(model, "heads", ()))[:-1]  # the last head is `model[-1]`, boosted by Ultralytics already
+    heads = getattr(model, "heads", ())
+    if type(optimizer).__name__ != "MuSGD" or not isinstance(heads, (tuple, list)):  # e.g. SGD, or an R-CNN model
+        return 0
+    heads = tuple(heads)[:-1]  # the last head is `model[-1]`, boosted by Ultralytics already
     branches = [getattr(h, name, None) for h in heads for name in ("cv3", "one2one_cv3")]
     extra = {id(p) for m in branches if m is not None for p in m.parameters()}
     groups = optimizer.param_groups
-    if type(optimizer).__name__ != "MuSGD" or not extra:
+    if not extra:
         return 0
     moved = 0
     for boosted, plain in zip(groups[0::2], groups[1::2]):

@@ -108,3 +108,14 @@ def test_trainer_takes_a_torchvision_state_dict_as_pretrained(tiny_data, tmp_pat
     assert torch.equal(model.b1.layer3[0].conv1.weight, static.backbone.body.layer3[0].conv1.weight)
     assert torch.equal(model.b2.layer3[0].conv1.weight, static.backbone.body.layer3[0].conv1.weight)
     assert torch.equal(model.roi_heads.box_predictor.cls_score.weight, static.roi_heads.box_predictor.cls_score.weight)
+
+
+def test_optimizer_setup_of_the_yolo_trainer_leaves_an_rcnn_model_alone():
+    """The R-CNN trainer inherits the YOLO trainer's optimizer hook (MuSGD boost of every head's class branches)."""
+    import torch
+
+    from dydet.models.yolo.train import boost_every_head
+    from dydet.nn.rcnn.model import DynamicRCNN
+
+    model = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=3, verbose=False)
+    assert boost_every_head(torch.optim.SGD(model.parameters(), lr=0.01), model) == 0
