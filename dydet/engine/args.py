@@ -38,8 +38,6 @@ def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
     Args:
         kwargs (dict): Arguments given by the user.
         overrides (dict): The model's own overrides (e.g. `data` from a checkpoint).
-        check_pretrained (Callable, optional): The model family's check of a `pretrained=` file (R-CNN: torchvision
-            weights); default: an Ultralytics / dydet detection checkpoint.
 
     Returns:
         (bool): True when `prepare_train_args` trains on the demo dataset with `DEMO_TRAIN_DEFAULTS`.
@@ -65,14 +63,14 @@ def prepare_train_args(
     Returns:
         (dict): The arguments to train with.
     """
-    from dydet.data.shortcuts import embedded_name, resolve_data
+    from dydet.data.shortcuts import resolve_data
     from dydet.utils.checkpoint import load_checkpoint_dict, require_detection
 
     kwargs = dict(kwargs)
-    if kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None:
-        kwargs["data"] = "demo"
-        LOGGER.info("dydet: no data= given, training on the embedded demo dataset (data=demo)")
-    if embedded_name(kwargs.get("data")) == "demo":  # settings that train the demo on a laptop CPU in minutes
+    if uses_demo_data(kwargs, overrides):  # settings that train the demo on a laptop CPU in minutes
+        if kwargs.get("data") is None:
+            kwargs["data"] = "demo"
+            LOGGER.info("dydet: no data= given, training on the embedded demo dataset (data=demo)")
         for k, v in DEMO_TRAIN_DEFAULTS.items():
             if kwargs.get(k) is None:  # unset, or None as dydet's cfg defaults leave its own keys (stage2_epochs)
                 kwargs[k] = v
