@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--stage2-epochs", type=int, default=None, help="Dy router epochs (default: dydet's)")
     ap.add_argument("--imgsz", type=int, default=256, help="dataset, training, validation and latency image size")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--nbs", type=int, default=None, help="nominal batch size (default: Ultralytics' 64)")
     ap.add_argument("--optimizer", default="AdamW")
     ap.add_argument("--lr0", type=float, default=0.002)
     ap.add_argument("--seed", type=int, default=0)
@@ -91,6 +92,7 @@ def recipe(args: argparse.Namespace, data: Path, project: Path) -> dict[str, Any
         "exist_ok": True,
         "plots": args.plots,
         "verbose": False,
+        **({"nbs": args.nbs} if args.nbs else {}),
     }
 
 
@@ -104,16 +106,23 @@ def train_dy(args: argparse.Namespace, train: dict[str, Any]) -> DynamicYOLO:
 
 
 def train_static(args: argparse.Namespace, train: dict[str, Any]) -> dict[str, Any]:
-    """Train (or load) every static model; return {name: ultralytics.YOLO}."""
+    """Train (or load) every static model; return {name: model}.
+
+    Ultralytics' models train through `ultralytics.YOLO`; the YOLOv7 family, which only dydet builds, through
+    `dydet.StaticYOLO` (Ultralytics' trainer with dydet's model class): the same recipe either way.
+    """
     from ultralytics import YOLO
 
+    from dydet import StaticYOLO
+    from dydet.utils.benchmarks.candidates import built_by_dydet
+
+    cfgs = [c.strip() for c in args.static.split(",") if c.strip()]
     if args.static_weights:
         paths = [p.strip() for p in args.static_weights.split(",") if p.strip()]
-        names = [Path(p).stem for p in args.static.split(",")]
-        return {n: YOLO(p) for n, p in zip(names, paths)}
+        return {Path(c).stem: (StaticYOLO if built_by_dydet(c) else YOLO)(p) for c, p in zip(cfgs, paths)}
     out = {}
-    for cfg in (c.strip() for c in args.static.split(",") if c.strip()):
-        model = YOLO(cfg)
+    for cfg in cfgs:
+        model = (StaticYOLO if built_by_dydet(cfg) else YOLO)(cfg)
         model.train(**train, name=Path(cfg).stem)
         out[Path(cfg).stem] = model
     return out
@@ -280,7 +289,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     wall = time.perf_counter() - t0
     header = (
         f"Accuracy vs cost on the synthetic 'bench' dataset ({args.n_train} train / {args.n_val} val images, "
-        f"{args.imgsz} px); recipe: {args.epochs} epochs, batch {args.batch}, {args.optimizer} lr0={args.lr0}, "
+        f"{args.imgsz} px); recipe: {args.epochs} epochs, batch {args.batch}"
+        f"{f', nbs {args.nbs}' if args.nbs else ''}, {args.optimizer} lr0={args.lr0}, "
         f"seed {args.seed}, device {args.device}; Dy stage 2: {args.stage2_epochs or 'default'} router epochs. "
         f"Latency: {latency_label}, {args.reps} interleaved reps. Wall time {wall / 60:.1f} min."
         + (f" Dy model not trained here: {args.dy_weights}." if args.dy_weights else "")

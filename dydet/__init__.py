@@ -10,23 +10,22 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["DynamicDetectionModel", "DynamicYOLO", "__version__"]
+__all__ = ["DynamicDetectionModel", "DynamicYOLO", "StaticYOLO", "__version__"]
+
+_LAZY = {
+    "DynamicYOLO": "dydet.models.yolo.model",
+    "StaticYOLO": "dydet.models.yolo.static",
+    "DynamicDetectionModel": "dydet.nn.tasks",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """Import `DynamicYOLO` / `DynamicDetectionModel` lazily, making Ultralytics offline first."""
-    if name == "DynamicYOLO":
-        from dydet.utils.offline import setup_offline
+    """Import the model classes lazily (`DynamicYOLO`, `StaticYOLO`, `DynamicDetectionModel`), offline first."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        setup_offline()
-        from dydet.models import DynamicYOLO
+    from dydet.utils.offline import setup_offline
 
-        return DynamicYOLO
-    if name == "DynamicDetectionModel":
-        from dydet.utils.offline import setup_offline
-
-        setup_offline()
-        from dydet.nn.tasks import DynamicDetectionModel
-
-        return DynamicDetectionModel
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    setup_offline()
+    return getattr(importlib.import_module(_LAZY[name]), name)

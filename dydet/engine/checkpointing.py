@@ -139,11 +139,15 @@ class SafeCheckpoints:
             LOGGER.info(f"\nValidating {self.best}...")
             self.validator.args.plots = self.args.plots
             self.validator.args.compile = False
-            self.metrics = self.validator(model=self.best)
+            self.metrics = self.validator(model=self.final_eval_model())
             self.metrics.pop("fitness", None)
             self.epoch += 1  # log best metrics at step epochs+1, not overwriting last epoch
             self.run_callbacks("on_fit_epoch_end")
             self.epoch -= 1
+
+    def final_eval_model(self) -> Any:
+        """Return what `final_eval` validates: `best.pt`'s path (dydet's validator loads it weights-only)."""
+        return self.best
 
     def get_dataloader(self, dataset_path, batch_size: int = 16, rank: int = 0, mode: str = "train"):
         """Build a loader as Ultralytics does; the training loader shuffles with a generator of its own.

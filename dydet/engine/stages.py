@@ -136,6 +136,7 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
         stage1_dir = Path(yolo.trainer.save_dir)
         if stage == "1":
             return yolo.metrics
+        threads, kwargs = keep_cpu_setup(yolo.trainer, threads, kwargs)
         start = "2"
     if start == "2":
         if yolo.model.stage < 1:
@@ -175,6 +176,31 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
 
         finish_demo(yolo, data, stage1_dir, imgsz=kwargs.get("imgsz"))
     return yolo.metrics if stage != "calibrate" else calibration
+
+
+def keep_cpu_setup(
+    trainer: Any, threads: dict[str, Any], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Give stage 2 the torch threads and dataloader workers stage 1 chose on the CPU, where the user set none.
+
+    The CPU default follows the load average when a trainer starts; read right after stage 1 it counts stage 1's own
+    training, so stage 2 would take the machine for busy and switch to a different set-up by itself.
+
+    Args:
+        trainer (DynamicTrainer): The stage-1 trainer that just finished.
+        threads (dict): `{"threads": n}` when the user set them, else empty.
+        kwargs (dict): Stage 1's training arguments.
+
+    Returns:
+        (tuple[dict, dict]): The threads and training arguments for stage 2.
+    """
+    chosen = getattr(trainer, "cpu_threads", None)
+    if chosen is None:  # not trained on the CPU
+        return threads, kwargs
+    kwargs = dict(kwargs)
+    if kwargs.get("workers") is None:
+        kwargs["workers"] = trainer.args.workers
+    return threads or {"threads": chosen}, kwargs
 
 
 def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:

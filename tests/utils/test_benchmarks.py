@@ -258,6 +258,7 @@ def test_accuracy_vs_cost_recipe_is_shared():
     args = avc.parse_args(["--project", "/tmp/x", "--epochs", "3"])
     train = avc.recipe(args, "/data.yaml", "/tmp/x")
     assert train["epochs"] == 3 and train["seed"] == 0 and train["optimizer"] == "AdamW" and train["deterministic"]
+    assert "nbs" not in train and avc.recipe(avc.parse_args(["--project", "/x", "--nbs", "16"]), "/d", "/x")["nbs"] == 16
     assert args.static.split(",") == ["yolo11n.yaml", "yolo11s.yaml"] and args.dy == "dy-yolo11n.yaml"
 
 

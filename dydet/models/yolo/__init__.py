@@ -1,5 +1,6 @@
-"""The YOLO family of dynamic detectors: model front end and its task classes (train, router training, val, predict)."""
+"""The YOLO family: the dynamic and the static (YOLOv7) model front ends and their task classes."""
 
 from dydet.models.yolo.model import DynamicYOLO
+from dydet.models.yolo.static import StaticYOLO
 
-__all__ = ["DynamicYOLO"]
+__all__ = ["DynamicYOLO", "StaticYOLO"]

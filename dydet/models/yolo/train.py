@@ -36,10 +36,11 @@ class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
         overrides = dict(overrides or {})
         threads = overrides.pop("threads", None)
         super().__init__(cfg, overrides, _callbacks)
+        self.cpu_threads = None  # torch threads chosen for CPU training (stage 2 of the same run keeps them)
         if self.device.type == "cpu":  # Ultralytics forced workers=0 here; keep the run's own value, else dydet's
             workers = overrides.get("workers", self.run_workers)
             self.args.workers = default_cpu_workers() if workers is None else workers
-            n = set_cpu_threads(self.device, threads, self.args.workers)
+            n = self.cpu_threads = set_cpu_threads(self.device, threads, self.args.workers)
             if RANK in {-1, 0}:
                 LOGGER.info(
                     f"dydet: CPU training with {n} torch threads and {self.args.workers} dataloader workers "

@@ -90,14 +90,14 @@ def load_static(spec: Any, nc: int) -> nn.Module:
 
     if is_rcnn_cfg(spec):
         return StaticRCNN(str(spec), nc=nc, verbose=False)
-    if _built_by_dydet(spec):
+    if built_by_dydet(spec):
         from dydet.nn.tasks import StaticDetectionModel
 
         return StaticDetectionModel(str(spec), nc=nc, verbose=False)
     return DetectionModel(str(spec), nc=nc, verbose=False)
 
 
-def _built_by_dydet(spec: Any) -> bool:
+def built_by_dydet(spec: Any) -> bool:
     """Return True for a static model YAML (a path or a dydet-shipped name) that only dydet's parser builds."""
     import yaml
 
