@@ -6,7 +6,7 @@ from dydet import DynamicYOLO
 
 
 def test_stage_2_keeps_stage_1s_cpu_threads_and_workers(tiny_data, tiny_train, tmp_path, monkeypatch):
-    """The load average read after stage 1 counts stage 1's own training: stage 2 must not switch set-up because of it."""
+    """The load average read after stage 1 counts stage 1's own training: stage 2 must not switch set-up for it."""
     from dydet.models.yolo.train import DynamicTrainer
     from dydet.utils import torch_utils
     from dydet.utils.torch_utils import usable_cpu_cores

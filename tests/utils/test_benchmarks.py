@@ -24,11 +24,13 @@ from dydet.utils.benchmarks import (
 FAST = {"imgsz": 64, "reps": 2, "warmup": 1, "progress": False}
 
 
-def spread_model(nc: int = 3) -> DynamicDetectionModel:
+def spread_model(nc: int = 3, cfg: str = "dy-yolo11n.yaml", std: float = 2.0) -> DynamicDetectionModel:
+    """A model whose router spreads the benchmark images' scores (std: large enough to spread, small enough not to
+    saturate the sigmoid into ties)."""
     torch.manual_seed(0)
-    model = DynamicDetectionModel("dy-yolo11n.yaml", nc=nc, verbose=False).eval()
-    torch.nn.init.normal_(model.router.reduce.weight, std=2.0)
-    torch.nn.init.normal_(model.router.score.weight, std=2.0)
+    model = DynamicDetectionModel(cfg, nc=nc, verbose=False).eval()
+    torch.nn.init.normal_(model.router.reduce.weight, std=std)
+    torch.nn.init.normal_(model.router.score.weight, std=std)
     return model
 
 
@@ -258,7 +260,8 @@ def test_accuracy_vs_cost_recipe_is_shared():
     args = avc.parse_args(["--project", "/tmp/x", "--epochs", "3"])
     train = avc.recipe(args, "/data.yaml", "/tmp/x")
     assert train["epochs"] == 3 and train["seed"] == 0 and train["optimizer"] == "AdamW" and train["deterministic"]
-    assert "nbs" not in train and avc.recipe(avc.parse_args(["--project", "/x", "--nbs", "16"]), "/d", "/x")["nbs"] == 16
+    with_nbs = avc.recipe(avc.parse_args(["--project", "/x", "--nbs", "16"]), "/d", "/x")
+    assert "nbs" not in train and with_nbs["nbs"] == 16
     assert args.static.split(",") == ["yolo11n.yaml", "yolo11s.yaml"] and args.dy == "dy-yolo11n.yaml"
 
 
@@ -293,7 +296,8 @@ class ReplayEmulator:
         _copy_into(self.out, self.fn())
 
 
-def test_graph_runners_logic_on_cpu(monkeypatch):
+@pytest.mark.parametrize("cfg, std", [("dy-yolo11n.yaml", 2.0), ("dy-yolo26n.yaml", 0.5)])  # NMS and end-to-end heads
+def test_graph_runners_logic_on_cpu(monkeypatch, cfg, std):
     """The CUDA-graph runners' buffers, subset copies and merging, checked on the CPU with emulated graphs."""
     import dydet.utils.cuda_graphs as cg
 
@@ -302,7 +306,7 @@ def test_graph_runners_logic_on_cpu(monkeypatch):
         return ReplayEmulator(fn, out), out
 
     monkeypatch.setattr(cg, "capture", fake_capture)
-    model = spread_model().fuse(verbose=False)
+    model = spread_model(cfg=cfg, std=std).fuse(verbose=False)
     x = benchmark_images(8, 64)
     with torch.no_grad():
         graphs, static = cg.DynamicModelGraphs(model, torch.zeros_like(x)), cg.StaticModelGraph(model, x[:1])
