@@ -59,6 +59,24 @@ def test_stage_one_trains_with_the_e2e_loss(y26_run):
     assert {"train/e_box_loss", "train/h_box_loss", "train/e_dfl_loss"} <= {k.strip() for k in rows[0]}
 
 
+def test_stage_1_and_stage_2_as_separate_runs(tiny_data, tiny_train, tmp_path):
+    """`stage=1`, then `stage=2` on its checkpoint (router training on YOLO26's end-to-end losses), then calibration."""
+    first = DynamicYOLO("dy-yolo26n.yaml")
+    first.train(data=str(tiny_data), project=str(tmp_path), name="s1", stage="1", **tiny_train)
+    stage1, _ = load_checkpoint(first.ckpt_path)
+    assert stage1.stage == 1 and stage1.calibration is None
+    second = DynamicYOLO(first.ckpt_path)
+    second.train(data=str(tiny_data), project=str(tmp_path), name="s2", stage="2", stage2_epochs=1, **tiny_train)
+    final, _ = load_checkpoint(second.ckpt_path)
+    assert final.stage == 2 and final.end2end_heads and final.calibration is not None
+    before, after = stage1.state_dict(), final.state_dict()
+    detector = [k for k in before if "router" not in k]
+    assert len(detector) > 100 and any("one2one" in k for k in detector)
+    for key in detector:  # stage 2 trains the router only: both end-to-end heads and the backbones stay as they were
+        torch.testing.assert_close(after[key], before[key], msg=key)
+    assert any(not torch.equal(after[k], before[k]) for k in before if "router" in k)
+
+
 def test_val_with_nms_false_runs_no_nms(y26_run, tiny_data, nms_calls):
     model, project = y26_run
     args = dict(data=str(tiny_data), imgsz=64, batch=8, project=str(project), plots=False)
