@@ -108,7 +108,12 @@ def load_model_yaml(cfg: str | Path, dynamic: bool = True) -> dict[str, Any]:
     path = resolve_model_yaml(cfg)
     d = YAML.load(path)
     if dynamic and "dynamic" not in d:
-        raise ConfigError(f"{path} is not a dydet model YAML: it has no 'dynamic:' section (see cfg/models/*.yaml)")
+        dy = MODELS_DIR / f"dy-{path.name}"
+        dy = dy if dy.is_file() else None
+        raise ConfigError(
+            f"{path} is not a dydet model YAML: it has no 'dynamic:' section (see cfg/models/*.yaml)"
+            + (f"; it is the static model of {dy.name} (train that one, or this with dydet.StaticYOLO)" if dy else "")
+        )
     scale = guess_scale(cfg) if d.get("scales") else None  # 'yolov7x' names a model, not a scale of yolov7
     if scale and scale not in d["scales"]:
         raise ConfigError(f"{path} has no scale '{scale}'; it defines {', '.join(d['scales'])}")

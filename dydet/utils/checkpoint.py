@@ -544,7 +544,13 @@ def require_dynamic(model: Any, source: str | Path) -> None:
         model (Any): The loaded model object.
         source (str | Path): Where it came from, for the message.
     """
-    if not isinstance(model, tuple(model_classes().values())):
+    classes = model_classes()
+    if type(model) is classes["StaticDetectionModel"]:
+        raise CheckpointError(
+            f"'{source}' holds a static (single-route) YOLOv7-family model, not a dydet dynamic model: use it with "
+            f"dydet.StaticYOLO, or initialise both routes of a Dy model from it: dydet train pretrained={source}"
+        )
+    if not isinstance(model, tuple(classes.values())):
         kind = type(model).__name__
         raise CheckpointError(
             f"'{source}' holds a {kind}, not a dydet dynamic model; use a dydet checkpoint or YAML "

@@ -19,6 +19,8 @@ def test_static_yaml_is_rejected(tmp_path):
     static.write_text("nc: 2\nbackbone: []\nhead: []\n")
     with pytest.raises(ValueError, match="no 'dynamic:' section"):
         load_model_yaml(static)
+    with pytest.raises(ValueError, match="static model of dy-yolov7-tiny.yaml .*StaticYOLO"):
+        load_model_yaml("yolov7-tiny.yaml")
 
 
 def test_dual_graph_layout_yolo11():

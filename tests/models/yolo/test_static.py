@@ -67,3 +67,11 @@ def test_static_yolo_refuses_a_dynamic_checkpoint(tmp_path):
     DynamicYOLO("dy-yolov7-tiny.yaml").save(path)
     with pytest.raises(CheckpointError, match="not a static dydet model"):
         StaticYOLO(path)
+
+
+def test_dynamic_front_end_refuses_a_static_checkpoint_with_a_hint(static_run):
+    from dydet import DynamicYOLO
+
+    model, _, _ = static_run
+    with pytest.raises(CheckpointError, match="static .*not a dydet dynamic model.*pretrained="):
+        DynamicYOLO(model.ckpt_path)
