@@ -47,17 +47,21 @@ def test_static_checkpoint_validates_predicts_and_loads_into_both_routes(static_
     assert len(results) > 0 and all(r.boxes is not None for r in results)
 
     d = yaml.safe_load((MODELS_DIR / "dy-yolov7-tiny.yaml").read_text())
-    d["width_multiple"] = 0.25
+    d["width_multiple"], d["nc"] = 0.25, len(model.model.names)
     cfg = tmp_path / "dy-yolov7-tiny-quarter.yaml"
     cfg.write_text(yaml.safe_dump(d, sort_keys=False))
     trainer = DynamicTrainer(overrides={"model": str(cfg), "data": str(tiny_data), "project": str(tmp_path)})
     trainer.data = {"nc": len(model.model.names), "channels": 3, "names": model.model.names}
-    dy = trainer.get_model(cfg=str(cfg), weights=model.model, verbose=False).eval()
+    from dydet import DynamicYOLO
+
+    trained = trainer.get_model(cfg=str(cfg), weights=model.model, verbose=False).eval()  # what pretrained= does
+    loaded = DynamicYOLO(str(cfg)).load(model.ckpt_path).model.eval()  # from the file, weights-only
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         ref = model.model.float().eval()(x)[0]
-        for route in ("easy", "hard"):
-            torch.testing.assert_close(dy(x, route=route)[0], ref, rtol=1e-4, atol=1e-4)
+        for dy in (trained, loaded):
+            for route in ("easy", "hard"):
+                torch.testing.assert_close(dy(x, route=route)[0], ref, rtol=1e-4, atol=1e-4)
 
 
 def test_static_yolo_refuses_a_dynamic_checkpoint(tmp_path):
