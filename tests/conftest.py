@@ -29,6 +29,19 @@ from dydet.data.synthetic import make_dataset  # noqa: E402
 TINY_TRAIN = {"epochs": 1, "imgsz": 64, "batch": 8, "workers": 0, "device": "cpu", "plots": False}
 
 
+def narrow_yaml(name: str, folder: Path, width: float = 0.25, **fields) -> Path:
+    """Write a shipped model YAML at a fraction of its width (and other top-level `fields`) into `folder`."""
+    import yaml
+
+    from dydet.cfg import MODELS_DIR
+
+    d = yaml.safe_load((MODELS_DIR / name).read_text())
+    d.update(width_multiple=width, **fields)
+    path = folder / f"{Path(name).stem}-w{width}.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
 @pytest.fixture
 def tiny_train() -> dict:
     return dict(TINY_TRAIN)

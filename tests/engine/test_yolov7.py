@@ -5,11 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from ultralytics.nn.tasks import load_checkpoint as ultralytics_load_checkpoint
 
 from dydet import DynamicYOLO
-from dydet.cfg import MODELS_DIR
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint
 
@@ -20,14 +18,10 @@ DYDET = str(Path(sys.executable).with_name("dydet"))
 def v7_run(tiny_data, tmp_path_factory):
     """Stage 1 + stage 2 + calibration of dy-yolov7-tiny at a quarter of its width (default-suite sized; the slow CLI
     test trains the real one) on the tiny dataset, one epoch each at 64 px."""
-    from conftest import TINY_TRAIN
+    from conftest import TINY_TRAIN, narrow_yaml
 
     project = tmp_path_factory.mktemp("v7runs")
-    d = yaml.safe_load((MODELS_DIR / "dy-yolov7-tiny.yaml").read_text())
-    d["width_multiple"] = 0.25
-    cfg = project / "dy-yolov7-tiny-quarter.yaml"
-    cfg.write_text(yaml.safe_dump(d, sort_keys=False))
-    model = DynamicYOLO(str(cfg))
+    model = DynamicYOLO(str(narrow_yaml("dy-yolov7-tiny.yaml", project)))
     model.train(data=str(tiny_data), project=str(project), name="v7", stage2_epochs=1, **TINY_TRAIN)
     return model, project
 

@@ -2,9 +2,7 @@
 
 import pytest
 import torch
-import yaml
 
-from dydet.cfg import MODELS_DIR
 from dydet.models.yolo.static import StaticYOLO
 from dydet.nn.tasks import StaticDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict
@@ -14,14 +12,10 @@ from dydet.utils.errors import CheckpointError
 @pytest.fixture(scope="module")
 def static_run(tiny_data, tmp_path_factory):
     """One epoch of a quarter-width yolov7-tiny on the tiny dataset."""
-    from conftest import TINY_TRAIN
+    from conftest import TINY_TRAIN, narrow_yaml
 
     project = tmp_path_factory.mktemp("static")
-    d = yaml.safe_load((MODELS_DIR / "yolov7-tiny.yaml").read_text())
-    d["width_multiple"] = 0.25
-    cfg = project / "yolov7-tiny-quarter.yaml"
-    cfg.write_text(yaml.safe_dump(d, sort_keys=False))
-    model = StaticYOLO(str(cfg))
+    model = StaticYOLO(str(narrow_yaml("yolov7-tiny.yaml", project)))
     metrics = model.train(data=str(tiny_data), project=str(project), name="s", **TINY_TRAIN)
     return model, metrics, project
 
@@ -46,10 +40,9 @@ def test_static_checkpoint_validates_predicts_and_loads_into_both_routes(static_
     results = model.predict(str(tiny_data.parent / "images" / "val"), imgsz=64, verbose=False)
     assert len(results) > 0 and all(r.boxes is not None for r in results)
 
-    d = yaml.safe_load((MODELS_DIR / "dy-yolov7-tiny.yaml").read_text())
-    d["width_multiple"], d["nc"] = 0.25, len(model.model.names)
-    cfg = tmp_path / "dy-yolov7-tiny-quarter.yaml"
-    cfg.write_text(yaml.safe_dump(d, sort_keys=False))
+    from conftest import narrow_yaml
+
+    cfg = narrow_yaml("dy-yolov7-tiny.yaml", tmp_path, nc=len(model.model.names))
     trainer = DynamicTrainer(overrides={"model": str(cfg), "data": str(tiny_data), "project": str(tmp_path)})
     trainer.data = {"nc": len(model.model.names), "channels": 3, "names": model.model.names}
     from dydet import DynamicYOLO
