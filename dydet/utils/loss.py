@@ -235,10 +235,11 @@ class PerImageE2ELoss(E2ELoss):
         """Build both branch criteria as ``E2ELoss`` does (top-10 one-to-many, top-7/top-1 one-to-one assignment)."""
         super().__init__(model, loss_fn=PerImageDetectionLoss)
 
-    def at_end_of_training(self) -> PerImageE2ELoss:
-        """Set the branch weights to where the training schedule ends (o2m 0.1, o2o 0.9); return self."""
-        self.o2m = self.final_o2m
-        self.o2o = max(self.total - self.o2m, 0)
+    def of_branch(self, branch: str) -> PerImageE2ELoss:
+        """Weigh one branch only (`one2many`: what NMS inference reads; `one2one`: NMS-free inference); return self."""
+        if branch not in {"one2many", "one2one"}:
+            raise ValueError(f"branch={branch!r}: use one2many or one2one")
+        self.o2m, self.o2o = (1.0, 0.0) if branch == "one2many" else (0.0, 1.0)
         return self
 
     def per_image(self, preds: dict[str, Any] | tuple, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -256,6 +257,10 @@ class PerImageE2ELoss(E2ELoss):
             return self.one2many.per_image(preds, batch)
         if not preds["one2many"]:  # a fused head that kept only its one-to-one branch (NMS-free inference)
             return self.one2one.per_image(preds["one2one"], batch)
+        if not self.o2o:  # one branch only (`of_branch`): the other's assignment would be wasted work
+            return self.one2many.per_image(preds["one2many"], batch) * self.o2m
+        if not self.o2m:
+            return self.one2one.per_image(preds["one2one"], batch) * self.o2o
         one2many = self.one2many.per_image(preds["one2many"], batch)
         one2one = self.one2one.per_image(preds["one2one"], batch)
         return one2many * self.o2m + one2one * self.o2o
@@ -369,8 +374,9 @@ class RouterLoss(PerImageDetectionLoss):
     """Stage-2 criterion: trains the router's easiness score from the two routes' per-image detection losses.
 
     For image ``i`` with easy/hard per-image losses ``L1_i``/``L2_i`` (box+cls+dfl from ``per_image``, detached; for
-    end-to-end heads the E2E loss of ``PerImageE2ELoss`` at the branch weights training ended with) and
-    router score ``s_i``::
+    end-to-end heads the loss of the one-to-many branch, which inference with NMS (dydet's and Ultralytics' default)
+    reads: measured on YOLO26, a router trained on the 0.1/0.9 branch mix stage 1 ends with, dominated by the
+    one-to-one branch, ranked images no better than random for it, docs/ROUTER.md) and router score ``s_i``::
 
         loss_i = s_i * (L1_i - Δ/2) + (1 - s_i) * (L2_i + Δ/2),    d loss_i / d s_i = (L1_i - L2_i) - Δ
 
@@ -395,8 +401,8 @@ class RouterLoss(PerImageDetectionLoss):
 
     def __init__(self, model: torch.nn.Module, delta: float | None = None, history: int = 100_000, tal_topk: int = 10):
         super().__init__(model, tal_topk=tal_topk)
-        # the per-image loss of one route: the stock detection loss, or YOLO26's E2E loss as training left it
-        self.route_criterion = PerImageE2ELoss(model).at_end_of_training() if is_end2end(model) else self
+        # the per-image loss of one route: the stock detection loss, or the loss of the E2E branch NMS inference reads
+        self.route_criterion = PerImageE2ELoss(model).of_branch("one2many") if is_end2end(model) else self
         self.fixed_delta = delta
         self.diffs = RunningMedian(history)
         self.threshold = float(getattr(model, "threshold", DEFAULT_THRESHOLD))  # the cut the logged `hard` share uses

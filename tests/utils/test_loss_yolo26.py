@@ -7,7 +7,7 @@ from ultralytics.utils import DEFAULT_CFG
 from ultralytics.utils.loss import E2ELoss
 
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.loss import DualE2ELoss, PerImageE2ELoss, RouterLoss
+from dydet.utils.loss import DualE2ELoss, PerImageDetectionLoss, PerImageE2ELoss, RouterLoss
 
 from .test_loss import BOXES_PER_IMAGE, image_batch, make_batch, make_images
 
@@ -69,7 +69,7 @@ def test_per_image_e2e_loss_equals_the_batch_of_one_loss(model, preds):
     assert not torch.allclose(rows.mean(0), batch_mean, rtol=1e-3)
 
 
-def test_router_loss_uses_per_image_e2e_losses_at_the_final_branch_weights(model, preds):
+def test_router_loss_uses_the_per_image_loss_of_the_branch_nms_inference_reads(model, preds):
     batch = make_batch()
     model.stage = 2
     try:
@@ -77,11 +77,15 @@ def test_router_loss_uses_per_image_e2e_losses_at_the_final_branch_weights(model
     finally:
         model.stage = 0
     assert isinstance(router, RouterLoss) and isinstance(router.route_criterion, PerImageE2ELoss)
-    assert (router.route_criterion.o2m, router.route_criterion.o2o) == pytest.approx((0.1, 0.9))
+    assert (router.route_criterion.o2m, router.route_criterion.o2o) == (1.0, 0.0)
     l1, l2 = router.route_losses(preds, batch)
-    ref = PerImageE2ELoss(model).at_end_of_training()
-    torch.testing.assert_close(l1, ref.per_image(preds["easy"], batch).sum(1))
-    torch.testing.assert_close(l2, ref.per_image(preds["hard"], batch).sum(1))
+    branch = PerImageDetectionLoss(model, tal_topk=10)  # the one-to-many branch's criterion, as E2ELoss builds it
+    torch.testing.assert_close(l1, branch.per_image(preds["easy"]["one2many"], batch).sum(1))
+    torch.testing.assert_close(l2, branch.per_image(preds["hard"]["one2many"], batch).sum(1))
+    mixed = PerImageE2ELoss(model)  # stage 1's mix (0.8 / 0.2 at its start) differs: the test can tell them apart
+    assert not torch.allclose(l2, mixed.per_image(preds["hard"], batch).sum(1))
+    one2one = PerImageE2ELoss(model).of_branch("one2one").per_image(preds["hard"], batch)
+    torch.testing.assert_close(one2one, mixed.one2one.per_image(preds["hard"]["one2one"], batch))
     router.updates = 3  # what Ultralytics' resume does to an end-to-end model's criterion: must not fail
     router.update()
     score = torch.full((len(BOXES_PER_IMAGE),), 0.5, requires_grad=True)
