@@ -1,7 +1,8 @@
 """Static YOLOv7-family models (`yolov7-tiny.yaml`, `yolov7.yaml`, ...): train, validate and predict them with dydet.
 
-Ultralytics cannot build these YAMLs (their SPPCSPC / ReOrg layers and channel tracking live in `dydet.nn.parse`), so
-`ultralytics.YOLO("yolov7-tiny.yaml")` fails. `StaticYOLO` is `ultralytics.YOLO` for them: the same trainer, validator
+Ultralytics cannot build these YAMLs (their SPPCSPC / ReOrg layers and channel tracking live in `dydet.nn.parse`):
+`ultralytics.YOLO("yolov7-tiny.yaml")` builds a different network (8.14M parameters instead of 6.85M, widths taken
+from the wrong arguments). `StaticYOLO` is `ultralytics.YOLO` for them: the same trainer, validator
 and predictor, with dydet's model class, weights-only atomic checkpoints and CPU thread defaults. A trained static
 checkpoint is what `pretrained=` loads into both routes of the Dy model of the same family, and the static baseline
 `dydet benchmark` and `benchmarks/accuracy_vs_cost.py` compare it against.
