@@ -15,6 +15,7 @@ End-to-end heads (YOLO26: a one-to-one and a one-to-many branch per head, traini
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -189,6 +190,35 @@ class PerImageDetectionLoss(v8DetectionLoss):
         return box, dist.squeeze(-1)
 
 
+ROUTE_ITEMS = ("box", "cls", "dfl")  # the terms a stock criterion logs; YOLO26's third is its L1 term
+
+
+def both_routes(
+    route_loss: Callable[[Any, dict[str, torch.Tensor]], tuple[torch.Tensor, Any]],
+    preds: Any,
+    batch: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Apply a one-route criterion to the easy and the hard route: the stage-1 loss of both dual criteria.
+
+    Args:
+        route_loss (Callable): The stock criterion's ``__call__`` (returns the loss times batch size and its items).
+        preds (dict | tuple): ``{"easy": ..., "hard": ..., ...}``.
+        batch (dict): Batch with ``batch_idx``, ``cls`` and normalised xywh ``bboxes``.
+
+    Returns:
+        loss (torch.Tensor): Shape (6,): easy then hard terms.
+        items (dict[str, torch.Tensor]): ``e_box_loss ... h_dfl_loss``, each route's stock items renamed.
+    """
+    routes = route_outputs(preds)
+    losses, items = [], {}
+    for route in ROUTES:
+        loss, route_items = route_loss(routes[route], batch)
+        losses.append(loss)
+        for name, value in zip(ROUTE_ITEMS, route_items.values()):
+            items[f"{route[0]}_{name}_loss"] = value
+    return torch.cat(losses), items
+
+
 class DualDetectionLoss(PerImageDetectionLoss):
     """Stage-1 criterion: the stock detection loss of the easy route plus that of the hard route, equal weights.
 
@@ -197,8 +227,6 @@ class DualDetectionLoss(PerImageDetectionLoss):
     named ``e_box_loss, e_cls_loss, e_dfl_loss, h_box_loss, h_cls_loss, h_dfl_loss`` (``*_dfl_loss`` is the L1 term
     when ``reg_max == 1``): ``*_loss`` names, as Ultralytics' own, so that its `plot_results` draws them.
     """
-
-    item_names = ("box", "cls", "dfl")
 
     def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Compute the dual-route loss.
@@ -212,14 +240,7 @@ class DualDetectionLoss(PerImageDetectionLoss):
             items (dict[str, torch.Tensor]): Detached scalar terms (not times batch size), as the stock loss items.
 
         """
-        routes = route_outputs(preds)
-        losses, items = [], {}
-        for route in ROUTES:
-            loss, route_items = super().__call__(routes[route], batch)  # stock v8DetectionLoss path
-            losses.append(loss)
-            for name, value in zip(self.item_names, route_items.values()):
-                items[f"{route[0]}_{name}_loss"] = value
-        return torch.cat(losses), items
+        return both_routes(super().__call__, preds, batch)  # stock v8DetectionLoss path per route
 
 
 class PerImageE2ELoss(E2ELoss):
@@ -275,18 +296,9 @@ class DualE2ELoss(PerImageE2ELoss):
     routes together.
     """
 
-    item_names = DualDetectionLoss.item_names
-
     def __call__(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Compute the dual-route E2E loss: shape (6,), easy (box, cls, l1) then hard, each times batch size."""
-        routes = route_outputs(preds)
-        losses, items = [], {}
-        for route in ROUTES:
-            loss, route_items = super().__call__(routes[route], batch)  # stock E2ELoss path
-            losses.append(loss)
-            for name, value in zip(self.item_names, route_items.values()):
-                items[f"{route[0]}_{name}_loss"] = value
-        return torch.cat(losses), items
+        return both_routes(super().__call__, preds, batch)  # stock E2ELoss path per route
 
 
 def is_end2end(model: torch.nn.Module) -> bool:
