@@ -47,6 +47,22 @@ def record_calls(modules) -> tuple[list, list]:
     return calls, handles
 
 
+def assert_one_route_runs(model: DynamicDetectionModel, x: torch.Tensor, route: str) -> None:
+    """Route a batch all one way (threshold 0: easy, 1: hard) and check, with forward hooks, that no module of the
+    other route's layers ran and the taken route's did."""
+    other = "hard" if route == "easy" else "easy"
+    calls, handles = record_calls(modules_in(model, getattr(model.graph, other)))
+    taken_calls, taken_handles = record_calls(modules_in(model, getattr(model.graph, route)))
+    try:
+        with torch.no_grad():
+            _, routing = model.routed(x, 0.0 if route == "easy" else 1.0)
+    finally:
+        for h in handles + taken_handles:
+            h.remove()
+    assert routing.routes == [route] * len(x)
+    assert calls == [] and taken_calls
+
+
 @pytest.mark.parametrize("name", SCALES)
 def test_every_scale_builds_runs_and_easy_route_costs_the_base(name):
     model = DynamicDetectionModel(f"dy-{name}.yaml", nc=80, verbose=False).eval()
@@ -96,27 +112,11 @@ def test_mixed_batch_matches_each_image_alone_through_its_route():
 
 
 def test_all_easy_batch_never_runs_the_hard_route():
-    model = tiny_model()
-    calls, handles = record_calls(modules_in(model, model.graph.hard))
-    easy_calls, easy_handles = record_calls(modules_in(model, model.graph.easy))
-    with torch.no_grad():
-        _, routing = model.routed(varied_images(4), 0.0)
-    assert routing.routes == ["easy"] * 4
-    assert calls == [] and easy_calls
-    for h in handles + easy_handles:
-        h.remove()
+    assert_one_route_runs(tiny_model(), varied_images(4), "easy")
 
 
 def test_all_hard_batch_never_runs_the_easy_head():
-    model = tiny_model()
-    calls, handles = record_calls(modules_in(model, model.graph.easy))
-    hard_calls, hard_handles = record_calls(modules_in(model, model.graph.hard))
-    with torch.no_grad():
-        _, routing = model.routed(varied_images(4), 1.0)
-    assert routing.routes == ["hard"] * 4
-    assert calls == [] and hard_calls
-    for h in handles + hard_handles:
-        h.remove()
+    assert_one_route_runs(tiny_model(), varied_images(4), "hard")
 
 
 def test_mixed_batch_runs_each_head_on_its_subset_only():

@@ -9,7 +9,7 @@ from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint_dict
 from dydet.utils.flops import static_gflops
 
-from .test_tasks import mixed_threshold, modules_in, record_calls, varied_images
+from .test_tasks import assert_one_route_runs, mixed_threshold, varied_images
 
 
 def tiny_dy26(nc: int = 3, end2end: bool = True) -> DynamicDetectionModel:
@@ -73,15 +73,7 @@ def test_mixed_batch_matches_each_image_alone_through_its_route(end2end):
 
 
 def test_all_easy_batch_runs_no_b2_or_h2_module():
-    model = tiny_dy26()
-    calls, handles = record_calls(modules_in(model, model.graph.hard))
-    easy_calls, easy_handles = record_calls(modules_in(model, model.graph.easy))
-    with torch.no_grad():
-        _, routing = model.routed(varied_images(4), 0.0)
-    assert routing.routes == ["easy"] * 4
-    assert calls == [] and easy_calls
-    for h in handles + easy_handles:
-        h.remove()
+    assert_one_route_runs(tiny_dy26(), varied_images(4), "easy")
 
 
 def test_pretrained_static_yolo26_makes_both_routes_equal_it(tmp_path):

@@ -12,7 +12,7 @@ from dydet.nn.builder import build_dual_graph, load_model_yaml
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
 from dydet.utils.flops import route_gflops, static_gflops
 
-from .test_tasks import mixed_threshold, modules_in, record_calls, varied_images
+from .test_tasks import assert_one_route_runs, mixed_threshold, modules_in, varied_images
 
 FAMILY = ("yolov7-tiny", "yolov7", "yolov7x", "yolov7-w6")
 
@@ -140,14 +140,7 @@ def test_all_easy_batch_runs_no_b2_or_h2_module(name):
     hard_modules = modules_in(model, model.graph.hard)
     assert any(isinstance(m, (CBLinear, CBFuse)) for m in hard_modules)
     assert sum(isinstance(m, Detect) for m in hard_modules) == 1
-    calls, handles = record_calls(hard_modules)
-    easy_calls, easy_handles = record_calls(modules_in(model, model.graph.easy))
-    with torch.no_grad():
-        _, routing = model.routed(varied_images(4, 128), 0.0)
-    assert routing.routes == ["easy"] * 4
-    assert calls == [] and easy_calls
-    for h in handles + easy_handles:
-        h.remove()
+    assert_one_route_runs(model, varied_images(4, 128), "easy")  # hooks on exactly these hard_modules
 
 
 def test_pretrained_static_checkpoint_makes_both_routes_equal_it(tmp_path):
