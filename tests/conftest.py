@@ -29,6 +29,33 @@ from dydet.data.synthetic import make_dataset  # noqa: E402
 TINY_TRAIN = {"epochs": 1, "imgsz": 64, "batch": 8, "workers": 0, "device": "cpu", "plots": False}
 
 
+def cli_end_to_end(model: str, data: Path, project: Path, baselines: str, *extra: str) -> dict[str, str]:
+    """Through the `dydet` command: train (stage all), val, predict, ONNX export, predict from the export, benchmark
+    against `baselines`; `extra` arguments go to val, predict and export (e.g. `nms=False`). Returns each mode's log."""
+    import subprocess
+    import sys
+
+    def dydet(*args: str) -> str:
+        out = subprocess.run(
+            [str(Path(sys.executable).with_name("dydet")), *args], capture_output=True, text=True, timeout=1800
+        )
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout + out.stderr
+
+    common = ["imgsz=64", "batch=8", f"project={project}"]
+    logs = {"train": dydet("train", f"model={model}", f"data={data}", "epochs=2", "workers=0", "name=cli", *common)}
+    final = next(project.glob("cli*/weights/final.pt"), None) or next(project.rglob("final.pt"))
+    logs["val"] = dydet("val", f"model={final}", f"data={data}", *extra, *common)
+    assert "easy route" in logs["val"] and "hard route" in logs["val"]
+    source = data.parent / "images" / "val"
+    logs["predict"] = dydet("predict", f"model={final}", f"source={source}", "imgsz=64", *extra, f"project={project}")
+    dydet("export", f"model={final}", "format=onnx", *extra, f"project={project}", "name=onnx")
+    assert (project / "onnx" / "hard.onnx").is_file()
+    logs["predict_export"] = dydet("predict", f"model={project / 'onnx'}", f"source={source}", f"project={project}")
+    logs["benchmark"] = dydet("benchmark", f"model={final}", "imgsz=64", f"baselines={baselines}", f"project={project}")
+    return logs
+
+
 def narrow_yaml(name: str, folder: Path, width: float = 0.25, **fields) -> Path:
     """Write a shipped model YAML at a fraction of its width (and other top-level `fields`) into `folder`."""
     import yaml

@@ -96,7 +96,9 @@ class ParsedDetectionModel(DetectionModel):
     @property
     def end2end_heads(self) -> bool:
         """Return whether the heads are end-to-end (YOLO26): one-to-one and one-to-many branches, E2E losses."""
-        return getattr(self.heads[-1], "one2one_cv2", None) is not None
+        from dydet.utils.loss import is_end2end
+
+        return is_end2end(self)
 
     def _init_heads(self, ch: int) -> None:
         """Compute strides and initialise biases of every head, as `DetectionModel.__init__` does for `model[-1]`."""

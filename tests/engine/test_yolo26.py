@@ -1,9 +1,6 @@
 """Dy-YOLO26 end to end: train (stage all), NMS-free val and predict, ONNX export with parity, benchmark, CLI."""
 
 import importlib.util
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,8 +10,6 @@ from dydet import DynamicYOLO
 from dydet.nn.backends.runtime import load_export
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint
-
-DYDET = str(Path(sys.executable).with_name("dydet"))
 
 
 @pytest.fixture(scope="module")
@@ -183,21 +178,8 @@ def test_benchmark_baselines_are_static_yolo26():
 
 @pytest.mark.slow
 def test_cli_stage_all_then_val_predict_export_benchmark(tiny_data, tmp_path):
-    def dydet(*args: str) -> str:
-        out = subprocess.run([DYDET, *args], capture_output=True, text=True, timeout=1800)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return out.stdout + out.stderr
+    from conftest import cli_end_to_end
 
-    common = ["imgsz=64", "batch=8", f"project={tmp_path}"]
-    dydet("train", "model=dy-yolo26n.yaml", f"data={tiny_data}", "epochs=2", "workers=0", "name=cli", *common)
-    final = next(tmp_path.glob("cli*/weights/final.pt"), None) or next(tmp_path.rglob("final.pt"))
-    log = dydet("val", f"model={final}", f"data={tiny_data}", "nms=False", *common)
-    assert "easy route" in log and "hard route" in log
-    source = tiny_data.parent / "images" / "val"
-    log = dydet("predict", f"model={final}", f"source={source}", "imgsz=64", "nms=False", f"project={tmp_path}")
-    assert "easy" in log or "hard" in log
-    dydet("export", f"model={final}", "format=onnx", "nms=False", f"project={tmp_path}", "name=onnx")
-    assert (tmp_path / "onnx" / "hard.onnx").is_file()
-    dydet("predict", f"model={tmp_path / 'onnx'}", f"source={source}", f"project={tmp_path}")
-    log = dydet("benchmark", f"model={final}", "imgsz=64", "baselines=yolo26n.yaml,yolo26s.yaml", f"project={tmp_path}")
-    assert "yolo26n" in log and "yolo26s" in log
+    logs = cli_end_to_end("dy-yolo26n.yaml", tiny_data, tmp_path, "yolo26n.yaml,yolo26s.yaml", "nms=False")
+    assert "easy" in logs["predict"] or "hard" in logs["predict"]
+    assert "yolo26n" in logs["benchmark"] and "yolo26s" in logs["benchmark"]

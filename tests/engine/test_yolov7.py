@@ -1,17 +1,11 @@
 """Dy-YOLOv7-tiny end to end: train (stage all), val, predict, export with ONNX parity, Python API and CLI."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from ultralytics.nn.tasks import load_checkpoint as ultralytics_load_checkpoint
 
 from dydet import DynamicYOLO
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_checkpoint
-
-DYDET = str(Path(sys.executable).with_name("dydet"))
 
 
 @pytest.fixture(scope="module")
@@ -59,21 +53,9 @@ def test_onnx_export_routes_like_pytorch(v7_run, tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_cli_stage_all_then_val_predict_export_benchmark(tiny_data, tmp_path):
-    def dydet(*args: str) -> str:
-        out = subprocess.run([DYDET, *args], capture_output=True, text=True, timeout=1800)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return out.stdout + out.stderr
+    from conftest import cli_end_to_end
 
-    common = ["imgsz=64", "batch=8", f"project={tmp_path}"]
-    dydet("train", "model=dy-yolov7-tiny.yaml", f"data={tiny_data}", "epochs=2", "workers=0", "name=cli", *common)
-    final = next(tmp_path.glob("cli*/weights/final.pt"), None) or next(tmp_path.rglob("final.pt"))
-    log = dydet("val", f"model={final}", f"data={tiny_data}", *common)
-    assert "easy route" in log and "hard route" in log
-    source = tiny_data.parent / "images" / "val"
-    dydet("predict", f"model={final}", f"source={source}", "imgsz=64", f"project={tmp_path}")
-    dydet("export", f"model={final}", "format=onnx", f"project={tmp_path}", "name=onnx")
-    assert (tmp_path / "onnx" / "hard.onnx").is_file()
-    dydet("benchmark", f"model={final}", "imgsz=64", "baselines=yolov7-tiny.yaml", f"project={tmp_path}")
+    cli_end_to_end("dy-yolov7-tiny.yaml", tiny_data, tmp_path, "yolov7-tiny.yaml")
 
 
 def test_benchmark_baselines_are_the_family_static_models():
