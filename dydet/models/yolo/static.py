@@ -103,7 +103,10 @@ class StaticYOLO(Model):
         }
 
     def train(self, trainer=None, **kwargs: Any):
-        """Train as `ultralytics.YOLO.train` does, then reload the best checkpoint with dydet's weights-only loader.
+        """Train as `ultralytics.YOLO.train` does, through dydet's `fit` (atomic run folder, weights-only reload).
+
+        The run folder is claimed atomically, checkpoints are weights-only, and the best one is reloaded with dydet's
+        weights-only loader.
 
         Args:
             trainer (type, optional): A custom trainer class (default `StaticTrainer`).
@@ -112,20 +115,14 @@ class StaticYOLO(Model):
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
+        from dydet.engine.stages import fit
+
         self._check_is_pytorch_model()
-        args = {**self.overrides, **kwargs, "mode": "train"}
-        if "data" not in args:
+        if kwargs.get("data") is None and not kwargs.get("resume"):
             raise ArgumentError("StaticYOLO.train needs data=: a dataset YAML")
-        if args.get("project"):
-            args["project"] = str(Path(args["project"]).expanduser().resolve())
-        self.trainer = (trainer or StaticTrainer)(overrides=args, _callbacks=self.callbacks)
-        if not args.get("resume") and self.ckpt:
-            self.trainer.model = self.trainer.get_model(weights=self.model, cfg=self.model.yaml)
-        self.trainer.train()
+        if kwargs.get("project"):
+            kwargs["project"] = str(Path(kwargs["project"]).expanduser().resolve())
+        metrics = fit(self, trainer or StaticTrainer, kwargs)
         if RANK in {-1, 0}:
-            ckpt = self.trainer.best if self.trainer.best.exists() else self.trainer.last
-            self._load(str(ckpt))
-            self.predictor = None
-            self.metrics = getattr(self.trainer.validator, "metrics", None)
-            LOGGER.info(f"StaticYOLO: trained weights in {ckpt}")
-        return self.metrics
+            LOGGER.info(f"StaticYOLO: trained weights in {self.ckpt_path}")
+        return metrics

@@ -72,3 +72,12 @@ def test_dynamic_front_end_refuses_a_static_checkpoint_with_a_hint(static_run):
     model, _, _ = static_run
     with pytest.raises(CheckpointError, match="static .*not a dydet dynamic model.*pretrained="):
         DynamicYOLO(model.ckpt_path)
+
+
+def test_a_second_run_of_the_same_name_gets_its_own_folder(static_run, tiny_data):
+    from conftest import TINY_TRAIN
+
+    model, _, project = static_run
+    again = StaticYOLO(model.ckpt_path.replace("best.pt", "last.pt"))
+    again.train(data=str(tiny_data), project=str(project), name="s", **TINY_TRAIN)
+    assert again.ckpt_path == str(project / "s-2" / "weights" / "best.pt")  # dydet's atomic `name-2`, not `s2`
