@@ -24,9 +24,9 @@ from dydet.utils.offline import setup_offline
 setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
 
 from dydet import DynamicYOLO
-from dydet.engine.routing import DEFAULT_THRESHOLD, hard_mask
 from dydet.models.yolo.val import hard_by_rank
 from dydet.nn.modules import Router
+from dydet.routing import DEFAULT_THRESHOLD, hard_mask
 from dydet.utils.loss import RouterLoss, RunningMedian
 
 RATIOS = (0.3, 0.5, 0.7)

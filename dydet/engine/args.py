@@ -118,7 +118,7 @@ def pop_routing(model: Any, kwargs: dict[str, Any], device: Any = None, precisio
     """Take the routing arguments out of `kwargs` and resolve them, once, into a `RoutingSpec` (or None).
 
     `threshold`, `hard_ratio`, `route`, `gflops` and `latency` are removed from `kwargs` (see
-    `dydet.engine.routing.resolve_routing` for how they combine and the errors raised).
+    `dydet.routing.resolve_routing` for how they combine and the errors raised).
 
     Args:
         model (Any): The dynamic model (PyTorch or an export runtime); its `calibration` serves all but `threshold`.
@@ -129,7 +129,7 @@ def pop_routing(model: Any, kwargs: dict[str, Any], device: Any = None, precisio
     Returns:
         (RoutingSpec | None): The routing, or None when none was given (the caller's default applies).
     """
-    from dydet.engine.routing import resolve_routing
+    from dydet.routing import resolve_routing
 
     given = {k: kwargs.pop(k, None) for k in ROUTING_KEYS}
     return resolve_routing(getattr(model, "calibration", None), **given, device=device, precision=precision)

@@ -3,7 +3,7 @@
 The method is described in docs/METHOD.md, "Thresholds, hard ratios and budgets".
 
 `model.calibration` is the one source of truth that turns a hard ratio or a cost budget (`gflops=`, `latency=`) into
-a threshold; the rules that do it are in `dydet.engine.routing` (`threshold_for_hard_ratio`, `budget_hard_ratio`):
+a threshold; the rules that do it are in `dydet.routing` (`threshold_for_hard_ratio`, `budget_hard_ratio`):
 
     {
         "scores": sorted router scores of the validation images (list[float]),

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from ultralytics.utils import LOGGER
 
-from dydet.engine.routing import RoutingSpec
 from dydet.models.yolo.predict import DynamicPredictor
 from dydet.nn.backends.runtime import ExportedDynamicModel, default_device, load_export
+from dydet.routing import RoutingSpec
 
 
 class ExportedBackend:

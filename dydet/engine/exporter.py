@@ -34,9 +34,9 @@ import torch
 from torch import nn
 from ultralytics.utils import LOGGER
 
-from dydet.engine.routing import RoutingSpec
 from dydet.nn.backends.format import EXPORT_KIND, EXPORT_VERSION, GRAPHS, IMAGES, METADATA_FILE, OUTPUT, SCORE
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.routing import RoutingSpec
 from dydet.utils.checks import require_package
 from dydet.utils.errors import ArgumentError
 from dydet.utils.torch_utils import fused_eval_copy

@@ -12,14 +12,14 @@ from typing import Any
 
 import torch
 
-from dydet.engine.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec, route_batch
+from dydet.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec, route_batch
 
 
 class RoutedRunner(ABC):
     """Anything that can run a trunk + router on a batch and each route's tail on a subset, and so can route.
 
     Implemented by the PyTorch families and by the exported runtimes (ONNX); `routed` is the same for all of them:
-    it hands the scores and the two tails to `dydet.engine.routing.route_batch`.
+    it hands the scores and the two tails to `dydet.routing.route_batch`.
 
     Attributes:
         threshold (float): Default score cut when a call is not given a routing.

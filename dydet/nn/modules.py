@@ -1,6 +1,6 @@
 """dydet's own network modules: the router, and the layers that YOLOv7-family YAMLs need.
 
-The routing rule and the record of a routed batch are in `dydet.engine.routing`.
+The routing rule and the record of a routed batch are in `dydet.routing`.
 """
 
 from __future__ import annotations

@@ -13,11 +13,11 @@ from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import initialize_weights
 
-from dydet.engine.routing import DEFAULT_THRESHOLD, RoutingSpec, take
 from dydet.nn.builder import build_dual_graph, load_model_yaml
 from dydet.nn.family import DetectorFamily
 from dydet.nn.modules import Router
 from dydet.nn.parse import parse_model
+from dydet.routing import DEFAULT_THRESHOLD, RoutingSpec, take
 from dydet.utils.errors import ArgumentError
 
 
@@ -145,7 +145,7 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
         - eval mode, `model(x, route="easy" | "hard")`: every image through one route (for measurement).
 
     As a `DetectorFamily` its trunk is B1 + the router (`run_trunk`, state: the list of saved layer outputs) and its
-    tails are H1 and B2 + H2 (`run_tail`); the routing itself is `dydet.engine.routing.route_batch`.
+    tails are H1 and B2 + H2 (`run_tail`); the routing itself is `dydet.routing.route_batch`.
 
     With end-to-end heads (YOLO26, `end2end: True` in the YAML) each route's training output is
     `{"one2many": ..., "one2one": ...}`, stage 1 trains each route with Ultralytics' E2E loss, and `end2end = True`

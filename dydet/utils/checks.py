@@ -29,25 +29,6 @@ def check_unit_interval(name: str, value: float, hint: str = "") -> float:
     return v
 
 
-def check_threshold(threshold: float) -> float:
-    """Validate a router score threshold (easy route if score >= threshold)."""
-    return check_unit_interval("threshold", threshold, " (0 sends every image easy, 1 sends every image hard)")
-
-
-def check_hard_ratio(hard_ratio: float) -> float:
-    """Validate a hard ratio (share of images sent to the hard route)."""
-    return check_unit_interval("hard_ratio", hard_ratio, " (the share of images sent to the hard route)")
-
-
-def check_route(route: str | None) -> str | None:
-    """Validate a forced route: None (let the router decide), 'easy' or 'hard'."""
-    from dydet.engine.routing import ROUTES
-
-    if route is None or route in ROUTES:
-        return route
-    raise ArgumentError(f"route={route!r} is invalid: use 'easy', 'hard', or leave it unset to let the router decide")
-
-
 def require_package(module: str, feature: str, extra: str) -> ModuleType:
     """Import an optional package a feature needs, or raise a `DependencyError` saying how to install it.
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ultralytics.utils import LOGGER
 
-from dydet.engine.routing import ROUTES
+from dydet.routing import ROUTES
 from dydet.utils.errors import DataError
 
 __all__ = ("coco_stats", "evaluate_routes_json", "find_annotations", "yolo_to_coco")

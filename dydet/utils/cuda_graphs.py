@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dydet.engine.routing import Routing, RoutingSpec, route_batch
+from dydet.routing import Routing, RoutingSpec, route_batch
 
 
 def capture(fn: Callable[[], Any], warmup: int = 3) -> tuple[torch.cuda.CUDAGraph, Any]:
@@ -120,7 +120,7 @@ class DynamicModelGraphs:
     """A dynamic model (any `DetectorFamily`) captured in parts for one batch size and image size.
 
     The parts (see the module docstring) come from the family's public interface: `run_trunk` (trunk + router) and
-    `run_tail` (each route's tail); routing is `dydet.engine.routing.route_batch`, as in eager mode.
+    `run_tail` (each route's tail); routing is `dydet.routing.route_batch`, as in eager mode.
 
     Attributes:
         n (int): Batch size of the input buffer.

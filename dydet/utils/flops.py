@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dydet.engine.routing import RoutingSpec
+from dydet.routing import RoutingSpec
 
 
 class _RouteProbe(nn.Module):

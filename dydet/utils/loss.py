@@ -24,7 +24,7 @@ from ultralytics.utils.loss import E2ELoss, v8DetectionLoss
 from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import bbox2dist, make_anchors
 
-from dydet.engine.routing import DEFAULT_THRESHOLD, ROUTES, hard_mask
+from dydet.routing import DEFAULT_THRESHOLD, ROUTES, hard_mask
 
 
 class Assignment(NamedTuple):

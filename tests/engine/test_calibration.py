@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from dydet import DynamicYOLO, cfg
-from dydet.engine.routing import hard_ratio_for_threshold, threshold_for_hard_ratio
+from dydet.routing import hard_ratio_for_threshold, threshold_for_hard_ratio
 
 
 def test_threshold_for_hard_ratio_sends_exactly_that_share():

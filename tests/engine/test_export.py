@@ -22,11 +22,11 @@ from ultralytics.utils.nms import non_max_suppression
 from dydet.engine.args import pop_routing
 from dydet.engine.exported import predict_exported
 from dydet.engine.exporter import export_onnx, route_inputs
-from dydet.engine.routing import RoutingSpec, resolve_routing, threshold_for_hard_ratio
 from dydet.models.yolo.model import DynamicYOLO
 from dydet.nn.backends.format import InvalidExportError, is_export_dir
 from dydet.nn.backends.runtime import load_export
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.routing import RoutingSpec, resolve_routing, threshold_for_hard_ratio
 
 IMGSZ = 64
 BOX_ATOL, CLS_ATOL, SCORE_ATOL = 0.25, 2e-3, 1e-5

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dydet import DynamicYOLO
-from dydet.engine.routing import threshold_for_hard_ratio
+from dydet.routing import threshold_for_hard_ratio
 
 
 def test_export_then_predict_from_the_folder(full_run, tiny_data, tmp_path):

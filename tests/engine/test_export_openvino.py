@@ -18,10 +18,10 @@ from ultralytics.utils.nms import non_max_suppression
 
 from dydet.engine.exported import predict_exported
 from dydet.engine.exporter import export_openvino
-from dydet.engine.routing import RoutingSpec
 from dydet.models.yolo.model import DynamicYOLO
 from dydet.nn.backends.format import InvalidExportError, read_metadata
 from dydet.nn.backends.runtime import load_export
+from dydet.routing import RoutingSpec
 
 from .test_export import (
     BOX_ATOL,

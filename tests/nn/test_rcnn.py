@@ -6,9 +6,9 @@ from torchvision.models import resnet18, resnet34
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
-from dydet.engine.routing import RoutingSpec
 from dydet.nn.rcnn import DynamicRCNN, StaticRCNN
 from dydet.nn.rcnn.parts import make_transform
+from dydet.routing import RoutingSpec
 from dydet.utils.checkpoint import load_checkpoint_dict, save_checkpoint
 from dydet.utils.errors import CheckpointError, DydetError
 

@@ -12,11 +12,10 @@ from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
 from dydet.engine.calibration import build_calibration, save_calibrated
-from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
 from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
 from dydet.utils.checkpoint import TRUST_ARG, load_checkpoint, require_dynamic, save_checkpoint, trusting
-from dydet.utils.checks import check_hard_ratio
 from dydet.utils.errors import ArgumentError
 from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
 from dydet.utils.offline import setup_offline

@@ -12,7 +12,7 @@ from ultralytics.engine.results import Results
 from ultralytics.models.yolo.detect import DetectionPredictor
 from ultralytics.utils import LOGGER
 
-from dydet.engine.routing import ROUTES, Routing, RoutingSpec
+from dydet.routing import ROUTES, Routing, RoutingSpec
 from dydet.utils.files import claim_save_dir
 
 # BGR; the same hues as the route curves in dydet.utils.plotting (tab:blue easy, tab:red hard)

@@ -14,7 +14,7 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import DEFAULT_CFG, LOGGER
 from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
 
-from dydet.engine.routing import DEFAULT_HARD_RATIO, ROUTES, RoutingSpec, hard_mask
+from dydet.routing import DEFAULT_HARD_RATIO, ROUTES, RoutingSpec, hard_mask
 from dydet.utils.files import claim_save_dir
 
 STAT_KEYS = ("tp", "conf", "pred_cls", "target_cls", "target_img")

@@ -15,10 +15,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from dydet.engine.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec
 from dydet.nn.backends.format import FORMAT_LABELS, GRAPHS, IMAGES, OUTPUT, read_metadata
 from dydet.nn.family import RoutedRunner
-from dydet.utils.checks import check_route, check_threshold
+from dydet.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec, check_route, check_threshold
 from dydet.utils.errors import ArgumentError
 
 BACKENDS = {"onnx": "dydet.nn.backends.onnx", "openvino": "dydet.nn.backends.openvino"}
@@ -46,7 +45,7 @@ class ExportedDynamicModel(RoutedRunner):
     """A split export run with its runtime, routing per image in a batch like `DynamicDetectionModel`.
 
     Its trunk is the router graph (B1 + router), its tails the easy and hard graphs; `routed` (from `RoutedRunner`)
-    routes with `dydet.engine.routing.route_batch`, like the PyTorch model.
+    routes with `dydet.routing.route_batch`, like the PyTorch model.
 
     Attributes:
         export_dir (Path): The export directory.
@@ -56,7 +55,7 @@ class ExportedDynamicModel(RoutedRunner):
         imgsz (tuple[int, int]): The (h, w) input size the graphs were exported at.
         stride (int): Largest stride (what Ultralytics' letterbox needs); `strides` holds all of them.
         calibration (dict | None): The calibration record, which serves `hard_ratio=` and budgets
-            (`dydet.engine.routing.resolve_routing`).
+            (`dydet.routing.resolve_routing`).
         threshold (float): Default score cut (easy if score >= threshold).
         route (str | None): Default forced route of the export (metadata `route`), None: the router decides.
         end2end (bool): The graphs give NMS-free `(B, max_det, 6)` rows (an end-to-end model exported with nms=False).

@@ -20,7 +20,6 @@ from torchvision.models.detection.image_list import ImageList
 from ultralytics.utils import LOGGER
 from ultralytics.utils.ops import xywh2xyxy
 
-from dydet.engine.routing import DEFAULT_THRESHOLD, ROUTES, Routing, RoutingSpec, route_batch, take
 from dydet.nn.family import DetectorFamily
 from dydet.nn.modules import Router
 from dydet.nn.rcnn.config import load_rcnn_yaml
@@ -33,6 +32,7 @@ from dydet.nn.rcnn.parts import (
     make_transform,
     stage_channels,
 )
+from dydet.routing import DEFAULT_THRESHOLD, ROUTES, Routing, RoutingSpec, route_batch, take
 from dydet.utils.errors import ArgumentError, ConfigError
 
 # The RPN and RoI samplers draw random anchors / proposals; per-image losses (stage 2, the oracle) reseed them with

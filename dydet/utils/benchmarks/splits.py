@@ -8,8 +8,8 @@ import torch
 from torch import nn
 from ultralytics.utils import LOGGER
 
-from dydet.engine.routing import threshold_for_hard_ratio
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.routing import threshold_for_hard_ratio
 
 MIN_SCORE_GAP = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 

@@ -7,7 +7,7 @@ from ultralytics.utils import DEFAULT_CFG_DICT
 
 from dydet import DynamicYOLO
 from dydet.data.synthetic import make_dataset
-from dydet.engine.routing import RoutingSpec
+from dydet.routing import RoutingSpec
 
 
 def test_new_sets_what_model_new_sets():

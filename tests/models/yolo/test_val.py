@@ -7,8 +7,8 @@ import pytest
 from ultralytics.utils import LOGGER
 
 from dydet import DynamicYOLO
-from dydet.engine.routing import ROUTES
 from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
+from dydet.routing import ROUTES
 
 B_KEYS = ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dydet.engine.routing import (
+from dydet.routing import (
     Routing,
     RoutingSpec,
     budget_hard_ratio,
