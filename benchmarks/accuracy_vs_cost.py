@@ -4,7 +4,7 @@ Generates the embedded benchmark dataset (`make_dataset("bench", ...)`), trains 
 calibration, `DynamicYOLO.train`) and every static model (`ultralytics.YOLO(yaml).train`) with the same recipe (data,
 epochs, image size, batch, optimizer, learning rate, seed; stage 2 adds `--stage2-epochs` of router-only training on
 top), validates them all, measures every model's batch-1 latency side by side in one interleaved run
-(`dydet.utils.benchmarks.benchmark_speed`, on the validation images), and draws mAP50-95 against GFLOPs and against
+(`dydet.engine.benchmarks.benchmark_speed`, on the validation images), and draws mAP50-95 against GFLOPs and against
 measured latency: the static models as points, the Dy model's router curve over hard ratios 0, 0.1, ..., 1 (its
 trade-off table from one validation run) and its random-routing curve (same cost, random images sent hard).
 
@@ -44,7 +44,7 @@ setup_offline()  # first: Ultralytics reads its offline settings once, when it i
 
 from dydet import DynamicYOLO
 from dydet.data.synthetic import make_dataset
-from dydet.utils.benchmarks import benchmark_speed
+from dydet.engine.benchmarks import benchmark_speed
 
 FIELDS = ("model", "curve", "hard_ratio", "gflops", "latency_ms", "mAP50-95", "mAP50")
 
@@ -114,7 +114,7 @@ def train_static(args: argparse.Namespace, train: dict[str, Any]) -> dict[str, A
     from ultralytics import YOLO
 
     from dydet import StaticYOLO
-    from dydet.utils.benchmarks.candidates import built_by_dydet
+    from dydet.engine.benchmarks.candidates import built_by_dydet
 
     cfgs = [c.strip() for c in args.static.split(",") if c.strip()]
     if args.static_weights:

@@ -1,4 +1,4 @@
-"""Route-cost benchmark of the dynamic model core, all candidates timed side by side (`dydet.utils.benchmarks`).
+"""Route-cost benchmark of the dynamic model core, all candidates timed side by side (`dydet.engine.benchmarks`).
 
 A thin command-line wrapper of `benchmark_speed`: batch-1 latency and batched throughput of the easy route, the hard
 route, the static models of the same family (random weights), routed all-easy (router on) and the dynamic model at
@@ -24,7 +24,7 @@ from dydet.utils.offline import setup_offline
 setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
 
 from dydet import cfg
-from dydet.utils.benchmarks import benchmark_speed
+from dydet.engine.benchmarks import benchmark_speed
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dydet.utils.checkpoint import load_checkpoint
+from dydet.nn.checkpoint import load_checkpoint
 
 
 @pytest.mark.slow

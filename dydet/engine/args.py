@@ -64,7 +64,7 @@ def prepare_train_args(
         (dict): The arguments to train with.
     """
     from dydet.data.shortcuts import resolve_data
-    from dydet.utils.checkpoint import load_checkpoint_dict, require_detection
+    from dydet.nn.checkpoint import load_checkpoint_dict, require_detection
 
     kwargs = dict(kwargs)
     if uses_demo_data(kwargs, overrides):  # settings that train the demo on a laptop CPU in minutes

@@ -91,12 +91,13 @@ def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], thresho
     Returns:
         (Path): The path of `final.pt`.
     """
-    from dydet.utils.checkpoint import is_model_record, load_raw, save_checkpoint
+    from dydet.nn.checkpoint import save_checkpoint
+    from dydet.utils.checkpoint import is_model_record, load_raw
 
     checkpoint = Path(checkpoint)
     ckpt = load_raw(checkpoint)
     if not any(is_model_record(ckpt.get(k)) for k in ("model", "ema")):  # a trusted old-format file: rebuild + pack
-        from dydet.utils.checkpoint import load_checkpoint_dict
+        from dydet.nn.checkpoint import load_checkpoint_dict
 
         ckpt = load_checkpoint_dict(checkpoint)
     for key in ("model", "ema"):

@@ -26,16 +26,18 @@ import torch
 from ultralytics.utils import DEFAULT_CFG_DICT, DEFAULT_CFG_KEYS, LOGGER, RANK, __version__
 from ultralytics.utils.torch_utils import unwrap_model
 
-from dydet.utils.checkpoint import (
-    atomic_write_bytes,
+from dydet.nn.checkpoint import (
     checkpoint_model,
     load_checkpoint_dict,
-    load_raw,
     model_record,
-    remove_partial_writes,
-    rng_state,
     save_checkpoint,
     serialize_checkpoint,
+)
+from dydet.utils.checkpoint import (
+    atomic_write_bytes,
+    load_raw,
+    remove_partial_writes,
+    rng_state,
     set_rng_state,
     to_plain,
 )

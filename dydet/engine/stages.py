@@ -13,7 +13,8 @@ from typing import Any
 from ultralytics.utils import LOGGER, RANK
 
 from dydet.engine.checkpointing import RESUME_ALLOWED, resumable, run_info
-from dydet.utils.checkpoint import load_checkpoint, load_raw, to_plain
+from dydet.nn.checkpoint import load_checkpoint
+from dydet.utils.checkpoint import load_raw, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError
 from dydet.utils.files import make_run_dir, remove_if_unused
 
@@ -37,7 +38,7 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
     Returns:
         (Any): The final validation metrics.
     """
-    from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
+    from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
 
     args = {**yolo.overrides, "model": yolo.overrides["model"], "task": "detect", **kwargs, "mode": "train"}
     pretrained = args.setdefault("pretrained", yolo.overrides.get("pretrained", True))

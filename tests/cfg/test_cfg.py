@@ -8,7 +8,7 @@ import yaml
 
 from dydet import DynamicYOLO, cfg
 from dydet.cli import mode_help, parse_args
-from dydet.utils.benchmarks import runner as benchmark_module
+from dydet.engine.benchmarks import runner as benchmark_module
 from dydet.utils.errors import ArgumentError, DydetError
 
 

@@ -14,7 +14,7 @@ import torch
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
-from dydet.utils.checkpoint import load_checkpoint
+from dydet.nn.checkpoint import load_checkpoint
 
 DYDET = str(Path(sys.executable).with_name("dydet"))
 # nbs=batch: an optimizer step every batch. Ultralytics restarts gradient accumulation on resume (its step counter

@@ -9,7 +9,7 @@ import torch
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
-from dydet.utils.checkpoint import load_checkpoint
+from dydet.nn.checkpoint import load_checkpoint
 
 
 def _epochs(run: Path) -> list[int]:

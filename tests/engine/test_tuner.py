@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from dydet import DynamicYOLO
+from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint
 
 
 def test_tune_refuses_ray():

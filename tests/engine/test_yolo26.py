@@ -8,8 +8,8 @@ from ultralytics.utils import nms
 
 from dydet import DynamicYOLO
 from dydet.nn.backends.runtime import load_export
+from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +169,8 @@ def test_export_refuses_nms_inside_split_graphs(y26_run, tmp_path):
 def test_benchmark_baselines_are_static_yolo26():
     from types import SimpleNamespace
 
+    from dydet.engine.benchmarks import default_baselines, static_base_name
     from dydet.nn.builder import load_model_yaml
-    from dydet.utils.benchmarks import default_baselines, static_base_name
 
     dy = SimpleNamespace(yaml=load_model_yaml("dy-yolo26n.yaml"))
     assert default_baselines(dy) == ("yolo26n.yaml", "yolo26s.yaml") and static_base_name(dy) == "yolo26n"

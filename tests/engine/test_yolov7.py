@@ -4,8 +4,8 @@ import pytest
 from ultralytics.nn.tasks import load_checkpoint as ultralytics_load_checkpoint
 
 from dydet import DynamicYOLO
+from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +63,9 @@ def test_benchmark_baselines_are_the_family_static_models():
 
     from ultralytics.utils.torch_utils import get_flops
 
+    from dydet.engine.benchmarks import default_baselines, load_static, static_base_name
     from dydet.nn.builder import load_model_yaml
     from dydet.nn.tasks import StaticDetectionModel
-    from dydet.utils.benchmarks import default_baselines, load_static, static_base_name
     from dydet.utils.flops import static_gflops
 
     dy = SimpleNamespace(yaml=load_model_yaml("dy-yolov7.yaml"))

@@ -6,10 +6,10 @@ from torchvision.models import resnet18, resnet34
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
+from dydet.nn.checkpoint import load_checkpoint_dict, save_checkpoint
 from dydet.nn.rcnn import DynamicRCNN, StaticRCNN
 from dydet.nn.rcnn.parts import make_transform
 from dydet.routing import RoutingSpec
-from dydet.utils.checkpoint import load_checkpoint_dict, save_checkpoint
 from dydet.utils.errors import CheckpointError, DydetError
 
 NC = 3
@@ -237,7 +237,7 @@ def test_static_faster_rcnn_equals_the_easy_route(model):
 
 
 def test_benchmark_baselines_are_static_rcnns_with_the_same_heads():
-    from dydet.utils.benchmarks.candidates import default_baselines
+    from dydet.engine.benchmarks.candidates import default_baselines
 
     yaml = {"family": "rcnn", "nc": NC, "depth": 50, "dynamic": {}, "detector": {"rpn_post_nms_top_n_test": 50}}
     baselines = default_baselines(DynamicRCNN(yaml, verbose=False))

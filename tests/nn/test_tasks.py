@@ -3,8 +3,8 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.torch_utils import get_flops
 
+from dydet.nn.checkpoint import load_checkpoint, save_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint, save_checkpoint
 from dydet.utils.flops import route_gflops
 
 SCALES = [f"{fam}{s}" for fam in ("yolo11", "yolov8") for s in "nsmlx"]

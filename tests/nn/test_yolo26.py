@@ -5,8 +5,8 @@ import torch
 from ultralytics.nn.modules import CBLinear
 from ultralytics.nn.tasks import DetectionModel
 
+from dydet.nn.checkpoint import load_checkpoint_dict
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint_dict
 from dydet.utils.flops import static_gflops
 
 from .test_tasks import assert_one_route_runs, mixed_threshold, varied_images

@@ -11,15 +11,9 @@ from ultralytics.nn.tasks import DetectionModel
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
+from dydet.nn.checkpoint import load_checkpoint, model_record, save_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import (
-    atomic_write_bytes,
-    load_checkpoint,
-    load_raw,
-    model_record,
-    save_checkpoint,
-    trusting,
-)
+from dydet.utils.checkpoint import atomic_write_bytes, load_raw, trusting
 
 DYDET = str(Path(sys.executable).with_name("dydet"))
 

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from dydet.nn.builder import load_model_yaml
+from dydet.nn.checkpoint import load_checkpoint, save_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
-from dydet.utils.checkpoint import load_checkpoint, save_checkpoint
 
 
 def narrow(name: str, dynamic: bool) -> dict:

@@ -12,8 +12,8 @@ import yaml
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet.cli import entrypoint
+from dydet.nn.checkpoint import save_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import save_checkpoint
 
 
 # ----------------------------------------------------------------------------------------------------------- fixtures

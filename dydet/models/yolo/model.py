@@ -13,9 +13,10 @@ from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
 from dydet.engine.calibration import build_calibration, save_calibrated
 from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
+from dydet.nn.checkpoint import load_checkpoint, require_dynamic, save_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
-from dydet.utils.checkpoint import TRUST_ARG, load_checkpoint, require_dynamic, save_checkpoint, trusting
+from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
 from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
 from dydet.utils.offline import setup_offline
@@ -92,7 +93,7 @@ class DynamicYOLO(Model):
 
     def load(self, weights: str | Path = "dy-yolo11n.pt") -> DynamicYOLO:
         """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
-        from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
+        from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
 
         own_loader = getattr(self.model, "check_pretrained", None) is not None  # R-CNN: torchvision weights too
         with trusting(self.trust_checkpoint):
@@ -442,7 +443,7 @@ class DynamicYOLO(Model):
         Returns:
             (BenchmarkResult): Rows and ratios; files (speed.csv/.md/.png) in `result.files`.
         """
-        from dydet.utils.benchmarks import run_benchmark
+        from dydet.engine.benchmarks import run_benchmark
 
         self._require_pytorch("benchmark")
         check_run_args("benchmark", kwargs)

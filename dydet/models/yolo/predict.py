@@ -103,7 +103,7 @@ class DynamicPredictor(DetectionPredictor):
         """Set up the model as Ultralytics does; a checkpoint path is loaded by dydet's safe loader first."""
         model = model or self.args.model
         if isinstance(model, (str, Path)) and str(model).lower().endswith(".pt"):
-            from dydet.utils.checkpoint import load_checkpoint
+            from dydet.nn.checkpoint import load_checkpoint
 
             model = load_checkpoint(model)[0]
         super().setup_model(model, verbose)

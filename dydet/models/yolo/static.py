@@ -18,8 +18,8 @@ from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer,
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
 from dydet.models.yolo.train import DynamicTrainer
+from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.tasks import StaticDetectionModel
-from dydet.utils.checkpoint import load_checkpoint
 from dydet.utils.errors import ArgumentError, CheckpointError
 from dydet.utils.offline import setup_offline
 

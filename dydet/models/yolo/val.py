@@ -237,7 +237,7 @@ class DynamicValidator(DetectionValidator):
 
     def get_model(self, model, trainer=None):
         """Return the model wrapped so that a plain forward gives both routes."""
-        from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
+        from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
 
         model = super().get_model(model, trainer)
         if isinstance(model, (str, Path)):

@@ -33,6 +33,7 @@ from dydet.nn.rcnn.parts import (
     stage_channels,
 )
 from dydet.routing import DEFAULT_THRESHOLD, ROUTES, Routing, RoutingSpec, route_batch, take
+from dydet.utils.checkpoint import is_model_record
 from dydet.utils.errors import ArgumentError, ConfigError
 
 # The RPN and RoI samplers draw random anchors / proposals; per-image losses (stage 2, the oracle) reseed them with
@@ -411,15 +412,19 @@ class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
             verbose (bool): Log what was transferred.
         """
         from dydet.nn.rcnn.pretrained import load_pretrained
-        from dydet.utils.checkpoint import is_model_record, load_checkpoint_dict
 
         if isinstance(weights, (str, Path)) and str(weights).endswith(".pt"):
             try:
                 raw = torch.load(weights, map_location="cpu", weights_only=True)
             except Exception:  # not weights-only: `load_pretrained` refuses it with a one-line error
                 raw = None
-            if isinstance(raw, dict) and any(is_model_record(raw.get(k)) for k in ("ema", "model")):
-                weights = load_checkpoint_dict(weights)  # a dydet checkpoint: rebuilt from its record
+            record = (raw.get("ema") or raw.get("model")) if isinstance(raw, dict) else None
+            if is_model_record(record) and record.get("class") == type(self).__name__:  # a dydet R-CNN checkpoint
+                state = {k: v.float() if v.is_floating_point() else v for k, v in record["state_dict"].items()}
+                self.load_state_dict(state)
+                if verbose:
+                    LOGGER.info(f"Transferred {len(self.state_dict())} items from a {record['class']}")
+                return self
         model = (weights.get("ema") or weights.get("model")) if isinstance(weights, dict) else weights
         if isinstance(model, DynamicRCNN):
             self.load_state_dict(model.float().state_dict())

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from dydet.models.yolo.static import StaticYOLO
+from dydet.nn.checkpoint import load_checkpoint_dict
 from dydet.nn.tasks import StaticDetectionModel
-from dydet.utils.checkpoint import load_checkpoint_dict
 from dydet.utils.errors import CheckpointError
 
 

@@ -9,8 +9,8 @@ from ultralytics.nn.tasks import DetectionModel
 
 from dydet import DynamicYOLO
 from dydet.models.yolo.train import DynamicTrainer
+from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.checkpoint import load_checkpoint
 
 DYDET = str(Path(sys.executable).with_name("dydet"))
 ROUTE_KEYS = [f"metrics/{m}({r})" for r in "EH" for m in ("precision", "recall", "mAP50", "mAP50-95")]

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dydet.engine.benchmarks.result import SCALES
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.benchmarks.result import SCALES
 from dydet.utils.errors import MissingFileError
 from dydet.utils.torch_utils import fused_eval_copy
 
@@ -83,7 +83,7 @@ def load_static(spec: Any, nc: int) -> nn.Module:
     if isinstance(spec, nn.Module):
         return spec
     if str(spec).endswith(".pt"):
-        from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
+        from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
 
         return checkpoint_model(load_checkpoint_dict(spec))
     from dydet.nn.rcnn import StaticRCNN, is_rcnn_cfg
@@ -122,7 +122,7 @@ def load_dynamic(model: Any) -> DynamicDetectionModel:
         return model.model
     if isinstance(model, (str, Path)):
         if str(model).endswith(".pt"):
-            from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
+            from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
 
             m = checkpoint_model(load_checkpoint_dict(model))
             require_dynamic(m, model)

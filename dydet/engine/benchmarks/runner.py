@@ -14,8 +14,7 @@ from torch import nn
 from ultralytics.utils import LOGGER
 
 from dydet import cfg
-from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.benchmarks.candidates import (
+from dydet.engine.benchmarks.candidates import (
     _label,
     _prepare,
     benchmark_images,
@@ -25,8 +24,9 @@ from dydet.utils.benchmarks.candidates import (
     parse_baselines,
     static_base_name,
 )
-from dydet.utils.benchmarks.result import EASY, HARD, ROUTED_EASY, BenchmarkResult, _dyn_name, _ratios, _row
-from dydet.utils.benchmarks.splits import MIN_SCORE_GAP, _check_split, sequence_scores, split_thresholds, spread_router
+from dydet.engine.benchmarks.result import EASY, HARD, ROUTED_EASY, BenchmarkResult, _dyn_name, _ratios, _row
+from dydet.engine.benchmarks.splits import MIN_SCORE_GAP, _check_split, sequence_scores, split_thresholds, spread_router
+from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.errors import ArgumentError
 from dydet.utils.flops import mixed_gflops
 from dydet.utils.timing import interleaved_medians

@@ -23,7 +23,7 @@ Modules: `result` (rows, ratios, report), `candidates` (models and images), `spl
 `runner` (eager / CUDA-graph timing and `run_benchmark`).
 """
 
-from dydet.utils.benchmarks.candidates import (
+from dydet.engine.benchmarks.candidates import (
     benchmark_images,
     default_baselines,
     load_dynamic,
@@ -31,7 +31,7 @@ from dydet.utils.benchmarks.candidates import (
     parse_baselines,
     static_base_name,
 )
-from dydet.utils.benchmarks.result import (
+from dydet.engine.benchmarks.result import (
     EASY,
     HARD,
     REFERENCES,
@@ -41,8 +41,14 @@ from dydet.utils.benchmarks.result import (
     dynamic_latency_by_ratio,
     plot_speed,
 )
-from dydet.utils.benchmarks.runner import benchmark_speed, run_benchmark
-from dydet.utils.benchmarks.splits import MIN_SCORE_GAP, sequence_scores, split_gaps_ok, split_thresholds, spread_router
+from dydet.engine.benchmarks.runner import benchmark_speed, run_benchmark
+from dydet.engine.benchmarks.splits import (
+    MIN_SCORE_GAP,
+    sequence_scores,
+    split_gaps_ok,
+    split_thresholds,
+    spread_router,
+)
 
 __all__ = [
     "BenchmarkResult",

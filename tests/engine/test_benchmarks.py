@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.benchmarks import (
+from dydet.engine.benchmarks import (
     EASY,
     HARD,
     ROUTED_EASY,
@@ -20,6 +19,7 @@ from dydet.utils.benchmarks import (
     sequence_scores,
     split_thresholds,
 )
+from dydet.nn.tasks import DynamicDetectionModel
 
 FAST = {"imgsz": 64, "reps": 2, "warmup": 1, "progress": False}
 

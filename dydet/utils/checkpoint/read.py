@@ -1,0 +1,123 @@
+"""Reading a checkpoint file into its dict without running code (models stay records; see `dydet.nn.checkpoint`)."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dydet.utils.checkpoint.trust import _TRUST, _refusal
+from dydet.utils.errors import CheckpointError, MissingFileError
+from dydet.utils.inputs import is_url
+
+
+def _torch_load_weights_only(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _unreadable(path: Path, e: BaseException) -> CheckpointError:
+    why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+    return CheckpointError(
+        f"checkpoint '{path}' is not a readable PyTorch checkpoint (empty, truncated or another kind of file: {why}); "
+        "use the original file or train again"
+    )
+
+
+def _needs_globals(path: Path) -> bool:
+    """Return whether a `torch.save` archive references Python globals beyond what weights-only loading allows."""
+    try:
+        return bool(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # not a zip archive (garbage, or torch's legacy format): unreadable either way
+        return False
+
+
+def _load_ultralytics_safe(path: Path) -> dict[str, Any]:
+    """Load an Ultralytics checkpoint with its own allow-list loader (`ULTRALYTICS_SAFE_LOAD`'s path)."""
+    from ultralytics.nn.tasks import _SafeLoad, torch_safe_load
+
+    if not _SafeLoad.SUPPORTED:  # torch < 2.6: Ultralytics' safe mode would silently fall back to plain pickle
+        raise _refusal(path, "it holds pickled Python objects and this torch cannot load them restricted")
+    allow_dydet_layers(path)
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)
+    except (TypeError, pickle.UnpicklingError, ModuleNotFoundError, AttributeError) as e:
+        raise _refusal(path, "it needs Python objects outside the weights-only and Ultralytics allow-lists") from e
+    return ckpt
+
+
+# Where dydet's own layer and static-model classes live: a pickled static YOLOv7-family model names them.
+DYDET_CLASS_MODULES = ("dydet.nn.modules", "dydet.nn.tasks")
+
+
+def allow_dydet_layers(path: Path) -> list[str]:
+    """Allow the dydet layer classes a pickled checkpoint names in weights-only loading, as Ultralytics allows its own.
+
+    Only `nn.Module` classes defined in dydet's layer and model modules qualify (e.g. `StaticDetectionModel`,
+    `SPPCSPC`, `ReOrg`): restoring one sets its attributes, it runs no code of the file's choosing. Anything else the
+    file names stays refused. A pickled `DynamicDetectionModel` still needs more (its layer-range record); dydet
+    saves those as model records.
+
+    Args:
+        path (Path): The checkpoint about to be loaded.
+
+    Returns:
+        (list[str]): The names allowed.
+    """
+    try:
+        needed = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a zip archive: torch.load reports it
+        return []
+    allowed = []
+    for name in needed:
+        module, _, attr = name.rpartition(".")
+        if module in DYDET_CLASS_MODULES:
+            obj = getattr(importlib.import_module(module), attr, None)
+            if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and obj.__module__ == module:
+                torch.serialization.add_safe_globals([obj])
+                allowed.append(name)
+    return allowed
+
+
+def _load_trusted(path: Path) -> dict[str, Any]:
+    """Unpickle a checkpoint the user explicitly trusted (Ultralytics' default loader)."""
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(path), safe_only=False)
+    except Exception as e:
+        raise _unreadable(path, e) from e
+    return ckpt
+
+
+def load_raw(path: str | Path, trust: bool | None = None) -> dict[str, Any]:
+    """Read a checkpoint file into its dict without rebuilding models (records stay records).
+
+    Args:
+        path (str | Path): The checkpoint file.
+        trust (bool | None): Allow arbitrary unpickling (unsafe); None uses the current `trusting` setting.
+
+    Returns:
+        (dict): The checkpoint dict.
+    """
+    if is_url(path):
+        raise CheckpointError(
+            f"checkpoint '{path}' is a URL: dydet does not download; fetch the file first and pass its path"
+        )
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"checkpoint '{path}' not found: check the path (train one with 'dydet train')")
+    trust = _TRUST.get() if trust is None else trust
+    try:
+        ckpt = _torch_load_weights_only(path)
+    except pickle.UnpicklingError as e:
+        if not _needs_globals(path):  # not a torch.save archive, or broken: nothing to trust
+            raise _unreadable(path, e) from e
+        ckpt = _load_trusted(path) if trust else _load_ultralytics_safe(path)
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as e:
+        raise _unreadable(path, e) from e
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"checkpoint '{path}' holds a {type(ckpt).__name__}, not an Ultralytics/dydet checkpoint")
+    return ckpt

@@ -1,0 +1,65 @@
+"""Atomic writes: a crash at any moment leaves the old file or the new one, never a broken one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (a rename) to disk, where the OS allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` so that a crash at any moment leaves the old file or the new one, never a broken one.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk (fsync) and renamed over `path`.
+
+    Args:
+        path (str | Path): The destination.
+        data (bytes): The content.
+
+    Returns:
+        (Path): `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_write_bytes` left in `folder` when its process was killed mid-write.
+
+    Call it only where no other process is writing (e.g. a run's weights folder when the run resumes).
+
+    Args:
+        folder (str | Path): The folder of the files written atomically.
+
+    Returns:
+        (list[Path]): The files removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else ():
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
