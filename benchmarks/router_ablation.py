@@ -24,10 +24,10 @@ from dydet.utils.offline import setup_offline
 setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
 
 from dydet import DynamicYOLO
-from dydet.models.yolo.val import hard_by_rank
 from dydet.nn.modules import Router
 from dydet.routing import DEFAULT_THRESHOLD, hard_mask
 from dydet.utils.loss import RouterLoss, RunningMedian
+from dydet.utils.metrics import hard_by_rank
 
 RATIOS = (0.3, 0.5, 0.7)
 

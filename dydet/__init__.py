@@ -10,17 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["DynamicDetectionModel", "DynamicYOLO", "StaticYOLO", "__version__"]
+__all__ = ["DynamicDetectionModel", "DynamicRCNN", "DynamicYOLO", "StaticYOLO", "__version__"]
 
 _LAZY = {
     "DynamicYOLO": "dydet.models.yolo.model",
+    "DynamicRCNN": "dydet.models.rcnn.model",
     "StaticYOLO": "dydet.models.yolo.static",
     "DynamicDetectionModel": "dydet.nn.tasks",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """Import the model classes lazily (`DynamicYOLO`, `StaticYOLO`, `DynamicDetectionModel`), offline first."""
+    """Import the model classes lazily (`DynamicYOLO`, `DynamicRCNN`, `StaticYOLO`, ...), offline first."""
     if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from dydet.utils.errors import ArgumentError, DataError, MissingFileError
+from dydet.utils.files import ARCHIVE_SUFFIXES
 
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2")
 SPLITS = ("train", "val", "test")
 FIX_HINT = "a YOLO data YAML has 'path:' (dataset root), 'train:' and 'val:' (image folders) and 'names:'"
 

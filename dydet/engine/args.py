@@ -8,6 +8,7 @@ from typing import Any
 from ultralytics.utils import LOGGER
 
 from dydet.cfg import arg_names
+from dydet.cfg.training import ROUTER_DEFAULTS, ROUTER_FIXED
 
 # dydet's own arguments (dydet/cfg/default.yaml): consumed by dydet, never passed on (Ultralytics rejects unknown keys).
 DYDET_ONLY_KEYS = arg_names()
@@ -102,8 +103,6 @@ def router_train_args(kwargs: dict[str, Any], router: dict[str, Any]) -> dict[st
     Returns:
         (dict): Arguments for `RouterTrainer`.
     """
-    from dydet.models.yolo.train_router import ROUTER_DEFAULTS, ROUTER_FIXED
-
     given = {"epochs": router["stage2_epochs"], "lr0": router["stage2_lr"], "batch": router["stage2_batch"]}
     args = {k: v for k, v in kwargs.items() if k not in {"pretrained", "resume", "freeze"}}
     args.update({k: ROUTER_DEFAULTS[k] if v is None else v for k, v in given.items()}, **ROUTER_FIXED)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from ultralytics.utils import LOGGER
 
-from dydet.models.yolo.predict import DynamicPredictor
+from dydet.engine.predictor import RoutedPredictor
 from dydet.nn.backends.runtime import ExportedDynamicModel, default_device, load_export
 from dydet.routing import RoutingSpec
 
@@ -22,7 +22,7 @@ class ExportedBackend:
     """The part of Ultralytics' `AutoBackend` interface that the prediction loop uses, around an export.
 
     Attributes:
-        model (ExportedDynamicModel): The runtime model (`DynamicPredictor.dynamic_model()` finds it here).
+        model (ExportedDynamicModel): The runtime model (`RoutedPredictor.dynamic_model()` finds it here).
     """
 
     pt = False
@@ -54,8 +54,8 @@ class ExportedBackend:
         return self
 
 
-class ExportedPredictor(DynamicPredictor):
-    """`DynamicPredictor` over a split export: same preprocessing, NMS and `Results` with `route` and `score`."""
+class ExportedPredictor(RoutedPredictor):
+    """`RoutedPredictor` over a split export: same preprocessing, NMS and `Results` with `route` and `score`."""
 
     def setup_model(self, model: str | Path | ExportedDynamicModel | None, verbose: bool = True) -> None:
         """Load the export (a directory or an `ExportedDynamicModel`) behind an AutoBackend-like wrapper."""

@@ -30,7 +30,7 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
     loader, creates the run folder atomically and removes it again when the run fails before leaving anything.
 
     Args:
-        yolo (DynamicYOLO): The model front end (its `model`, `ckpt`, `overrides`, `callbacks` are used and updated).
+        yolo (DynamicModel): The model front end (its `model`, `ckpt`, `overrides`, `callbacks` are used and updated).
         trainer_cls (type): The trainer class.
         kwargs (dict): Training arguments (Ultralytics keys only).
         plan (dict, optional): The run's plan, stored in its checkpoints.
@@ -58,8 +58,9 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
         if not args.get("resume") and yolo.ckpt:
             weights = None if pretrained is False else yolo.model
             if isinstance(pretrained, (str, Path)):  # the R-CNN family reads its own (torchvision) files
-                own = getattr(yolo.model, "check_pretrained", None) is not None
-                weights = str(pretrained) if own else checkpoint_model(load_checkpoint_dict(pretrained))
+                weights = (
+                    str(pretrained) if yolo.model.own_pretrained else checkpoint_model(load_checkpoint_dict(pretrained))
+                )
             trainer.model = trainer.get_model(weights=weights, cfg=yolo.model.yaml)
             yolo.model = trainer.model
             yolo.predictor = None
@@ -116,7 +117,7 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
     """Run the stages of `plan` from `start` (default: the plan's first stage).
 
     Args:
-        yolo (DynamicYOLO): The model front end.
+        yolo (DynamicModel): The model front end.
         plan (dict): See `make_plan`.
         trainer (type, optional): A custom stage-1 trainer class.
         start (str, optional): '1', '2' or 'calibrate': where to begin.
@@ -208,7 +209,7 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     """Resume an interrupted run from its checkpoint and finish the stages it was asked for.
 
     Args:
-        yolo (DynamicYOLO): The model front end (loaded from the checkpoint when `resume` is True).
+        yolo (DynamicModel): The model front end (loaded from the checkpoint when `resume` is True).
         resume (Any): True (the loaded checkpoint) or a checkpoint path.
         kwargs (dict): Other arguments: memory/device settings may change (`RESUME_ALLOWED`), and `data` when the
             dataset moved; anything else keeps the run's own value.

@@ -15,8 +15,6 @@ from ultralytics.engine.tuner import Tuner
 from ultralytics.utils import LOGGER, YAML
 from ultralytics.utils.plotting import plot_tune_results
 
-from dydet.models.yolo.train import DynamicTrainer
-
 
 def _atomic_copy(src: Path, dst: Path) -> None:
     """Copy `src` to `dst` through a temporary file in the destination folder."""
@@ -42,17 +40,25 @@ class DynamicTuner(Tuner):
         weights (nn.Module | None): Model whose weights seed every trial (None: each trial starts from the YAML).
     """
 
-    def __init__(self, args: dict[str, Any], model: nn.Module, weights: nn.Module | None = None, _callbacks=None):
+    def __init__(
+        self,
+        args: dict[str, Any],
+        model: nn.Module,
+        trainer: type,
+        weights: nn.Module | None = None,
+        _callbacks=None,
+    ):
         """Create the tuner.
 
         Args:
             args (dict): Training arguments (Ultralytics keys only), with `space` optionally giving the search space.
             model (nn.Module): The dynamic model; its YAML builds every trial's model.
+            trainer (type): The family's stage-1 trainer class, which trains every trial.
             weights (nn.Module, optional): Weights to start every trial from.
             _callbacks (dict, optional): Callbacks passed to every trial's trainer.
         """
         super().__init__(args, _callbacks, model=model)
-        self.weights = weights
+        self.trainer_class, self.weights = trainer, weights
 
     def _save_local_result(self, result: dict) -> None:
         """Append one trial's record to `tune_results.ndjson`, rewriting the file atomically."""
@@ -67,7 +73,7 @@ class DynamicTuner(Tuner):
         """Train trial `i` with hyperparameters `hyp`; return its fitness, final metrics and run folder."""
         args = {k: v for k, v in vars(self.args).items() if k not in {"cfg", "save_dir"}}
         args.update(hyp, project=str(self.tune_dir), name=f"trial{i}", exist_ok=True, resume=False)
-        trainer = DynamicTrainer(overrides=args, _callbacks=self.callbacks)
+        trainer = self.trainer_class(overrides=args, _callbacks=self.callbacks)
         trainer.model = trainer.get_model(cfg=self.model.yaml, weights=self.weights)
         trainer.train()
         fitness = float(trainer.best_fitness or 0.0)

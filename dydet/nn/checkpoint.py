@@ -29,21 +29,21 @@ from ultralytics.utils import DEFAULT_CFG_DICT
 
 from dydet.nn.family import DetectorFamily
 from dydet.nn.parse import DYDET_LAYERS
-from dydet.nn.rcnn import DynamicRCNN
+from dydet.nn.rcnn import RCNNDetectionModel
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
 from dydet.utils.checkpoint import MODEL_FORMAT, MODEL_KEYS, atomic_write_bytes, is_model_record, load_raw, to_plain
 from dydet.utils.checkpoint.trust import _refusal
 from dydet.utils.errors import CheckpointError
 
-
 # ----------------------------------------------------------------------------------------------------- model records
-def model_classes() -> dict[str, type[torch.nn.Module]]:
-    """Return the allow-list of model classes a dydet model record can hold, by the name in its `class` entry."""
-    return {
-        "DynamicDetectionModel": DynamicDetectionModel,
-        "StaticDetectionModel": StaticDetectionModel,
-        "DynamicRCNN": DynamicRCNN,
-    }
+# The model classes a dydet model record can hold, by the name in its `class` entry (the allow-list). The names are
+# the record format: the R-CNN model class was called `DynamicRCNN` when the format was fixed and keeps that name here.
+MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {
+    "DynamicDetectionModel": DynamicDetectionModel,
+    "StaticDetectionModel": StaticDetectionModel,
+    "DynamicRCNN": RCNNDetectionModel,
+}
+RECORD_NAMES = {cls: name for name, cls in MODEL_CLASSES.items()}
 
 
 def model_record(model: torch.nn.Module) -> dict[str, Any]:
@@ -56,15 +56,15 @@ def model_record(model: torch.nn.Module) -> dict[str, Any]:
     Returns:
         (dict): The record.
     """
-    classes = model_classes()
-    if type(model) not in classes.values():
-        raise TypeError(f"dydet saves {' and '.join(classes)} checkpoints only, got a {type(model).__name__}")
+    if type(model) not in RECORD_NAMES:
+        names = ", ".join(c.__name__ for c in RECORD_NAMES)
+        raise TypeError(f"dydet saves {names} checkpoints only, got a {type(model).__name__}")
     if model.is_fused():
         raise CheckpointError("cannot save a fused model (Conv+BN folded): save the model before calling fuse()")
     args = getattr(model, "args", None)
     return {
         "format": MODEL_FORMAT,
-        "class": type(model).__name__,
+        "class": RECORD_NAMES[type(model)],
         "yaml": to_plain(model.yaml),
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "names": to_plain(dict(model.names)),
@@ -150,10 +150,10 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
     cfg = record.get("yaml")
     if not isinstance(cfg, dict) or not isinstance(record.get("state_dict"), dict):
         raise CheckpointError(f"checkpoint '{source}' is damaged: its model record has no YAML or no weights")
-    model_class = model_classes().get(record.get("class", "DynamicDetectionModel"))
+    model_class = MODEL_CLASSES.get(record.get("class", "DynamicDetectionModel"))
     if model_class is None:
         raise _refusal(source, f"its model record names the class {record.get('class')!r}, which dydet does not build")
-    if model_class.__name__ in {"DynamicDetectionModel", "StaticDetectionModel"}:
+    if model_class is not RCNNDetectionModel:
         _check_model_yaml(cfg, source)  # the R-CNN builder reads only numbers from its YAML (a ResNet depth, ...)
     try:
         with _restricted_build():
@@ -270,13 +270,12 @@ def require_dynamic(model: Any, source: str | Path) -> None:
         model (Any): The loaded model object.
         source (str | Path): Where it came from, for the message.
     """
-    classes = model_classes()
-    if type(model) is classes["StaticDetectionModel"]:
+    if type(model) is StaticDetectionModel:
         raise CheckpointError(
             f"'{source}' holds a static (single-route) YOLOv7-family model, not a dydet dynamic model: use it with "
             f"dydet.StaticYOLO, or initialise both routes of a Dy model from it: dydet train pretrained={source}"
         )
-    if not isinstance(model, tuple(classes.values())):
+    if not isinstance(model, tuple(RECORD_NAMES)):
         kind = type(model).__name__
         raise CheckpointError(
             f"'{source}' holds a {kind}, not a dydet dynamic model; use a dydet checkpoint or YAML "

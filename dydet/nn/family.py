@@ -8,6 +8,7 @@ truly family-specific (the per-image detection loss, graph splitting for export)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -95,6 +96,21 @@ class DetectorFamily(RoutedRunner):
 
     calibration: dict | None = None
     stage: int = 0
+    # Why this family cannot be exported, in one line; None: it can (split graphs, `dydet.engine.exporter`).
+    export_refusal: str | None = None
+    # Whether `load` and `check_pretrained` read the family's own pretrained files (R-CNN: torchvision state dicts)
+    # rather than dydet / Ultralytics detection checkpoints, which the training code then loads itself.
+    own_pretrained: bool = False
+
+    def train_defaults(self) -> dict[str, Any]:
+        """Return training arguments this family defaults to (a value the user gives wins); none by default."""
+        return {}
+
+    def check_pretrained(self, path: str | Path) -> None:
+        """Refuse early, with a one-line error, a `pretrained=` file of the family's own kind that it cannot use.
+
+        Called only when `own_pretrained` is True; the default accepts any file.
+        """
 
     @abstractmethod
     def forward_both(self, x: torch.Tensor) -> dict[str, Any]:

@@ -8,6 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+# File endings of a dataset archive (Ultralytics downloads and unpacks these): dydet leaves such a `data=` to it.
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2", ".7z")
+
 
 def make_run_dir(project: str | Path, name: str, exist_ok: bool = False) -> tuple[Path, bool]:
     """Create a run folder atomically: `project/name`, else `name-2`, `name-3`, ... (the first free one).

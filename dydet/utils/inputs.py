@@ -17,11 +17,11 @@ from typing import Any
 
 from dydet.utils.checks import require_package
 from dydet.utils.errors import ArgumentError, MissingFileError
+from dydet.utils.files import ARCHIVE_SUFFIXES
 
 URL_TIMEOUT_S = 5.0
 URL_SCHEMES = ("http://", "https://", "ftp://", "rtsp://", "rtmp://", "tcp://", "ul://")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "tcp://")
-ARCHIVES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".7z")
 
 
 # ------------------------------------------------------------------------------------------------------------ network
@@ -113,7 +113,7 @@ def check_data(data: Any, mode: str = "train") -> dict[str, Any]:
     if data is None or (isinstance(data, str) and not data.strip()):
         raise ArgumentError(f"'dydet {mode}' needs data=path/to/data.yaml (a YOLO data YAML whose images are on disk)")
     text = str(data).strip()
-    if is_url(text) or text.lower().endswith(ARCHIVES):
+    if is_url(text) or text.lower().endswith(ARCHIVE_SUFFIXES):
         raise ArgumentError(
             f"data='{text}' is a {'URL' if is_url(text) else 'dataset archive'}: dydet never downloads or extracts "
             "datasets; fetch and unpack it yourself, then pass its data YAML"

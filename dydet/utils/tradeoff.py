@@ -13,8 +13,8 @@ import torch
 from ultralytics.utils import LOGGER
 
 from dydet import cfg
-from dydet.models.yolo.val import DynamicDetMetrics, hard_by_rank
 from dydet.routing import hard_ratio_for_threshold, mean_cost, threshold_for_hard_ratio
+from dydet.utils.metrics import DynamicDetMetrics, hard_by_rank
 
 RANDOM_SEEDS = 5
 

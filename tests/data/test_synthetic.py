@@ -13,8 +13,19 @@ import pytest
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 
-from dydet.data import synthetic  # noqa: E402
-from dydet.data.synthetic import CLASS_NAMES, PRESETS, load_difficulty, make_dataset  # noqa: E402
+from dydet.data.synthetic import (  # noqa: E402  # noqa: E402
+    CLASS_NAMES,
+    PRESETS,
+    api,
+    load_difficulty,
+    make_dataset,
+    painting,
+    presets,
+    profiles,
+    writers,
+)
+from dydet.data.synthetic import __main__ as synthetic_cli  # noqa: E402
+from dydet.data.synthetic import textures as texture_module  # noqa: E402
 
 
 def _tiny(root: Path, **kwargs) -> Path:
@@ -30,7 +41,7 @@ def _read_labels(label_file: Path) -> np.ndarray:
 def _count_renders(monkeypatch: pytest.MonkeyPatch, fail_after: int | None = None) -> list[int]:
     """Wrap the per-image renderer to count calls (and optionally fail mid-way)."""
     calls = [0]
-    render = synthetic._render_image
+    render = painting._render_image
 
     def counting(*args, **kwargs):
         if fail_after is not None and calls[0] >= fail_after:
@@ -38,7 +49,7 @@ def _count_renders(monkeypatch: pytest.MonkeyPatch, fail_after: int | None = Non
         calls[0] += 1
         return render(*args, **kwargs)
 
-    monkeypatch.setattr(synthetic, "_render_image", counting)
+    monkeypatch.setattr(writers, "_render_image", counting)  # where the writer looks it up
     return calls
 
 
@@ -85,7 +96,7 @@ def test_layout(tiny_yaml: Path):
     assert tiny_yaml.is_absolute() and data["path"] == str(root)
     assert (data["train"], data["val"]) == ("images/train", "images/val")
     assert data["names"] == dict(enumerate(CLASS_NAMES)) and data["nc"] == len(CLASS_NAMES)
-    assert "tiny" in root.name and "seed0" in root.name and f"v{synthetic.GENERATOR_VERSION}" in root.name
+    assert "tiny" in root.name and "seed0" in root.name and f"v{presets.GENERATOR_VERSION}" in root.name
     for split, n in (("train", PRESETS["tiny"].n_train), ("val", PRESETS["tiny"].n_val)):
         images = sorted(p.stem for p in (root / "images" / split).iterdir())
         labels = sorted(p.stem for p in (root / "labels" / split).iterdir())
@@ -106,20 +117,20 @@ def test_labels_are_valid_yolo(tiny_yaml: Path):
         assert np.all((labels[:, 1:] > 0) & (labels[:, 1:] <= 1))
         assert np.all(xc - w / 2 >= -1e-6) and np.all(xc + w / 2 <= 1 + 1e-6)
         assert np.all(yc - h / 2 >= -1e-6) and np.all(yc + h / 2 <= 1 + 1e-6)
-        assert np.all(w * side >= synthetic.MIN_BOX_PX - 1e-3) and np.all(h * side >= synthetic.MIN_BOX_PX - 1e-3)
+        assert np.all(w * side >= presets.MIN_BOX_PX - 1e-3) and np.all(h * side >= presets.MIN_BOX_PX - 1e-3)
         n_boxes += len(labels)
     assert n_boxes > 50
 
 
 def test_boxes_are_tight():
     """Render an easy image without noise: each box must touch its shape's pixels on all four sides."""
-    textures = synthetic._texture_pool()
+    textures = texture_module._texture_pool()
     rng = np.random.default_rng(3)
-    p = synthetic._params(rng, 0.0, 128)
+    p = profiles._params(rng, 0.0, 128)
     canvas = np.zeros((128, 128, 3), np.float32)
     idmap = np.zeros((128, 128), np.uint8)
-    objects = synthetic._draw_objects(rng, canvas, idmap, p, textures)
-    boxes = synthetic._visible_boxes(idmap, objects)
+    objects = painting._draw_objects(rng, canvas, idmap, p, textures)
+    boxes = painting._visible_boxes(idmap, objects)
     assert len(boxes) == len(objects) >= 1
     for oid, (_, x0, y0, x1, y1) in enumerate(boxes, start=1):
         ys, xs = np.nonzero(idmap == oid)
@@ -130,19 +141,19 @@ def test_occluded_objects_follow_the_label_rule():
     """A shape covered for more than 60 % of its area is dropped; one covered less keeps a box of its visible part."""
     idmap = np.zeros((64, 64), np.uint8)
     rng = np.random.default_rng(0)
-    mask, x0, y0 = synthetic._shape_mask(CLASS_NAMES.index("rectangle"), 32.0, 32.0, 30.0, rng)
+    mask, x0, y0 = painting._shape_mask(CLASS_NAMES.index("rectangle"), 32.0, 32.0, 30.0, rng)
     canvas = np.zeros((64, 64, 3), np.float32)
-    synthetic._paint(canvas, idmap, mask, x0, y0, np.ones(3, np.float32), 1)
-    obj = synthetic._Object(1, x0, y0, *mask.shape, int(np.count_nonzero(mask >= 128)))
+    painting._paint(canvas, idmap, mask, x0, y0, np.ones(3, np.float32), 1)
+    obj = presets._Object(1, x0, y0, *mask.shape, int(np.count_nonzero(mask >= 128)))
     ys, xs = np.nonzero(idmap == 1)
     half_x = int(np.median(xs))
     partly = idmap.copy()
-    partly[:, half_x:][partly[:, half_x:] == 1] = synthetic._OCCLUDER_ID  # about half hidden
-    (box,) = synthetic._visible_boxes(partly, [obj])
+    partly[:, half_x:][partly[:, half_x:] == 1] = presets._OCCLUDER_ID  # about half hidden
+    (box,) = painting._visible_boxes(partly, [obj])
     assert box[3] == half_x and box[1] == xs.min()
     mostly = idmap.copy()
-    mostly[:, xs.min() + (xs.max() - xs.min()) // 4 :] = synthetic._OCCLUDER_ID  # about 75 % hidden
-    assert len(synthetic._visible_boxes(mostly, [obj])) == 0
+    mostly[:, xs.min() + (xs.max() - xs.min()) // 4 :] = presets._OCCLUDER_ID  # about 75 % hidden
+    assert len(painting._visible_boxes(mostly, [obj])) == 0
 
 
 def test_deterministic(tmp_path: Path):
@@ -236,7 +247,7 @@ def test_cache_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_default_root_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("DYDET_DATASETS_DIR", raising=False)
     monkeypatch.setenv("DYDET_HOME", str(tmp_path / "home"))
-    assert synthetic.default_datasets_dir() == tmp_path / "home" / "datasets"
+    assert api.default_datasets_dir() == tmp_path / "home" / "datasets"
     monkeypatch.setenv("DYDET_DATASETS_DIR", str(tmp_path / "cache"))
     assert make_dataset("tiny", n_train=2, n_val=2, verbose=False).parent.parent == tmp_path / "cache"
 
@@ -258,7 +269,7 @@ def test_killed_generation_is_cleaned_up_and_regenerated(tmp_path: Path):
     """A run killed hard leaves its temporary folder; the next run ignores it and removes it."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    name = synthetic.dataset_dirname("tiny", 0, 4, 2, 96)
+    name = presets.dataset_dirname("tiny", 0, 4, 2, 96)
     stale = tmp_path / f".{name}.tmp-{dead.pid}-deadbeef"
     (stale / "labels" / "train").mkdir(parents=True)
     partial = tmp_path / name  # a half-copied folder without the manifest does not count as complete either
@@ -280,11 +291,11 @@ def test_moved_dataset_gets_its_path_rewritten(tmp_path: Path):
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    synthetic._main(["--name", "tiny", "--root", str(tmp_path), "--n-train", "3", "--n-val", "2", "--quiet"])
+    synthetic_cli._main(["--name", "tiny", "--root", str(tmp_path), "--n-train", "3", "--n-val", "2", "--quiet"])
     out = capsys.readouterr().out.strip()
     assert Path(out).is_file() and Path(out).name == "data.yaml"
     with pytest.raises(SystemExit):
-        synthetic._main(["--name", "nope", "--root", str(tmp_path)])
+        synthetic_cli._main(["--name", "nope", "--root", str(tmp_path)])
     assert "valid presets" in capsys.readouterr().err
     assert json.loads((Path(out).parent / "generator.json").read_text())["n_train"] == 3
 
@@ -326,7 +337,7 @@ def test_standard_presets_are_byte_identical_to_v1(tmp_path: Path, name: str, n_
 
 def test_demo_profile_is_learnable_and_still_graded(tmp_path: Path):
     """The demo preset: few, large objects, fewer on hard images than the standard profile, difficulty still graded."""
-    assert PRESETS["demo"].profile == "demo" and PRESETS["demo"].version != synthetic.GENERATOR_VERSION
+    assert PRESETS["demo"].profile == "demo" and PRESETS["demo"].version != presets.GENERATOR_VERSION
     rows = {}
     for name in ("demo", "bench"):
         yaml_file = make_dataset(name, root=tmp_path, n_train=60, n_val=2, imgsz=128, verbose=False)

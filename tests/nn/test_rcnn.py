@@ -7,7 +7,7 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
 from dydet.nn.checkpoint import load_checkpoint_dict, save_checkpoint
-from dydet.nn.rcnn import DynamicRCNN, StaticRCNN
+from dydet.nn.rcnn import RCNNDetectionModel, StaticRCNN
 from dydet.nn.rcnn.parts import make_transform
 from dydet.routing import RoutingSpec
 from dydet.utils.errors import CheckpointError, DydetError
@@ -16,9 +16,9 @@ NC = 3
 
 
 @pytest.fixture(scope="module")
-def model() -> DynamicRCNN:
+def model() -> RCNNDetectionModel:
     torch.manual_seed(0)
-    m = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).eval()
+    m = RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).eval()
     with torch.no_grad():  # non-zero links, so that the hard route differs from the easy one
         for p in m.links.parameters():
             p.normal_(0, 0.1)
@@ -43,7 +43,7 @@ def batch_of(x: torch.Tensor) -> dict:
 
 
 def test_builds_from_scaled_names():
-    m = DynamicRCNN("dy-faster-rcnn-r34.yaml", nc=NC, verbose=False)
+    m = RCNNDetectionModel("dy-faster-rcnn-r34.yaml", nc=NC, verbose=False)
     assert m.depth == 34 and m.nc == NC and len(m.names) == NC
     assert StaticRCNN("faster-rcnn-r18.yaml", nc=NC).depth == 18
     m.eval()
@@ -54,10 +54,10 @@ def test_builds_from_scaled_names():
 
 def test_r50_route_costs_match_the_computed_table():
     """Easy route = a Faster R-CNN R50-FPN (206.3 GMACs at 1280x800), hard = + B2 layer2-4 + links (282.6)."""
-    m = DynamicRCNN("dy-faster-rcnn-r50.yaml", verbose=False).eval()
+    m = RCNNDetectionModel("dy-faster-rcnn-r50.yaml", verbose=False).eval()
     s = m.route_summary([800, 1280])
     torch.manual_seed(1)  # other weights: the same count (RoI head at the full 1000 proposals, whatever survives NMS)
-    assert DynamicRCNN("dy-faster-rcnn-r50.yaml", verbose=False).eval().route_summary([800, 1280]) == s
+    assert RCNNDetectionModel("dy-faster-rcnn-r50.yaml", verbose=False).eval().route_summary([800, 1280]) == s
     assert s["easy"]["gflops"] / 2 == pytest.approx(206.3, rel=0.02)
     assert s["hard"]["gflops"] / 2 == pytest.approx(282.6, rel=0.02)
     assert s["router"]["params"] == pytest.approx(3.69e6, rel=0.01)
@@ -112,7 +112,7 @@ def test_checkpoint_round_trip_is_weights_only(model, tmp_path):
     raw = torch.load(path, weights_only=True)  # no pickled classes at all
     assert raw["model"]["class"] == "DynamicRCNN"
     loaded = load_checkpoint_dict(path)["model"].eval()
-    assert isinstance(loaded, DynamicRCNN) and loaded.threshold == 0.42 and loaded.stage == 1
+    assert isinstance(loaded, RCNNDetectionModel) and loaded.threshold == 0.42 and loaded.stage == 1
     x = images(2)
     with torch.no_grad():
         assert torch.equal(model.routed(x, 0.5)[0], loaded.routed(x, 0.5)[0])
@@ -136,7 +136,7 @@ def test_pretrained_faster_rcnn_gives_equal_routes_at_step_0(tmp_path):
     torch.manual_seed(0)
     tv = FasterRCNN(resnet_fpn_backbone(backbone_name="resnet18", weights=None), num_classes=NC + 1).eval()
     torch.save(tv.state_dict(), tmp_path / "frcnn.pth")
-    m = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).load(str(tmp_path / "frcnn.pth")).eval()
+    m = RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).load(str(tmp_path / "frcnn.pth")).eval()
     tv.transform = make_transform()  # the one intended difference: the letterbox is not resized again
     x = images(2)
     with torch.no_grad():
@@ -148,13 +148,13 @@ def test_pretrained_faster_rcnn_gives_equal_routes_at_step_0(tmp_path):
     # a torchvision training checkpoint ({"model": state_dict, ...}) works too, and another class count keeps the
     # class layers random
     torch.save({"model": tv.state_dict(), "epoch": 3}, tmp_path / "ckpt.pth")
-    DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC + 2, verbose=False).load(str(tmp_path / "ckpt.pth"))
+    RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=NC + 2, verbose=False).load(str(tmp_path / "ckpt.pth"))
 
 
 def test_imagenet_resnet_initialises_both_backbones(tmp_path):
     r = resnet18()
     torch.save(r.state_dict(), tmp_path / "r18.pth")
-    m = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).load(str(tmp_path / "r18.pth"))
+    m = RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).load(str(tmp_path / "r18.pth"))
     assert torch.equal(m.b1.conv1.weight, r.conv1.weight)
     assert torch.equal(m.b2.layer3[0].conv1.weight, r.layer3[0].conv1.weight)
     assert float(m.links.links["2_3"][1].weight.detach().abs().sum()) == 0
@@ -163,7 +163,7 @@ def test_imagenet_resnet_initialises_both_backbones(tmp_path):
 def test_bad_pretrained_inputs_get_one_line_errors(tmp_path):
     from ultralytics.nn.tasks import DetectionModel
 
-    m = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False)
+    m = RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False)
     torch.save({"model": DetectionModel("yolo11n.yaml", verbose=False)}, tmp_path / "yolo.pt")
     refused = "not a torchvision state dict|is a YOLO/dydet checkpoint, not torchvision weights"
     with pytest.raises(CheckpointError, match=refused) as e:
@@ -177,7 +177,7 @@ def test_bad_pretrained_inputs_get_one_line_errors(tmp_path):
 
 def test_trainer_loss_contract_stage_1_and_2():
     torch.manual_seed(0)
-    m = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).train()
+    m = RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False).train()
     batch = batch_of(images(2, 96))
     loss, items = m(batch)
     assert loss.shape == (1,) and loss.requires_grad
@@ -203,9 +203,9 @@ def test_scaled_names_and_bad_yaml():
     assert is_rcnn_cfg("dy-faster-rcnn-r101.yaml") and is_rcnn_cfg("faster-rcnn-r50.yaml")
     assert not is_rcnn_cfg("dy-yolo11n.yaml") and not is_rcnn_cfg("model.pt")
     with pytest.raises(ConfigError, match="no scale 'r99'"):
-        DynamicRCNN("dy-faster-rcnn-r99.yaml", verbose=False)
+        RCNNDetectionModel("dy-faster-rcnn-r99.yaml", verbose=False)
     with pytest.raises(ConfigError, match="static R-CNN YAML"):
-        DynamicRCNN("faster-rcnn-r18.yaml", verbose=False)
+        RCNNDetectionModel("faster-rcnn-r18.yaml", verbose=False)
 
 
 def test_dynamic_yolo_load_takes_dydet_and_torchvision_files(model, tmp_path):
@@ -213,7 +213,7 @@ def test_dynamic_yolo_load_takes_dydet_and_torchvision_files(model, tmp_path):
 
     save_checkpoint({"model": model, "epoch": -1}, tmp_path / "dy.pt")
     front = DynamicYOLO("dy-faster-rcnn-r18.yaml")
-    front.model = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False)
+    front.model = RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=NC, verbose=False)
     front.load(tmp_path / "dy.pt")
     assert torch.equal(front.model.links.links["2_3"][0].weight, model.links.links["2_3"][0].weight)
     torch.save(StaticRCNN("faster-rcnn-r18.yaml", nc=NC).state_dict(), tmp_path / "tv.pth")
@@ -240,6 +240,6 @@ def test_benchmark_baselines_are_static_rcnns_with_the_same_heads():
     from dydet.engine.benchmarks.candidates import default_baselines
 
     yaml = {"family": "rcnn", "nc": NC, "depth": 50, "dynamic": {}, "detector": {"rpn_post_nms_top_n_test": 50}}
-    baselines = default_baselines(DynamicRCNN(yaml, verbose=False))
+    baselines = default_baselines(RCNNDetectionModel(yaml, verbose=False))
     assert [b.depth for b in baselines] == [50, 101] and all(isinstance(b, StaticRCNN) for b in baselines)
     assert all(b.rpn._post_nms_top_n["testing"] == 50 for b in baselines)

@@ -114,11 +114,11 @@ def built_by_dydet(spec: Any) -> bool:
 
 def load_dynamic(model: Any) -> DynamicDetectionModel:
     """Return the `DynamicDetectionModel` behind a `DynamicYOLO`, a model, a dydet YAML name or a checkpoint path."""
-    from dydet.nn.rcnn import DynamicRCNN, is_rcnn_cfg
+    from dydet.nn.rcnn import RCNNDetectionModel, is_rcnn_cfg
 
-    if isinstance(model, (DynamicDetectionModel, DynamicRCNN)):
+    if isinstance(model, (DynamicDetectionModel, RCNNDetectionModel)):
         return model
-    if isinstance(getattr(model, "model", None), (DynamicDetectionModel, DynamicRCNN)):
+    if isinstance(getattr(model, "model", None), (DynamicDetectionModel, RCNNDetectionModel)):
         return model.model
     if isinstance(model, (str, Path)):
         if str(model).endswith(".pt"):
@@ -127,7 +127,7 @@ def load_dynamic(model: Any) -> DynamicDetectionModel:
             m = checkpoint_model(load_checkpoint_dict(model))
             require_dynamic(m, model)
             return m
-        return (DynamicRCNN if is_rcnn_cfg(model) else DynamicDetectionModel)(str(model), verbose=False)
+        return (RCNNDetectionModel if is_rcnn_cfg(model) else DynamicDetectionModel)(str(model), verbose=False)
     raise TypeError(f"cannot benchmark a {type(model).__name__}: pass a dydet model, DynamicYOLO, YAML or checkpoint")
 
 

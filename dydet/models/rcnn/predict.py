@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dydet.models.yolo.predict import DynamicPredictor
+from dydet.engine.predictor import RoutedPredictor
 
 
-class RCNNPredictor(DynamicPredictor):
-    """`DynamicPredictor` for a `DynamicRCNN`: end-to-end detections (no second NMS), RoI score threshold = `conf`."""
+class RCNNPredictor(RoutedPredictor):
+    """`RoutedPredictor` for a `RCNNDetectionModel`: end-to-end detections (no second NMS), RoI threshold `conf`."""
 
     def setup_model(self, model, verbose: bool = True) -> None:
         """Set up the model, then set the RoI heads' score threshold to `conf`."""

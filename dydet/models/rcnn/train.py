@@ -1,8 +1,9 @@
 """Training of the R-CNN family: stage 1 (both routes' torchvision losses) and stage 2 (the router).
 
-The YOLO family's trainers with what R-CNN needs instead: torchvision's loss dict, SGD at R-CNN learning rates with
-`nbs = batch` (torchvision's losses are batch means), no mosaic / mixup / HSV / affine augmentation, `pretrained=` a
-torchvision Faster R-CNN or ImageNet ResNet state dict, and stage-2 freezing by module rather than by layer index.
+The family-neutral trainers (`dydet.engine.trainer`) with what R-CNN needs: torchvision's loss dict, SGD at R-CNN
+learning rates with `nbs = batch` (torchvision's losses are batch means), no mosaic / mixup / HSV / affine
+augmentation, `pretrained=` a torchvision Faster R-CNN or ImageNet ResNet state dict, and stage-2 freezing by module
+rather than by layer index.
 """
 
 from __future__ import annotations
@@ -10,44 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils import DEFAULT_CFG, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
+from dydet.cfg.training import RCNN_TRAIN_DEFAULTS
+from dydet.engine.trainer import RoutedTrainer, RouterStageTrainer
 from dydet.models.rcnn.val import RCNNValidator
-from dydet.models.yolo.train import DynamicTrainer
-from dydet.models.yolo.train_router import RouterTrainer
-from dydet.nn.rcnn import DynamicRCNN
-from dydet.utils.errors import CheckpointError
+from dydet.nn.rcnn import RCNNDetectionModel
 
-# Defaults of `DynamicYOLO.train` for this family (a value the user gives wins): SGD as mmdet/torchvision train
-# Faster R-CNN (0.02 at batch 16, here for batch 8), and no augmentation beyond flips.
-RCNN_TRAIN_DEFAULTS = {
-    "optimizer": "SGD",
-    "lr0": 0.01,
-    "momentum": 0.9,
-    "weight_decay": 1e-4,
-    "warmup_bias_lr": 0.0,
-    "mosaic": 0.0,
-    "mixup": 0.0,
-    "cutmix": 0.0,
-    "close_mosaic": 0,
-    "hsv_h": 0.0,
-    "hsv_s": 0.0,
-    "hsv_v": 0.0,
-    "degrees": 0.0,
-    "translate": 0.0,
-    "scale": 0.0,
-    "shear": 0.0,
-    "perspective": 0.0,
-}
+__all__ = ["RCNN_TRAIN_DEFAULTS", "RCNNRouterTrainer", "RCNNTrainer"]
 
 
-class RCNNTrainer(DynamicTrainer):
-    """Stage-1 trainer of a `DynamicRCNN`: `w_easy * L_easy + w_hard * L_hard`, torchvision's four losses per route.
+class RCNNTrainer(RoutedTrainer):
+    """Stage-1 trainer of a `RCNNDetectionModel`: `w_easy * L_easy + w_hard * L_hard`, torchvision's 4 losses per route.
 
     Losses are logged per route (`e_obj_loss e_rpn_loss e_cls_loss e_box_loss h_...`); validation is the per-route
-    validator of the YOLO family with R-CNN's detections. `nbs` is the batch size (no loss scaling by batch).
+    validator with R-CNN's detections. `nbs` is the batch size (no loss scaling by batch).
     """
+
+    validator_class = RCNNValidator
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
         """Create the trainer; `nbs` follows the batch size (R-CNN's losses are batch means)."""
@@ -56,9 +38,9 @@ class RCNNTrainer(DynamicTrainer):
             overrides["nbs"] = overrides["batch"]
         super().__init__(cfg, overrides, _callbacks)
 
-    def get_model(self, cfg=None, weights=None, verbose: bool = True) -> DynamicRCNN:
+    def get_model(self, cfg=None, weights=None, verbose: bool = True) -> RCNNDetectionModel:
         """Build the model for this dataset and load `weights` (a dydet R-CNN model or torchvision weights)."""
-        model = DynamicRCNN(cfg or self.args.model, nc=self.data["nc"], verbose=False)
+        model = RCNNDetectionModel(cfg or self.args.model, nc=self.data["nc"], verbose=False)
         model.names = self.data["names"]
         if weights is not None:
             model.load(weights, verbose=verbose and RANK in {-1, 0})
@@ -79,40 +61,27 @@ class RCNNTrainer(DynamicTrainer):
         return ckpt
 
     def get_validator(self) -> RCNNValidator:
-        """Return the per-route validator."""
-        from copy import copy
-
+        """Return the per-route validator, with the loss names of this model's losses."""
         self.loss_names = unwrap_model(self.model).loss_names()
-        return RCNNValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
+        return super().get_validator()
 
 
-class RCNNRouterTrainer(RouterTrainer, RCNNTrainer):
-    """Stage-2 trainer of a `DynamicRCNN`: the router alone, on detached per-image losses of both routes.
+class RCNNRouterTrainer(RouterStageTrainer, RCNNTrainer):
+    """Stage-2 trainer of a `RCNNDetectionModel`: the router alone, on detached per-image losses of both routes.
 
     Per-image losses run the backbones and FPN batched and the RPN / RoI heads once per image with reseeded samplers
-    (`DynamicRCNN.image_losses`); everything but the router is frozen, BatchNorm in eval.
+    (`RCNNDetectionModel.image_losses`); everything but the router is frozen, BatchNorm in eval.
     """
 
-    def get_model(self, cfg=None, weights=None, verbose: bool = True) -> DynamicRCNN:
-        """Load the stage-1 model, mark it as in stage 2; freezing happens in `_setup_train`."""
-        if weights is None or getattr(weights, "stage", 0) < 1:
-            raise CheckpointError(
-                "stage 2 needs a stage-1 dydet checkpoint (model=.../weights/best.pt from 'dydet train stage=1')"
-            )
-        model = RCNNTrainer.get_model(self, cfg=cfg, weights=weights, verbose=False)
-        model.stage = 2
-        model.threshold, model.calibration = weights.threshold, None
-        return model
+    def freeze_detector(self, model: RCNNDetectionModel) -> None:
+        """Do nothing here: `_setup_train` freezes by module, after the stock setup (which unfreezes by layer index)."""
 
     def _setup_train(self):
-        """Set up as the YOLO router trainer does, then freeze every parameter outside the router."""
+        """Set up as every router trainer does, then freeze every parameter outside the router."""
         super()._setup_train()
         model = unwrap_model(self.model)
         for name, p in model.named_parameters():
             p.requires_grad_(name.startswith("router."))
-        if RANK in {-1, 0}:
-            n = sum(p.numel() for p in model.router.parameters())
-            LOGGER.info(f"Router training: {n:,} trainable router parameters, detector frozen (BatchNorm in eval)")
 
     def _model_train(self):
         """Train mode for the router only; every other part stays in eval (frozen BatchNorm statistics)."""

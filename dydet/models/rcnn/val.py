@@ -1,4 +1,4 @@
-"""Per-route validation of the R-CNN family: the YOLO family's validator on R-CNN's end-to-end detections."""
+"""Per-route validation of the R-CNN family: the routed validator on R-CNN's end-to-end detections."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from dydet.models.yolo.val import DynamicValidator
+from dydet.engine.validator import RoutedValidator
 
 
-class RCNNValidator(DynamicValidator):
-    """`DynamicValidator` for a `DynamicRCNN`.
+class RCNNValidator(RoutedValidator):
+    """`RoutedValidator` for a `RCNNDetectionModel`.
 
     The model returns (B, 100, 6) detections per route, which Ultralytics' NMS passes through as an end-to-end
     output (conf and class filter only: no second NMS); the RoI heads' score threshold is set to `conf`; the oracle's
-    per-image losses are `DynamicRCNN.per_image_losses` (seeded samplers).
+    per-image losses are `RCNNDetectionModel.per_image_losses` (seeded samplers).
     """
 
     def init_metrics(self, model: nn.Module) -> None:

@@ -1,133 +1,48 @@
-"""`DynamicYOLO`: the Python front end, in the spirit of `ultralytics.YOLO`."""
+"""`DynamicYOLO`: the front end of the YOLO families (YOLOv8/11, YOLOv7, YOLO26), as `ultralytics.YOLO` is."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ultralytics.engine.model import Model
-from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
-
-from dydet.cfg import check_args
-from dydet.data.shortcuts import resolve_data
-from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
-from dydet.engine.calibration import build_calibration, save_calibrated
-from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
-from dydet.nn.checkpoint import load_checkpoint, require_dynamic, save_checkpoint
+from dydet.engine.model import DynamicModel
+from dydet.models.rcnn.model import DynamicRCNN
+from dydet.models.yolo.predict import DynamicPredictor
+from dydet.models.yolo.train import DynamicTrainer
+from dydet.models.yolo.train_router import RouterTrainer
+from dydet.models.yolo.val import DynamicValidator
+from dydet.nn.rcnn import RCNNDetectionModel, is_rcnn_cfg
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
-from dydet.utils.checkpoint import TRUST_ARG, trusting
-from dydet.utils.errors import ArgumentError
-from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
-from dydet.utils.offline import setup_offline
-from dydet.utils.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
 
 
-class DynamicYOLO(Model):
+class DynamicYOLO(DynamicModel):
     """A DynamicDet model: build from a dydet YAML or load a dydet checkpoint, then train / val / predict / export.
 
+    An R-CNN model YAML or checkpoint makes a `DynamicRCNN` instead, as `ultralytics.YOLO("rtdetr-l.pt")` makes an
+    `RTDETR`, so `DynamicYOLO` opens any dydet model.
+
     Examples:
-        >>> model = DynamicYOLO("dy-yolo11n.yaml")  # or "dy-faster-rcnn-r18.yaml": the R-CNN family
+        >>> model = DynamicYOLO("dy-yolo11n.yaml")  # or "dy-faster-rcnn-r18.yaml": a DynamicRCNN
         >>> model.train(epochs=10)  # embedded demo dataset when `data` is not given
         >>> results = model.predict("image.jpg", hard_ratio=0.3)
         >>> results[0].route, results[0].score
     """
 
-    def __init__(
-        self, model: str | Path = "dy-yolo11n.yaml", verbose: bool = False, trust_checkpoint: bool = False
-    ) -> None:
-        """Create a model from a dydet YAML (new, random weights), a `.pt` dydet checkpoint or an ONNX export folder.
-
-        Args:
-            model (str | Path): A dydet model YAML or shipped name (e.g. `dy-yolo11n.yaml`), a checkpoint path, or a
-                folder written by `export(format="onnx" | "openvino")` (prediction only, through onnxruntime or
-                OpenVINO).
-            verbose (bool): Print the model summary when building from YAML.
-            trust_checkpoint (bool): UNSAFE. Also load checkpoints (this one and `pretrained=` ones) that need
-                arbitrary unpickling, e.g. an old-format dydet file. Such a file can run any code: only for files
-                from a source you trust. By default dydet loads weights only and refuses them.
-        """
-        if is_url(model):  # also keeps Ultralytics from taking an http URL for a Triton server
-            raise ArgumentError(f"model='{model}' is a URL: dydet does not download checkpoints; fetch the file first")
-        setup_offline()
-        self.exported = None
-        self.trust_checkpoint = trust_checkpoint
-        with trusting(trust_checkpoint):
-            super().__init__(model=model, task="detect", verbose=verbose)
-
     def _new(self, cfg: str, task: str | None = None, verbose: bool = False) -> None:
-        """Build a new dynamic model from a dydet YAML."""
-        self.cfg = cfg
-        from dydet.nn.rcnn import DynamicRCNN, is_rcnn_cfg
+        """Build a new model from a dydet YAML; an R-CNN YAML makes this object a `DynamicRCNN`."""
+        if is_rcnn_cfg(cfg):
+            self.__class__ = DynamicRCNN  # before building: its `task_map` names the model class
+        DynamicModel._new(self, cfg, task, verbose)
 
-        self.task = "detect"
-        model_class = DynamicRCNN if is_rcnn_cfg(cfg) else DynamicDetectionModel
-        self.model = model_class(cfg, verbose=verbose and RANK == -1)
-        self.overrides["model"] = self.cfg
-        self.overrides["task"] = self.task
-        self.model.args = {**DEFAULT_CFG_DICT, **self.overrides}
-        self.model.task = self.task
-        self.model_name = cfg
-
-    def _load(self, weights: str, task: str | None = None) -> None:
-        """Load a dydet checkpoint or export folder (ONNX, OpenVINO), refusing anything else with a clear message."""
-        if Path(weights).is_dir():
-            from dydet.nn.backends.runtime import load_export
-
-            self.exported = load_export(weights)  # clear one-line errors for a folder that is not a dydet export
-            self.model, self.ckpt, self.task, self.ckpt_path = self.exported, None, "detect", str(weights)
-            self.overrides = {"model": str(weights), "task": "detect"}
-            self.model_name = str(weights)
-            return
-        if not str(weights).lower().endswith(".pt"):
-            raise ArgumentError(
-                f"model='{weights}' is not a dydet checkpoint (.pt), model YAML or ONNX export folder"
-                + (": dydet does not download, fetch the file first and pass its path" if "://" in str(weights) else "")
-            )
-        self.model, self.ckpt = load_checkpoint(weights)  # weights-only (dydet.utils.checkpoint)
-        require_dynamic(self.model, weights)
-        self.task = "detect"
-        self.overrides = self.model.args = self._reset_ckpt_args(self.model.args)
-        self.ckpt_path = self.model_name = str(weights)
-        self.overrides.update(model=str(weights), task="detect")
-
-    def load(self, weights: str | Path = "dy-yolo11n.pt") -> DynamicYOLO:
-        """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
-        from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
-
-        own_loader = getattr(self.model, "check_pretrained", None) is not None  # R-CNN: torchvision weights too
-        with trusting(self.trust_checkpoint):
-            if isinstance(weights, (str, Path)) and not own_loader:
-                weights = checkpoint_model(load_checkpoint_dict(weights))
-            source = weights
-        self.model.load(source)
-        self.predictor = None
-        return self
-
-    def save(self, filename: str | Path = "saved_model.pt") -> None:
-        """Save the model as a weights-only dydet checkpoint (loads without running code), atomically."""
-        from datetime import datetime
-
-        self._require_pytorch("save")
-        ckpt = {
-            "epoch": -1,
-            "model": self.model,
-            "train_args": dict(self.overrides),
-            "date": datetime.now().isoformat(),
-        }
-        save_checkpoint(ckpt, filename)
+    def _load(self, weights: str | Path, task: str | None = None) -> None:
+        """Load a dydet checkpoint or export folder; an R-CNN checkpoint makes this object a `DynamicRCNN`."""
+        super()._load(weights, task)
+        if isinstance(self.model, RCNNDetectionModel):
+            self.__class__ = DynamicRCNN
 
     @property
     def task_map(self) -> dict[str, dict[str, Any]]:
-        """Map the detect task to the model family's model, trainer(s), validator and predictor classes."""
-        from dydet.models.yolo.predict import DynamicPredictor
-        from dydet.models.yolo.train import DynamicTrainer
-        from dydet.models.yolo.train_router import RouterTrainer
-        from dydet.models.yolo.val import DynamicValidator
-
-        family = getattr(self.model, "task_classes", None)  # another family (R-CNN) names its own classes
-        if callable(family):
-            return {"detect": family()}
+        """Map the detect task to the YOLO family's model, trainers, validator and predictor."""
         return {
             "detect": {
                 "model": DynamicDetectionModel,
@@ -137,348 +52,3 @@ class DynamicYOLO(Model):
                 "predictor": DynamicPredictor,
             }
         }
-
-    def train(self, trainer=None, **kwargs: Any):
-        """Train a dynamic model: stage 1 (both routes), then stage 2 (router) and calibration, as `stage` says.
-
-        Without `data`, trains on the embedded demo dataset (generated offline on first use) with defaults that
-        finish on a laptop CPU in minutes, then saves routed predictions of a few validation images and prints a
-        summary (`dydet.engine.demo`). A relative `project` is resolved against the current directory.
-
-        Args:
-            trainer (type, optional): A custom stage-1 trainer class.
-            **kwargs (Any): Ultralytics training arguments plus dydet's: `stage` (all | 1 | 2 | calibrate),
-                `stage2_epochs`, `stage2_lr`, `stage2_batch`, `calibrate`, `threads` (torch threads for CPU
-                training; default: cores minus dataloader workers), `trust_checkpoint` (unsafe, see `__init__`).
-                `resume=True` on any checkpoint of an interrupted run finishes the stages it was asked for,
-                with its own data and settings; `stage=calibrate` calibrates a trained router alone.
-
-        Returns:
-            (DetMetrics | None): The final validation metrics.
-        """
-        from dydet.engine.stages import make_plan, resume_plan, run_plan
-
-        self._require_pytorch("train")
-        kwargs = dict(kwargs)
-        check_run_args("train", kwargs)
-        with trusting(kwargs.pop(TRUST_ARG, None) or self.trust_checkpoint):
-            if kwargs.get("resume"):
-                return resume_plan(self, kwargs.pop("resume"), kwargs)
-            kwargs = check_args("train", kwargs)  # dydet/cfg/default.yaml: checks and dydet's defaults
-            if str(kwargs.get("stage")) == "calibrate":
-                return run_plan(self, make_plan(kwargs))
-            demo = uses_demo_data(kwargs, self.overrides)
-            for key, value in (getattr(self.model, "train_defaults", dict)() if not self.ckpt else {}).items():
-                kwargs.setdefault(key, value)  # the family's own defaults (R-CNN: SGD, no mosaic), before the demo's
-            check = getattr(self.model, "check_pretrained", None)
-            kwargs = prepare_train_args(kwargs, self.overrides, check_pretrained=check)
-            return run_plan(self, make_plan(kwargs, demo=demo), trainer)
-
-    def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
-        """Run the router over the validation split and store the calibration in the model and its checkpoint.
-
-        Writes `final.pt` beside the trained checkpoint (atomically; the trained checkpoint is left as it is) and
-        makes this object use it. Prints the trade-off table over hard ratios.
-
-        Args:
-            data (str, optional): Data YAML; defaults to the one the model was trained on.
-            imgsz (int, optional): Image size; defaults to the training size.
-            batch (int, optional): Validation batch size.
-            **kwargs (Any): Further validation arguments (device, project, name, ...).
-
-        Returns:
-            (dict): The calibration record (also in `self.model.calibration`).
-        """
-        args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        metrics, validator = self._validate(**{"plots": False, **args, **kwargs})
-        calibration = build_calibration(
-            self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
-        )
-        self.model.calibration = calibration
-        self.model.threshold = threshold_for_hard_ratio(calibration, DEFAULT_HARD_RATIO)
-        LOGGER.info(
-            f"Calibrated on {calibration['n_images']} images at {calibration['imgsz']} px: default threshold "
-            f"{self.model.threshold:.4f} (hard ratio {DEFAULT_HARD_RATIO}); "
-            f"GFLOPs easy {calibration['gflops']['easy']:.2f}, hard {calibration['gflops']['hard']:.2f}"
-        )
-        self._report_tradeoff(metrics, validator)
-        if self.ckpt_path and Path(self.ckpt_path).is_file():
-            final = save_calibrated(self.ckpt_path, calibration, self.model.threshold)
-            self.ckpt_path = self.overrides["model"] = str(final)
-            LOGGER.info(f"Final calibrated checkpoint: {final}")
-        return calibration
-
-    def _validate(
-        self, validator=None, routing: RoutingSpec | None = None, **kwargs: Any
-    ) -> tuple[DynamicDetMetrics, DynamicValidator]:
-        """Run `Model.val` with the per-route validator (`(B)` at `routing`, None: the model's own); return it too.
-
-        Only what differs from `Model.val` is here: dydet's data shortcuts, an absolute `project`, and the routing
-        handed to the validator's constructor; the validator made is returned with its metrics.
-        """
-        kwargs["data"] = resolve_data(kwargs.get("data"))
-        if kwargs.get("data") is None:
-            kwargs["data"] = self.overrides.get("data")  # the training data; never a default dataset
-        check_run_args("val", kwargs)
-        check_data(kwargs["data"], "val")  # missing YAML, URL, `download:`, labels beyond nc: before any folder
-        if kwargs.get("project"):
-            kwargs["project"] = str(Path(kwargs["project"]).resolve())
-        validator_class = validator or self._smart_load("validator")
-        made = []
-
-        def make(**args: Any) -> DynamicValidator:
-            made.append(validator_class(**args, routing=routing))
-            return made[-1]
-
-        metrics = super().val(validator=make, **kwargs)
-        return metrics, made[-1]
-
-    def val(self, validator=None, **kwargs: Any) -> DynamicDetMetrics:
-        """Validate: both routes' metrics, plus the routed model at `threshold`/`hard_ratio`, or the trade-off table.
-
-        Args:
-            validator (type, optional): A custom validator class.
-            **kwargs (Any): Ultralytics validation arguments plus one of `threshold`, `hard_ratio`, `gflops`,
-                `latency` or `route`.
-
-        Returns:
-            (DynamicDetMetrics): `box` and the `(B)` keys are the routed model's at the routing asked for (the
-                model's own threshold when none was given), `(E)` / `(H)` each route's; `.selected` holds the routed
-                (or forced-route) metrics, `.routing` the `RoutingSpec` asked for (None: the model's default),
-                `.tradeoff` the table rows when the model is calibrated and no routing was asked for.
-        """
-        self._require_pytorch("val")
-        kwargs = check_args("val", kwargs)  # dydet/cfg/default.yaml: checks, and the default hard_ratios
-        hard_ratios = tuple(check_hard_ratio(p) for p in kwargs.pop("hard_ratios"))
-        routing = self._pop_routing(kwargs)
-        metrics, v = self._validate(validator, routing=routing, **drop_dydet_args(kwargs))
-        metrics.tradeoff = None
-        metrics.routing = routing
-        if routing is not None:
-            mr = metrics.selected.mean_results()
-            LOGGER.info(
-                f"Routed at {routing.describe()}{routing.cost_note()}: {metrics.hard_share():.1%} of these images "
-                f"hard; mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
-            )
-        elif self.model.calibration:  # no routing asked for: the table over hard ratios
-            self._report_tradeoff(metrics, v, hard_ratios)
-        else:
-            LOGGER.info("This model is not calibrated (no stage 2 yet): no trade-off table over hard ratios.")
-        return metrics
-
-    def _report_tradeoff(
-        self, metrics: DynamicDetMetrics, validator: DynamicValidator, hard_ratios: tuple[float, ...] | None = None
-    ) -> None:
-        """Print and save the trade-off table of a calibrated model for the validation run just done."""
-        model = validator.dynamic_model().eval()
-        images = validator.sample_images(16)
-        latency = routed_latency(model, images)
-        metrics.tradeoff = tradeoff_table(metrics, self.model.calibration, hard_ratios, latency=latency)
-        LOGGER.info(
-            "\nTrade-off over hard ratios (router vs random vs oracle routing):\n" + format_table(metrics.tradeoff)
-        )
-        save_tradeoff(metrics.tradeoff, Path(validator.save_dir))
-
-    def predict(self, source=None, stream: bool = False, predictor=None, **kwargs: Any):
-        """Predict with per-image routing; each `Results` carries `route` and `score`.
-
-        Args:
-            source (Any): Image, folder, glob, video, array or tensor, as for `ultralytics.YOLO.predict`.
-            stream (bool): Return a generator.
-            predictor (type, optional): A custom predictor class.
-            **kwargs (Any): Ultralytics prediction arguments plus one of `threshold`, `hard_ratio`, `gflops`,
-                `latency` or `route` (none: the model's own threshold).
-
-        Returns:
-            (list[Results] | Generator): Results with `.route` and `.score`.
-        """
-        check_run_args("predict", kwargs)
-        kwargs = check_args("predict", kwargs)
-        routing = self._pop_routing(kwargs)
-        source = check_source(source)  # missing/empty/unreadable files, URLs offline: before any run folder
-        if self.exported is not None:
-            from dydet.engine.exported import predict_exported
-
-            routing = routing or self.exported.default_routing()
-            return predict_exported(self.exported, source, routing=routing, stream=stream, **kwargs)
-        routing = routing or self.model.default_routing()
-        if source is None:  # as Model.predict does, but here, so that the predictor run below gets it too
-            LOGGER.warning(f"'source' is missing. Using 'source={ASSETS}'.")
-            source = ASSETS
-        # Model.predict sets up (or updates) self.predictor and returns its generator, not started yet: it is dropped
-        # and the predictor run here instead, so that the routing reaches it as an argument of the call.
-        super().predict(source=source, stream=True, predictor=predictor, **drop_dydet_args(kwargs))
-        results = self.predictor(source=source, stream=True, routing=routing)
-        return results if stream else list(results)
-
-    def tune(self, use_ray: bool = False, iterations: int = 10, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Evolve training hyperparameters with Ultralytics' tuner, each trial a dydet stage-1 training.
-
-        Trials and results (`tune_results.ndjson`, `best_hyperparameters.yaml`, the best trial's `weights/`) go to
-        `<project>/<name or 'tune'>`; without `data` the embedded demo dataset is used, as for `train`.
-
-        Args:
-            use_ray (bool): Not supported (Ray Tune would train static models); must be False.
-            iterations (int): Number of trials.
-            *args (Any): Not supported.
-            **kwargs (Any): Training arguments (`data`, `epochs`, `imgsz`, `project`, `name`, ...) and `space`, the
-                search space as for Ultralytics (`{"lr0": (1e-5, 1e-1), ...}`).
-
-        Returns:
-            (dict): The best trial's record (`iteration`, `fitness`, `hyperparameters`, `datasets` with its metrics).
-        """
-        from dydet.engine.tuner import DynamicTuner
-
-        self._require_pytorch("tune")
-        if getattr(self.model, "task_classes", None) is not None:  # trials are YOLO-family stage-1 trainings
-            raise ArgumentError("tune supports the YOLO family only; train R-CNN models with 'dydet train'")
-        if use_ray or args:
-            raise ArgumentError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
-        kwargs = prepare_train_args(kwargs, self.overrides)
-        if str(kwargs.pop("stage", 1)) != "1":
-            raise ArgumentError(
-                "tune: each trial is a stage-1 training; leave out stage=, then train stage 2 on the best"
-            )
-        for key in DYDET_ONLY_KEYS:
-            kwargs.pop(key, None)
-        if "optimizer" not in (kwargs.get("space") or {}):
-            kwargs.setdefault("optimizer", "AdamW")  # as Ultralytics' Model.tune
-        args = {**self.overrides, **kwargs, "mode": "train"}
-        weights = self.model if self.ckpt else None  # as train: a checkpoint seeds every trial, a YAML does not
-        tuner = DynamicTuner(args=args, model=self.model, weights=weights, _callbacks=self.callbacks)
-        return tuner(iterations=int(iterations))
-
-    def track(self, source=None, stream: bool = False, persist: bool = False, **kwargs: Any):
-        """Track objects with Ultralytics' trackers (BoT-SORT, ByteTrack), routing every frame by its router score.
-
-        Args:
-            source (Any): Video file, stream, folder of frames, ..., as for `ultralytics.YOLO.track`.
-            stream (bool): Return a generator.
-            persist (bool): Keep the trackers' state between calls (frames fed one call at a time).
-            **kwargs (Any): Ultralytics tracking arguments (`tracker=botsort.yaml|bytetrack.yaml`, `conf`, ...) plus
-                `threshold`, `hard_ratio` or `route`.
-
-        Returns:
-            (list[Results] | Generator): Tracked results (`boxes.id`) with `.route` and `.score` per frame.
-        """
-        self._require_pytorch("track")
-        return super().track(source=source, stream=stream, persist=persist, **kwargs)
-
-    def export(self, format: str = "onnx", **kwargs: Any) -> Path:
-        """Export as split graphs (router + B1 features, easy head, hard head) that route in the runtime.
-
-        Args:
-            format (str): 'onnx' or 'openvino' (split graphs); other formats cannot route per image.
-            **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `half`, `simplify` (ONNX),
-                `nms=False` (an end-to-end model such as dy-yolo26: NMS-free graphs; `nms=True` is refused),
-                `project` / `name` for the output folder (default: `<checkpoint stem>_<format>` beside the
-                checkpoint), and one of `threshold`, `hard_ratio`, `gflops`, `latency` (the export's default
-                threshold) or `route` (the export's default forced route). The model itself is not changed.
-
-        Returns:
-            (Path): The export folder (`router`, `easy`, `hard` graphs and `metadata.json`).
-        """
-        from dydet.engine.exporter import export_onnx, export_openvino
-        from dydet.nn.backends.format import FORMAT_LABELS
-
-        self._require_pytorch("export")
-        if getattr(self.model, "export_refusal", None):  # a family that cannot export (R-CNN): before any file
-            raise ArgumentError(self.model.export_refusal)
-        fmt = str(format).lower()
-        if fmt not in {"onnx", "openvino"}:
-            raise ArgumentError(
-                f"format={format!r} is not supported: dydet exports format=onnx or format=openvino (split graphs that "
-                "route)"
-            )
-        require_export_extra()
-        kwargs = check_args("export", kwargs)
-        if kwargs.get("nms") is True:
-            raise ArgumentError(
-                "nms=True (NMS inside the exported graph) is not available for split exports: leave nms unset (NMS "
-                "runs in dydet's runtime) or, for an end-to-end model such as dy-yolo26, pass nms=False (NMS-free)"
-            )
-        routing = self._pop_routing(kwargs)
-        drop_dydet_args(kwargs)
-        calibration = self.model.calibration or {}
-        imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
-        if kwargs.get("project") or kwargs.get("name"):
-            out = Path(kwargs.get("project") or Path.cwd()).resolve() / (kwargs.get("name") or "export")
-        elif self.ckpt_path:
-            out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{fmt}")
-        else:
-            out = Path.cwd() / f"export_{fmt}"
-        if fmt == "openvino":
-            path = export_openvino(
-                self.model,
-                out,
-                imgsz,
-                opset=kwargs.get("opset"),
-                half=bool(kwargs.get("half")),
-                routing=routing,
-                end2end=kwargs.get("nms") is False,
-            )
-        else:
-            path = export_onnx(
-                self.model,
-                out,
-                imgsz,
-                opset=kwargs.get("opset"),
-                half=bool(kwargs.get("half")),
-                simplify=bool(kwargs.get("simplify")),
-                routing=routing,
-                end2end=kwargs.get("nms") is False,  # as Ultralytics: nms=False exports an end-to-end head NMS-free
-            )
-        label = FORMAT_LABELS[fmt]
-        LOGGER.info(f"Exported split {label} graphs to {path}; predict with: dydet predict model={path} source=...")
-        return path
-
-    def benchmark(self, **kwargs: Any):
-        """Measure the routes and hard ratios against the family's static models, side by side (docs/BENCHMARKS.md).
-
-        Args:
-            **kwargs (Any): `baselines`, `hard_ratios`, `imgsz` (320), `batch` (8), `device` (cpu), `half` /
-                `quantize=16`, `data` or `source` (benchmark images), `project` / `name` / `exist_ok`, `verbose`.
-
-        Returns:
-            (BenchmarkResult): Rows and ratios; files (speed.csv/.md/.png) in `result.files`.
-        """
-        from dydet.engine.benchmarks import run_benchmark
-
-        self._require_pytorch("benchmark")
-        check_run_args("benchmark", kwargs)
-        if str(kwargs.get("data") or "").endswith((".yaml", ".yml")) or kwargs.get("data") == "":
-            check_data(kwargs["data"], "benchmark")
-        return run_benchmark(self.model, **kwargs)
-
-    def _pop_routing(self, kwargs: dict[str, Any]) -> RoutingSpec | None:
-        """Take the routing arguments out of `kwargs` and resolve them once (None: none given).
-
-        A `latency=` budget is checked against the device and precision this call will run at: `device` (default:
-        the one Ultralytics would pick) and `half`.
-        """
-        device = precision = None
-        if kwargs.get("latency") is not None:
-            if self.exported is not None:
-                device, precision = self.exported.device, "fp16" if self.exported.fp16 else "fp32"
-            else:
-                from ultralytics.utils.torch_utils import select_device
-
-                device = select_device(kwargs.get("device") or "", verbose=False)
-                precision = "fp16" if kwargs.get("half") and device.type != "cpu" else "fp32"
-        return pop_routing(self.model, kwargs, device=device, precision=precision)
-
-    def _require_pytorch(self, mode: str) -> None:
-        """Refuse PyTorch-only modes on an export folder."""
-        if self.exported is not None:
-            raise ArgumentError(
-                f"'{mode}' needs the PyTorch checkpoint: '{self.ckpt_path}' is an {self.exported.label} export "
-                "(predict only)"
-            )
-
-    def route_summary(self, imgsz: int = 640) -> dict[str, dict[str, float]]:
-        """Return parameters and GFLOPs of the easy route, the hard route and the router."""
-        return self.model.route_summary(imgsz)
-
-
-__all__ = ["DynamicYOLO"]

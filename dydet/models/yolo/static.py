@@ -14,21 +14,21 @@ from pathlib import Path
 from typing import Any
 
 from ultralytics.engine.model import Model
-from ultralytics.models.yolo.detect import DetectionPredictor, DetectionTrainer, DetectionValidator
+from ultralytics.models.yolo.detect import DetectionPredictor, DetectionValidator
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
-from dydet.models.yolo.train import DynamicTrainer
+from dydet.engine.trainer import DydetTrainer
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.tasks import StaticDetectionModel
 from dydet.utils.errors import ArgumentError, CheckpointError
 from dydet.utils.offline import setup_offline
 
 
-class StaticTrainer(DynamicTrainer):
+class StaticTrainer(DydetTrainer):
     """Ultralytics' detection training of a `StaticDetectionModel`, with dydet's checkpoints and CPU defaults.
 
-    One model, one loss and Ultralytics' own validator and plots; from `DynamicTrainer` it keeps only what is not about
-    routes: weights-only atomic checkpoints, resume through dydet's loader and the CPU thread / worker default.
+    One model, one loss and Ultralytics' own validator and plots; from `DydetTrainer`, weights-only atomic
+    checkpoints, resume through dydet's loader and the CPU thread / worker default.
     """
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True) -> StaticDetectionModel:
@@ -39,14 +39,6 @@ class StaticTrainer(DynamicTrainer):
         if weights:
             model.load(weights)
         return model
-
-    def get_validator(self) -> DetectionValidator:
-        """Return Ultralytics' detection validator (losses `box_loss cls_loss dfl_loss`)."""
-        return DetectionTrainer.get_validator(self)
-
-    def plot_metrics(self) -> None:
-        """Plot Ultralytics' training curves."""
-        DetectionTrainer.plot_metrics(self)
 
     def final_eval_model(self) -> StaticDetectionModel:
         """Return `best.pt` loaded by dydet's weights-only loader (Ultralytics' validator would unpickle the file)."""

@@ -5,47 +5,25 @@ The method: docs/METHOD.md, "Training, stage 1: the cascade".
 
 from __future__ import annotations
 
-from copy import copy
-
-from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils import RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
-from dydet.engine.checkpointing import SafeCheckpoints
+from dydet.engine.trainer import RoutedTrainer
 from dydet.models.yolo.val import DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
-from dydet.utils.torch_utils import default_cpu_workers, set_cpu_threads
 
 
-class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
+class DynamicTrainer(RoutedTrainer):
     """Stage-1 trainer for a `DynamicDetectionModel`: B1, B2, H1 and H2 jointly, equal-weight sum of both losses.
 
     Losses are logged per route (`e_box_loss e_cls_loss e_dfl_loss h_box_loss h_cls_loss h_dfl_loss`), validation
     reports the routed model `(B)` and each route's precision, recall, mAP50 and mAP50-95 (`(E)`, `(H)`), and the
     best checkpoint maximises the mean of both routes' fitness. A single-model
     Ultralytics checkpoint passed as `pretrained=` initialises both routes (see `DynamicDetectionModel.load_single`).
-    On CPU it trains with `threads` torch threads and `workers` dataloader workers (default: all cores as threads on an
-    idle machine; one worker and the rest of the cores as threads on a busy one, see
-    `dydet.utils.torch_utils.default_cpu_workers`; Ultralytics alone uses `cores - 1` threads and no workers).
-    `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it.
-    Checkpoints are weights-only and written atomically (`SafeCheckpoints`).
+    CPU threads / workers and weights-only atomic checkpoints: `DydetTrainer`.
     """
 
-    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
-        """Initialise the Ultralytics trainer, then set dydet's CPU threads and workers over what Ultralytics chose."""
-        overrides = dict(overrides or {})
-        threads = overrides.pop("threads", None)
-        super().__init__(cfg, overrides, _callbacks)
-        self.cpu_threads = None  # torch threads chosen for CPU training (stage 2 of the same run keeps them)
-        if self.device.type == "cpu":  # Ultralytics forced workers=0 here; keep the run's own value, else dydet's
-            workers = overrides.get("workers", self.run_workers)
-            self.args.workers = default_cpu_workers() if workers is None else workers
-            n = self.cpu_threads = set_cpu_threads(self.device, threads, self.args.workers)
-            if RANK in {-1, 0}:
-                LOGGER.info(
-                    f"dydet: CPU training with {n} torch threads and {self.args.workers} dataloader workers "
-                    "(threads=, workers= to change)"
-                )
+    validator_class = DynamicValidator
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True) -> DynamicDetectionModel:
         """Build the dynamic model for this dataset and load `weights` (dydet or single-model) into it."""
@@ -67,18 +45,6 @@ class DynamicTrainer(SafeCheckpoints, DetectionTrainer):
         optimizer = super().build_optimizer(model, name, lr, momentum, decay, iterations)
         boost_every_head(optimizer, unwrap_model(model))
         return optimizer
-
-    def get_validator(self) -> DynamicValidator:
-        """Return the per-route validator."""
-        return DynamicValidator(
-            self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
-        )
-
-    def plot_metrics(self) -> None:
-        """Plot both routes' losses and metrics per epoch into `results.png`."""
-        from dydet.utils.plotting import plot_route_results
-
-        plot_route_results(self.csv, on_plot=self.on_plot)
 
 
 def boost_every_head(optimizer, model) -> int:

@@ -35,7 +35,7 @@ class RCNNRouterLoss:
     """Stage-2 criterion of the R-CNN family: `RouterLoss`'s objective on the routes' per-image R-CNN losses.
 
     `loss_i = s_i * (L1_i - Δ/2) + (1 - s_i) * (L2_i + Δ/2)` with Δ the running median of `L1 - L2` (see
-    `dydet.utils.loss.RouterLoss`); `L1`, `L2` come from `DynamicRCNN.image_losses`.
+    `dydet.utils.loss.RouterLoss`); `L1`, `L2` come from `RCNNDetectionModel.image_losses`.
 
     Attributes:
         diffs (RunningMedian): History of `L1 - L2` (saved in checkpoints for an exact resume).

@@ -20,6 +20,7 @@ from torchvision.models.detection.image_list import ImageList
 from ultralytics.utils import LOGGER
 from ultralytics.utils.ops import xywh2xyxy
 
+from dydet.cfg.training import RCNN_TRAIN_DEFAULTS
 from dydet.nn.family import DetectorFamily
 from dydet.nn.modules import Router
 from dydet.nn.rcnn.config import load_rcnn_yaml
@@ -32,6 +33,7 @@ from dydet.nn.rcnn.parts import (
     make_transform,
     stage_channels,
 )
+from dydet.nn.rcnn.pretrained import load_pretrained, read_state_dict
 from dydet.routing import DEFAULT_THRESHOLD, ROUTES, Routing, RoutingSpec, route_batch, take
 from dydet.utils.checkpoint import is_model_record
 from dydet.utils.errors import ArgumentError, ConfigError
@@ -148,7 +150,7 @@ class StaticRCNN(RCNNCommon, FasterRCNN):
         return super().forward(images, targets)
 
 
-class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
+class RCNNDetectionModel(RCNNCommon, nn.Module, DetectorFamily):
     """Dy-Faster R-CNN: easy route B1 -> FPN/RPN/RoI, hard route B1 -> links -> B2 -> the same FPN/RPN/RoI, a router.
 
     Forward behaviours (as `DynamicDetectionModel`'s):
@@ -176,6 +178,7 @@ class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
         "NMS, RoIAlign) do not split into the router / easy / hard graphs that dydet's runtimes route; "
         "use the PyTorch checkpoint (dydet predict / val / benchmark)"
     )
+    own_pretrained = True  # `pretrained=` is a torchvision Faster R-CNN or ImageNet ResNet state dict
 
     def __init__(self, cfg: str | Path | dict | None = None, ch: int = 3, nc: int | None = None, verbose: bool = True):
         """Build the model from a YAML path, a shipped name (e.g. `dy-faster-rcnn-r18.yaml`) or a model dict."""
@@ -211,32 +214,15 @@ class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
         if verbose:
             self.info()
 
-    # ------------------------------------------------------------------------------------------------ front end
-    @staticmethod
-    def task_classes() -> dict[str, type]:
-        """Return this family's model, trainer, router trainer, validator and predictor classes (`DynamicYOLO`)."""
-        from dydet.models.rcnn import RCNNPredictor, RCNNRouterTrainer, RCNNTrainer, RCNNValidator
-
-        return {
-            "model": DynamicRCNN,
-            "trainer": RCNNTrainer,
-            "router_trainer": RCNNRouterTrainer,
-            "validator": RCNNValidator,
-            "predictor": RCNNPredictor,
-        }
-
+    # ------------------------------------------------------------------------------------------------ family hooks
     @staticmethod
     def train_defaults() -> dict[str, Any]:
         """Return this family's training defaults (SGD, no mosaic / mixup / HSV / affine augmentation)."""
-        from dydet.models.rcnn import RCNN_TRAIN_DEFAULTS
-
         return dict(RCNN_TRAIN_DEFAULTS)
 
     @staticmethod
     def check_pretrained(path: str | Path) -> None:
         """Refuse early, with a one-line error, a `pretrained=` file that holds no torchvision state dict."""
-        from dydet.nn.rcnn.pretrained import read_state_dict
-
         read_state_dict(path)
 
     # ------------------------------------------------------------------------------------------------------ parts
@@ -403,30 +389,28 @@ class DynamicRCNN(RCNNCommon, nn.Module, DetectorFamily):
             return self.image_losses(images, targets, self.backbone1(images.tensors))
 
     # ----------------------------------------------------------------------------------------------------- weights
-    def load(self, weights: Any, verbose: bool = True) -> DynamicRCNN:
+    def load(self, weights: Any, verbose: bool = True) -> RCNNDetectionModel:
         """Load a dydet R-CNN model, or initialise from a torchvision Faster R-CNN / ImageNet ResNet state dict.
 
         Args:
-            weights (Any): A `DynamicRCNN`, a checkpoint dict holding one, or a state dict (see
+            weights (Any): A `RCNNDetectionModel`, a checkpoint dict holding one, or a state dict (see
                 `dydet.nn.rcnn.pretrained.load_pretrained`).
             verbose (bool): Log what was transferred.
         """
-        from dydet.nn.rcnn.pretrained import load_pretrained
-
         if isinstance(weights, (str, Path)) and str(weights).endswith(".pt"):
             try:
                 raw = torch.load(weights, map_location="cpu", weights_only=True)
             except Exception:  # not weights-only: `load_pretrained` refuses it with a one-line error
                 raw = None
             record = (raw.get("ema") or raw.get("model")) if isinstance(raw, dict) else None
-            if is_model_record(record) and record.get("class") == type(self).__name__:  # a dydet R-CNN checkpoint
+            if is_model_record(record) and record.get("class") == "DynamicRCNN":  # a dydet R-CNN checkpoint's record
                 state = {k: v.float() if v.is_floating_point() else v for k, v in record["state_dict"].items()}
                 self.load_state_dict(state)
                 if verbose:
                     LOGGER.info(f"Transferred {len(self.state_dict())} items from a {record['class']}")
                 return self
         model = (weights.get("ema") or weights.get("model")) if isinstance(weights, dict) else weights
-        if isinstance(model, DynamicRCNN):
+        if isinstance(model, RCNNDetectionModel):
             self.load_state_dict(model.float().state_dict())
             if verbose:
                 LOGGER.info(f"Transferred {len(self.state_dict())} items from a {type(model).__name__}")

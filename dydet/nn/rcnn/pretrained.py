@@ -86,7 +86,7 @@ def state_dict_of(obj: Any, source: Any = "pretrained") -> dict[str, torch.Tenso
 
 
 def load_pretrained(model: nn.Module, weights: Any, verbose: bool = True) -> None:
-    """Initialise a `DynamicRCNN` or `StaticRCNN` from a torchvision Faster R-CNN or ImageNet ResNet state dict.
+    """Initialise a `RCNNDetectionModel` or `StaticRCNN` from a torchvision Faster R-CNN or ImageNet ResNet state dict.
 
     Args:
         model (nn.Module): The R-CNN model.

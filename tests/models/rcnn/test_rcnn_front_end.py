@@ -9,13 +9,13 @@ from dydet import DynamicYOLO
 from dydet.cfg import MODELS_DIR
 from dydet.cli import entrypoint
 from dydet.models.rcnn import RCNNPredictor, RCNNRouterTrainer, RCNNTrainer, RCNNValidator
-from dydet.nn.rcnn import DynamicRCNN
+from dydet.nn.rcnn import RCNNDetectionModel
 from dydet.utils.errors import ArgumentError
 
 
 def test_dynamic_yolo_picks_the_rcnn_family_from_the_yaml():
     model = DynamicYOLO("dy-faster-rcnn-r18.yaml")
-    assert isinstance(model.model, DynamicRCNN) and model.model.depth == 18
+    assert isinstance(model.model, RCNNDetectionModel) and model.model.depth == 18
     classes = model.task_map["detect"]
     assert classes["trainer"] is RCNNTrainer and classes["router_trainer"] is RCNNRouterTrainer
     assert classes["validator"] is RCNNValidator and classes["predictor"] is RCNNPredictor
@@ -65,7 +65,7 @@ def test_cli_train_val_predict_benchmark_end_to_end(tiny_data, tmp_path, capsys)
     final = project / "frcnn-router" / "weights" / "final.pt"
     assert final.is_file()
     model = DynamicYOLO(str(final))
-    assert isinstance(model.model, DynamicRCNN) and model.model.stage == 2 and model.model.calibration
+    assert isinstance(model.model, RCNNDetectionModel) and model.model.stage == 2 and model.model.calibration
     entrypoint(["val", f"model={final}", f"data={tiny_data}", "batch=4", "name=val", *common])
     out = capsys.readouterr()
     assert "random" in (out.out + out.err) or (project / "val" / "tradeoff.csv").is_file()
@@ -104,7 +104,7 @@ def test_trainer_takes_a_torchvision_state_dict_as_pretrained(tiny_data, tmp_pat
     trainer = RCNNTrainer(overrides={**overrides, "device": "cpu", "project": str(tmp_path), "name": "t"})
     trainer.setup_model()
     model = trainer.model
-    assert isinstance(model, DynamicRCNN) and model.stage == 1
+    assert isinstance(model, RCNNDetectionModel) and model.stage == 1
     assert torch.equal(model.b1.layer3[0].conv1.weight, static.backbone.body.layer3[0].conv1.weight)
     assert torch.equal(model.b2.layer3[0].conv1.weight, static.backbone.body.layer3[0].conv1.weight)
     assert torch.equal(model.roi_heads.box_predictor.cls_score.weight, static.roi_heads.box_predictor.cls_score.weight)
@@ -115,7 +115,7 @@ def test_optimizer_setup_of_the_yolo_trainer_leaves_an_rcnn_model_alone():
     import torch
 
     from dydet.models.yolo.train import boost_every_head
-    from dydet.nn.rcnn.model import DynamicRCNN
+    from dydet.nn.rcnn.model import RCNNDetectionModel
 
-    model = DynamicRCNN("dy-faster-rcnn-r18.yaml", nc=3, verbose=False)
+    model = RCNNDetectionModel("dy-faster-rcnn-r18.yaml", nc=3, verbose=False)
     assert boost_every_head(torch.optim.SGD(model.parameters(), lr=0.01), model) == 0

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from dydet.engine.predictor import ROUTE_COLORS, draw_route_banner, route_label
 from dydet.models.yolo.model import DynamicYOLO
-from dydet.models.yolo.predict import ROUTE_COLORS, DynamicPredictor, draw_route_banner, route_label
+from dydet.models.yolo.predict import DynamicPredictor
 from dydet.routing import RoutingSpec
 
 ARGS = dict(imgsz=64, device="cpu", conf=0.01, verbose=False)

@@ -7,8 +7,9 @@ import pytest
 from ultralytics.utils import LOGGER
 
 from dydet import DynamicYOLO
-from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
+from dydet.models.yolo.val import DynamicValidator
 from dydet.routing import ROUTES
+from dydet.utils.metrics import DynamicDetMetrics
 
 B_KEYS = ["metrics/precision(B)", "metrics/recall(B)", "metrics/mAP50(B)", "metrics/mAP50-95(B)"]
 

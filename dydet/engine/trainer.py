@@ -1,0 +1,128 @@
+"""The family-neutral trainers every dydet model family builds on.
+
+- `DydetTrainer`: Ultralytics' detection trainer with dydet's weights-only atomic checkpoints and CPU thread / worker
+  defaults; the common parent of the static (`StaticTrainer`) and the dynamic trainers.
+- `RoutedTrainer`: stage 1 of a dynamic model (both routes on every image), validated per route by the family's
+  validator (`validator_class`) and plotted per route.
+- `RouterStageTrainer`: stage 2 (the router alone), mixed in before a family's stage-1 trainer: it loads the stage-1
+  model, marks it stage 2 and lets the family freeze everything but the router (`freeze_detector`).
+"""
+
+from __future__ import annotations
+
+import logging
+from copy import copy
+
+from torch import nn
+from ultralytics.models.yolo.detect import DetectionTrainer
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils.torch_utils import unwrap_model
+
+from dydet.engine.checkpointing import SafeCheckpoints
+from dydet.engine.validator import RoutedValidator
+from dydet.utils.errors import CheckpointError
+from dydet.utils.plotting import plot_route_results
+from dydet.utils.torch_utils import default_cpu_workers, set_cpu_threads
+
+
+class DydetTrainer(SafeCheckpoints, DetectionTrainer):
+    """Ultralytics' detection trainer with weights-only atomic checkpoints and dydet's CPU thread / worker defaults.
+
+    On CPU it trains with `threads` torch threads and `workers` dataloader workers (default: all cores as threads on an
+    idle machine; one worker and the rest of the cores as threads on a busy one, see
+    `dydet.utils.torch_utils.default_cpu_workers`; Ultralytics alone uses `cores - 1` threads and no workers).
+    `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it.
+    """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
+        """Initialise the Ultralytics trainer, then set dydet's CPU threads and workers over what Ultralytics chose."""
+        overrides = dict(overrides or {})
+        threads = overrides.pop("threads", None)
+        super().__init__(cfg, overrides, _callbacks)
+        self.cpu_threads = None  # torch threads chosen for CPU training (stage 2 of the same run keeps them)
+        if self.device.type == "cpu":  # Ultralytics forced workers=0 here; keep the run's own value, else dydet's
+            workers = overrides.get("workers", self.run_workers)
+            self.args.workers = default_cpu_workers() if workers is None else workers
+            n = self.cpu_threads = set_cpu_threads(self.device, threads, self.args.workers)
+            if RANK in {-1, 0}:
+                LOGGER.info(
+                    f"dydet: CPU training with {n} torch threads and {self.args.workers} dataloader workers "
+                    "(threads=, workers= to change)"
+                )
+
+
+class RoutedTrainer(DydetTrainer):
+    """Stage-1 trainer of a dynamic model: both routes on every image, validated and plotted per route.
+
+    Attributes:
+        validator_class (type): The family's per-route validator.
+    """
+
+    validator_class: type[RoutedValidator] = RoutedValidator
+
+    def get_validator(self) -> RoutedValidator:
+        """Return the family's per-route validator."""
+        return self.validator_class(
+            self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
+        )
+
+    def plot_metrics(self) -> None:
+        """Plot both routes' losses and metrics per epoch into `results.png`."""
+        plot_route_results(self.csv, on_plot=self.on_plot)
+
+
+class RouterStageTrainer(RoutedTrainer):
+    """Stage-2 trainer: only the router learns; put it before the family's stage-1 trainer in the bases.
+
+    The family's stage-1 `get_model` builds the model and loads the stage-1 weights; this marks it stage 2, keeps the
+    stage-1 threshold, drops any calibration (the router changes) and calls `freeze_detector`.
+    """
+
+    def get_model(self, cfg=None, weights=None, verbose: bool = True) -> nn.Module:
+        """Load the stage-1 model, mark it as in stage 2 and freeze every part but the router."""
+        source = weights if weights is not None else cfg
+        if weights is None or getattr(weights, "stage", 0) < 1:
+            raise CheckpointError(
+                f"stage 2 needs a stage-1 dydet checkpoint (model=.../weights/best.pt from 'dydet train stage=1'), "
+                f"got {getattr(source, 'yaml', {}).get('yaml_file', source) if source is not None else 'none'}"
+            )
+        model = super().get_model(cfg=cfg, weights=weights, verbose=False)
+        model.stage = 2
+        model.threshold, model.calibration = weights.threshold, None
+        self.freeze_detector(model)
+        if verbose and RANK in {-1, 0}:
+            n = sum(p.numel() for p in model.router.parameters())
+            LOGGER.info(f"Router training: {n:,} trainable router parameters, detector frozen (BatchNorm in eval)")
+        return model
+
+    def freeze_detector(self, model: nn.Module) -> None:
+        """Arrange for every parameter but the router's to stay frozen (the family's way)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to freeze its detector")
+
+    def _setup_train(self):
+        """Set up as the stock trainer does, with one summary line instead of a `Freezing layer` line per tensor."""
+        quiet = FreezeLogSummary()
+        LOGGER.addFilter(quiet)
+        try:
+            super()._setup_train()
+        finally:
+            LOGGER.removeFilter(quiet)
+        if RANK in {-1, 0}:
+            LOGGER.info(f"Froze {quiet.count} detector parameter tensors (every layer but the router)")
+        unwrap_model(self.model).criterion = None  # built lazily from the model's stage: RouterLoss
+
+
+class FreezeLogSummary(logging.Filter):
+    """Logging filter that drops the stock trainer's per-tensor `Freezing layer '...'` lines and counts them."""
+
+    def __init__(self) -> None:
+        """Start counting at zero."""
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Return False (drop) for a `Freezing layer` line, True for anything else."""
+        if str(record.msg).startswith("Freezing layer '"):
+            self.count += 1
+            return False
+        return True
