@@ -74,7 +74,7 @@ EOF
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv || true
 
 step "CUDA-graph equivalence test"
-timeout -k 5 "$(cap 90)" $PY -m pytest -q -p no:cacheprovider tests/utils/test_benchmarks.py \
+timeout -k 5 "$(cap 90)" $PY -m pytest -q -p no:cacheprovider tests/engine/test_benchmarks.py \
   -k "graph or thresholds" || echo "CUDA-graph test FAILED (continuing)"
 
 step "speed benchmark (fp16, eager + CUDA graphs)"

@@ -9,6 +9,10 @@ from ultralytics.utils import LOGGER
 
 from dydet.cfg import arg_names
 from dydet.cfg.training import ROUTER_DEFAULTS, ROUTER_FIXED
+from dydet.data.shortcuts import embedded_name, resolve_data
+from dydet.nn.checkpoint import load_checkpoint_dict, require_detection
+from dydet.routing import resolve_routing
+from dydet.utils.inputs import check_data
 
 # dydet's own arguments (dydet/cfg/default.yaml): consumed by dydet, never passed on (Ultralytics rejects unknown keys).
 DYDET_ONLY_KEYS = arg_names()
@@ -43,8 +47,6 @@ def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
     Returns:
         (bool): True when `prepare_train_args` trains on the demo dataset with `DEMO_TRAIN_DEFAULTS`.
     """
-    from dydet.data.shortcuts import embedded_name
-
     if kwargs.get("data") is None and not kwargs.get("resume") and overrides.get("data") is None:
         return True
     return embedded_name(kwargs.get("data")) == "demo"
@@ -64,9 +66,6 @@ def prepare_train_args(
     Returns:
         (dict): The arguments to train with.
     """
-    from dydet.data.shortcuts import resolve_data
-    from dydet.nn.checkpoint import load_checkpoint_dict, require_detection
-
     kwargs = dict(kwargs)
     if uses_demo_data(kwargs, overrides):  # settings that train the demo on a laptop CPU in minutes
         if kwargs.get("data") is None:
@@ -79,8 +78,6 @@ def prepare_train_args(
         kwargs["data"] = resolve_data(kwargs["data"])  # data=tiny|demo|bench: the embedded datasets
     data = kwargs.get("data") or overrides.get("data")
     if data is not None and not kwargs.get("resume"):
-        from dydet.utils.inputs import check_data
-
         check_data(data)  # bad YAML, missing splits, URLs, labels beyond nc: one-line errors before any run folder
     project = kwargs.get("project")
     kwargs["project"] = str(Path(project).resolve()) if project else str(Path.cwd() / "runs" / "detect")
@@ -128,8 +125,6 @@ def pop_routing(model: Any, kwargs: dict[str, Any], device: Any = None, precisio
     Returns:
         (RoutingSpec | None): The routing, or None when none was given (the caller's default applies).
     """
-    from dydet.routing import resolve_routing
-
     given = {k: kwargs.pop(k, None) for k in ROUTING_KEYS}
     return resolve_routing(getattr(model, "calibration", None), **given, device=device, precision=precision)
 

@@ -23,15 +23,18 @@ from typing import Any
 
 import torch
 
+from dydet.nn.checkpoint import load_checkpoint_dict, save_checkpoint
+from dydet.utils.checkpoint import is_model_record, load_raw
 from dydet.utils.errors import DataError
+from dydet.utils.flops import route_gflops
+from dydet.utils.timing import interleaved_medians
+from dydet.utils.torch_utils import fused_eval_copy
 
 
 def measure_route_latency(
     model: torch.nn.Module, imgsz: int, device: torch.device | str = "cpu", reps: int = 20
 ) -> dict[str, float]:
     """Measure batch-1 latency (median ms) of each forced route, interleaved, on random input."""
-    from dydet.utils.timing import interleaved_medians
-
     x = torch.rand(1, 3, imgsz, imgsz, device=device, dtype=next(model.parameters()).dtype)
     with torch.inference_mode():
         return interleaved_medians(
@@ -56,8 +59,6 @@ def build_calibration(
     """
     if not scores:
         raise DataError(f"cannot calibrate on '{data}': its validation split produced no router scores")
-    from dydet.utils.flops import route_gflops
-    from dydet.utils.torch_utils import fused_eval_copy
 
     t0 = time.perf_counter()
     deployed = fused_eval_copy(model)  # costs as inference pays them: Conv+BN fused, like `dydet benchmark`
@@ -91,14 +92,9 @@ def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], thresho
     Returns:
         (Path): The path of `final.pt`.
     """
-    from dydet.nn.checkpoint import save_checkpoint
-    from dydet.utils.checkpoint import is_model_record, load_raw
-
     checkpoint = Path(checkpoint)
     ckpt = load_raw(checkpoint)
     if not any(is_model_record(ckpt.get(k)) for k in ("model", "ema")):  # a trusted old-format file: rebuild + pack
-        from dydet.nn.checkpoint import load_checkpoint_dict
-
         ckpt = load_checkpoint_dict(checkpoint)
     for key in ("model", "ema"):
         record = ckpt.get(key)

@@ -8,6 +8,8 @@ from typing import Any
 import yaml
 from ultralytics.utils import LOGGER
 
+from dydet.data.synthetic import load_difficulty
+
 # Validation images to predict on, picked at these quantiles of the split's difficulty (clean ... cluttered).
 DEMO_PREDICT_QUANTILES = (0.02, 0.2, 0.4, 0.6, 0.8, 0.98)
 
@@ -22,8 +24,6 @@ def demo_images(data: str | Path, quantiles: tuple[float, ...] = DEMO_PREDICT_QU
     Returns:
         (list[Path]): Image files.
     """
-    from dydet.data.synthetic import load_difficulty
-
     difficulty = load_difficulty(data, split="val")
     stems = sorted(difficulty, key=difficulty.get)
     picked = dict.fromkeys(stems[round(q * (len(stems) - 1))] for q in quantiles)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from ultralytics.utils import LOGGER
 
+from dydet.engine.args import drop_dydet_args, pop_routing
 from dydet.engine.predictor import RoutedPredictor
 from dydet.nn.backends.runtime import ExportedDynamicModel, default_device, load_export
 from dydet.routing import RoutingSpec
@@ -90,8 +91,6 @@ def predict_exported(
         >>> results = predict_exported("runs/export/final_onnx", "images/", hard_ratio=0.3)
         >>> results[0].route, results[0].score
     """
-    from dydet.engine.args import drop_dydet_args, pop_routing
-
     stream = predict_kwargs.pop("stream", False)
     model = export_dir if isinstance(export_dir, ExportedDynamicModel) else None
     if model is None:

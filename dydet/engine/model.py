@@ -17,10 +17,20 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
+from dydet.engine.benchmarks import run_benchmark
 from dydet.engine.calibration import build_calibration, save_calibrated
+from dydet.engine.exported import predict_exported
+from dydet.engine.stages import make_plan, resume_plan, run_plan
 from dydet.engine.tuner import DynamicTuner
 from dydet.engine.validator import RoutedValidator
-from dydet.nn.checkpoint import load_checkpoint, require_dynamic, save_checkpoint
+from dydet.nn.backends.format import FORMAT_LABELS
+from dydet.nn.checkpoint import (
+    checkpoint_model,
+    load_checkpoint,
+    load_checkpoint_dict,
+    require_dynamic,
+    save_checkpoint,
+)
 from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
 from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
@@ -94,8 +104,6 @@ class DynamicModel(Model):
 
     def load(self, weights: str | Path = "dy-yolo11n.pt") -> DynamicModel:
         """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
-        from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
-
         own_loader = self.model.own_pretrained  # R-CNN: torchvision weights too
         with trusting(self.trust_checkpoint):
             if isinstance(weights, (str, Path)) and not own_loader:
@@ -141,8 +149,6 @@ class DynamicModel(Model):
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
-        from dydet.engine.stages import make_plan, resume_plan, run_plan
-
         self._require_pytorch("train")
         kwargs = dict(kwargs)
         check_run_args("train", kwargs)
@@ -283,8 +289,6 @@ class DynamicModel(Model):
         routing = self._pop_routing(kwargs)
         source = check_source(source)  # missing/empty/unreadable files, URLs offline: before any run folder
         if self.exported is not None:
-            from dydet.engine.exported import predict_exported
-
             routing = routing or self.exported.default_routing()
             return predict_exported(self.exported, source, routing=routing, stream=stream, **kwargs)
         routing = routing or self.model.default_routing()
@@ -363,7 +367,6 @@ class DynamicModel(Model):
             (Path): The export folder (`router`, `easy`, `hard` graphs and `metadata.json`).
         """
         from dydet.engine.exporter import export_onnx, export_openvino
-        from dydet.nn.backends.format import FORMAT_LABELS
 
         self._require_pytorch("export")
         if self.model.export_refusal:  # a family that cannot export (R-CNN): before any file
@@ -426,8 +429,6 @@ class DynamicModel(Model):
         Returns:
             (BenchmarkResult): Rows and ratios; files (speed.csv/.md/.png) in `result.files`.
         """
-        from dydet.engine.benchmarks import run_benchmark
-
         self._require_pytorch("benchmark")
         check_run_args("benchmark", kwargs)
         if str(kwargs.get("data") or "").endswith((".yaml", ".yml")) or kwargs.get("data") == "":

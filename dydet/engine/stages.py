@@ -12,8 +12,10 @@ from typing import Any
 
 from ultralytics.utils import LOGGER, RANK
 
+from dydet.engine.args import DYDET_ONLY_KEYS, router_train_args
 from dydet.engine.checkpointing import RESUME_ALLOWED, resumable, run_info
-from dydet.nn.checkpoint import load_checkpoint
+from dydet.engine.demo import finish_demo
+from dydet.nn.checkpoint import checkpoint_model, load_checkpoint, load_checkpoint_dict
 from dydet.utils.checkpoint import load_raw, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError
 from dydet.utils.files import make_run_dir, remove_if_unused
@@ -38,8 +40,6 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
     Returns:
         (Any): The final validation metrics.
     """
-    from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
-
     args = {**yolo.overrides, "model": yolo.overrides["model"], "task": "detect", **kwargs, "mode": "train"}
     pretrained = args.setdefault("pretrained", yolo.overrides.get("pretrained", True))
     created = None
@@ -93,8 +93,6 @@ def make_plan(kwargs: dict[str, Any], demo: bool = False) -> dict[str, Any]:
         (dict): `{"stage", "router", "calibrate", "threads", "demo", "train_args"}`, where `train_args` are the
             remaining arguments.
     """
-    from dydet.engine.args import DYDET_ONLY_KEYS
-
     stage = str(kwargs.pop("stage", "all"))
     if stage not in STAGES:
         raise ArgumentError(f"stage={stage!r} is invalid: use all, 1, 2 or calibrate")
@@ -125,8 +123,6 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
     Returns:
         (Any): The last stage's metrics (the calibration record for `stage=calibrate`).
     """
-    from dydet.engine.args import router_train_args
-
     classes = yolo.task_map["detect"]  # the model family's trainers
     stage, kwargs = plan["stage"], dict(plan["train_args"])
     # dydet's CPU thread count reaches both trainers, which take it out of their overrides before Ultralytics sees it
@@ -174,8 +170,6 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
         exist_ok=True,
     )
     if plan.get("demo") and stage == "all" and stage1_dir is not None:
-        from dydet.engine.demo import finish_demo
-
         finish_demo(yolo, data, stage1_dir, imgsz=kwargs.get("imgsz"))
     return yolo.metrics if stage != "calibrate" else calibration
 

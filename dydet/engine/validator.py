@@ -15,6 +15,7 @@ from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
 
 from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
 from dydet.routing import ROUTES, RoutingSpec
+from dydet.utils.coco import evaluate_routes_json
 from dydet.utils.files import claim_save_dir
 from dydet.utils.metrics import DynamicDetMetrics
 
@@ -220,6 +221,4 @@ class RoutedValidator(DetectionValidator):
 
     def eval_json(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Write each route's COCO-format predictions and score them with pycocotools."""
-        from dydet.utils.coco import evaluate_routes_json
-
         return evaluate_routes_json(self, stats)

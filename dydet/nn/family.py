@@ -77,13 +77,29 @@ class RoutedRunner(ABC):
         else:
             spec = routing if isinstance(routing, RoutingSpec) else RoutingSpec.at(routing)
         state, scores = self.run_trunk(x, score=spec.route is None)
-        return route_batch(
+        out, record = route_batch(
             scores,
             spec,
             lambda index: self.run_tail("easy", state, index),
             lambda index: self.run_tail("hard", state, index),
             batch_size=self.batch_size(x),
         )
+        return self.finish_routed(state, out), record
+
+    def finish_routed(self, state: Any, out: Any) -> Any:
+        """Return the detection output of a routed batch from the merged tails' output (the hook after routing).
+
+        A family whose tails end before its shared last stage runs that stage here, once for the whole batch (R-CNN:
+        the tails give each image's backbone features, and one FPN + RPN + RoI head pass detects on all of them).
+
+        Args:
+            state (Any): What `run_trunk` returned for the batch.
+            out (Any): The tails' outputs merged back in batch order.
+
+        Returns:
+            (Any): The detection output; by default `out` itself.
+        """
+        return out
 
 
 class DetectorFamily(RoutedRunner):

@@ -19,6 +19,8 @@ from dydet.nn.modules import Router
 from dydet.nn.parse import parse_model
 from dydet.routing import DEFAULT_THRESHOLD, RoutingSpec, take
 from dydet.utils.errors import ArgumentError
+from dydet.utils.flops import route_gflops
+from dydet.utils.loss import DualDetectionLoss, DualE2ELoss, RouterLoss, is_end2end
 
 
 def raw_feats(out: dict[str, Any]) -> list[torch.Tensor]:
@@ -96,8 +98,6 @@ class ParsedDetectionModel(DetectionModel):
     @property
     def end2end_heads(self) -> bool:
         """Return whether the heads are end-to-end (YOLO26): one-to-one and one-to-many branches, E2E losses."""
-        from dydet.utils.loss import is_end2end
-
         return is_end2end(self)
 
     def _init_heads(self, ch: int) -> None:
@@ -199,8 +199,6 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     # -------------------------------------------------------------------------------------------------------- weights
     def init_criterion(self):
         """Return the criterion of the stage being trained: both routes' detection losses, or the router loss."""
-        from dydet.utils.loss import DualDetectionLoss, DualE2ELoss, RouterLoss
-
         if self.stage >= 2:
             return RouterLoss(self)
         return DualE2ELoss(self) if self.end2end_heads else DualDetectionLoss(self)
@@ -410,7 +408,6 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
         Returns:
             (dict): `{"easy": {"params", "gflops"}, "hard": {...}, "router": {...}}`.
         """
-        from dydet.utils.flops import route_gflops
 
         def params(layers: list[int]) -> int:
             return sum(p.numel() for i in layers for p in self.model[i].parameters())

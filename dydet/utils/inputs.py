@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from dydet.data.checks import check_detection_dataset
 from dydet.utils.checks import require_package
 from dydet.utils.errors import ArgumentError, MissingFileError
 from dydet.utils.files import ARCHIVE_SUFFIXES
@@ -108,8 +109,6 @@ def check_data(data: Any, mode: str = "train") -> dict[str, Any]:
     Returns:
         (dict): The resolved data YAML (`dydet.data.checks.check_detection_dataset`).
     """
-    from dydet.data.checks import check_detection_dataset
-
     if data is None or (isinstance(data, str) and not data.strip()):
         raise ArgumentError(f"'dydet {mode}' needs data=path/to/data.yaml (a YOLO data YAML whose images are on disk)")
     text = str(data).strip()

@@ -382,65 +382,29 @@ class RunningMedian:
         return (lo + hi) / 2
 
 
-class RouterLoss(PerImageDetectionLoss):
-    """Stage-2 criterion: trains the router's easiness score from the two routes' per-image detection losses.
+class RouterObjective:
+    """The router's objective, the same for every family: ``s*(L1 - Δ/2) + (1 - s)*(L2 + Δ/2)`` per image.
 
-    For image ``i`` with easy/hard per-image losses ``L1_i``/``L2_i`` (box+cls+dfl from ``per_image``, detached; for
-    end-to-end heads the loss of the one-to-many branch, which inference with NMS (dydet's and Ultralytics' default)
-    reads: measured on YOLO26, a router trained on the 0.1/0.9 branch mix stage 1 ends with, dominated by the
-    one-to-one branch, ranked images no better than random for it, docs/ROUTER.md) and router score ``s_i``::
-
-        loss_i = s_i * (L1_i - Δ/2) + (1 - s_i) * (L2_i + Δ/2),    d loss_i / d s_i = (L1_i - L2_i) - Δ
-
-    ``Δ`` is the running median of ``L1_i - L2_i`` over the images seen so far, *including the current batch* (so the
-    first batch needs no special case and the decision boundary tracks a 50/50 split from the first step), kept in a
-    ``RunningMedian`` over the last ``history`` values. A fixed ``delta`` (e.g. an offline median over the training
-    set) overrides it. The history is updated only in training: by default when grad mode is on and the score
-    requires grad (a validator runs under inference mode and does not update it); set ``training`` to force either
-    way.
+    ``L1``, ``L2`` are the per-image losses of the easy and the hard route (detached), ``s`` the easiness score and Δ
+    the running median of ``L1 - L2`` (see `RouterLoss` for why); a family's router loss computes the per-image
+    losses its own way and hands them to `per_image_objective`.
 
     Args:
-        model (torch.nn.Module): Model with ``.args`` and a ``Detect`` head at ``model.model[-1]``.
+        threshold (float): The score cut the logged ``hard`` share uses.
         delta (float, optional): Fixed Δ; if None, the running median is used.
         history (int): Number of most recent differences the running median keeps.
-        tal_topk (int): Top-k of the task-aligned assigner.
 
     Attributes:
-        diffs (RunningMedian): History of ``L1_i - L2_i``.
-        training (bool | None): Whether ``__call__`` updates the history; None decides per call as above.
-
+        diffs (RunningMedian): History of ``L1_i - L2_i`` (saved in checkpoints for an exact resume).
+        training (bool | None): Whether a call updates the history; None decides per call (grad mode and a score that
+            requires grad).
     """
 
-    def __init__(self, model: torch.nn.Module, delta: float | None = None, history: int = 100_000, tal_topk: int = 10):
-        super().__init__(model, tal_topk=tal_topk)
-        # the per-image loss of one route: the stock detection loss, or the loss of the E2E branch NMS inference reads
-        self.route_criterion = PerImageE2ELoss(model).of_branch("one2many") if is_end2end(model) else self
+    def __init__(self, threshold: float, delta: float | None = None, history: int = 100_000):
         self.fixed_delta = delta
         self.diffs = RunningMedian(history)
-        self.threshold = float(getattr(model, "threshold", DEFAULT_THRESHOLD))  # the cut the logged `hard` share uses
+        self.threshold = float(threshold)
         self.training: bool | None = None
-
-    def update(self) -> None:
-        """Do nothing: the router loss has no per-epoch schedule.
-
-        Ultralytics' trainer calls ``criterion.update()`` after every epoch when it exists, and its resume calls it
-        unconditionally for end-to-end models (YOLO26), whose stage-2 criterion is this one.
-        """
-
-    @torch.no_grad()
-    def route_losses(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the per-image total detection losses ``(L1, L2)`` of the easy and hard routes, detached.
-
-        Args:
-            preds (dict | tuple): ``{"easy": ..., "hard": ..., ...}`` (route values as training dicts or eval tuples).
-            batch (dict): Batch with ``batch_idx``, ``cls`` and normalised xywh ``bboxes``.
-
-        Returns:
-            (tuple[torch.Tensor, torch.Tensor]): ``L1`` and ``L2``, each of shape (B,), float32.
-
-        """
-        routes = route_outputs(preds)
-        return tuple(self.route_criterion.per_image(routes[r], batch).sum(1).float().detach() for r in ROUTES)
 
     def delta(self, diffs: torch.Tensor | None = None, update: bool = False) -> torch.Tensor:
         """Return Δ: the fixed value, or the running median of the history together with ``diffs``.
@@ -476,28 +440,6 @@ class RouterLoss(PerImageDetectionLoss):
         """
         return score * (l1 - delta / 2) + (1 - score) * (l2 + delta / 2)
 
-    def __call__(
-        self, preds: Any, batch: dict[str, torch.Tensor], update: bool | None = None
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Compute the router loss.
-
-        Args:
-            preds (dict | tuple): ``{"easy": ..., "hard": ..., "score": (B,)}``.
-            batch (dict): Batch with ``batch_idx``, ``cls`` and normalised xywh ``bboxes``.
-            update (bool, optional): Whether to add this batch to the Δ history; None uses ``training`` / auto.
-
-        Returns:
-            loss (torch.Tensor): Shape (1,): mean of ``loss_i`` times batch size (the Ultralytics convention that
-                ``loss.sum()`` is the batch-mean loss times batch size), differentiable w.r.t. the scores only.
-            items (dict[str, torch.Tensor]): Detached scalars ``r_loss`` (mean ``loss_i``), ``delta`` (Δ used),
-                ``score`` (mean score) and ``hard`` (share of images the routing rule sends hard at the model's
-                threshold).
-
-        """
-        routes = route_outputs(preds)
-        per_image, items = self.per_image_objective(routes["score"], *self.route_losses(routes, batch), update)
-        return (per_image.mean() * per_image.shape[0]).reshape(1), items
-
     def per_image_objective(
         self, score: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor, update: bool | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -529,3 +471,83 @@ class RouterLoss(PerImageDetectionLoss):
             "hard": hard_mask(s.detach(), self.threshold).float().mean(),
         }
         return per_image, items
+
+
+class RouterLoss(RouterObjective, PerImageDetectionLoss):
+    """Stage-2 criterion: trains the router's easiness score from the two routes' per-image detection losses.
+
+    For image ``i`` with easy/hard per-image losses ``L1_i``/``L2_i`` (box+cls+dfl from ``per_image``, detached; for
+    end-to-end heads the loss of the one-to-many branch, which inference with NMS (dydet's and Ultralytics' default)
+    reads: measured on YOLO26, a router trained on the 0.1/0.9 branch mix stage 1 ends with, dominated by the
+    one-to-one branch, ranked images no better than random for it, docs/ROUTER.md) and router score ``s_i``::
+
+        loss_i = s_i * (L1_i - Δ/2) + (1 - s_i) * (L2_i + Δ/2),    d loss_i / d s_i = (L1_i - L2_i) - Δ
+
+    ``Δ`` is the running median of ``L1_i - L2_i`` over the images seen so far, *including the current batch* (so the
+    first batch needs no special case and the decision boundary tracks a 50/50 split from the first step), kept in a
+    ``RunningMedian`` over the last ``history`` values. A fixed ``delta`` (e.g. an offline median over the training
+    set) overrides it. The history is updated only in training: by default when grad mode is on and the score
+    requires grad (a validator runs under inference mode and does not update it); set ``training`` to force either
+    way.
+
+    Args:
+        model (torch.nn.Module): Model with ``.args`` and a ``Detect`` head at ``model.model[-1]``.
+        delta (float, optional): Fixed Δ; if None, the running median is used.
+        history (int): Number of most recent differences the running median keeps.
+        tal_topk (int): Top-k of the task-aligned assigner.
+
+    Attributes:
+        diffs (RunningMedian): History of ``L1_i - L2_i``.
+        training (bool | None): Whether ``__call__`` updates the history; None decides per call as above.
+
+    """
+
+    def __init__(self, model: torch.nn.Module, delta: float | None = None, history: int = 100_000, tal_topk: int = 10):
+        PerImageDetectionLoss.__init__(self, model, tal_topk=tal_topk)
+        RouterObjective.__init__(self, getattr(model, "threshold", DEFAULT_THRESHOLD), delta, history)
+        # the per-image loss of one route: the stock detection loss, or the loss of the E2E branch NMS inference reads
+        self.route_criterion = PerImageE2ELoss(model).of_branch("one2many") if is_end2end(model) else self
+
+    def update(self) -> None:
+        """Do nothing: the router loss has no per-epoch schedule.
+
+        Ultralytics' trainer calls ``criterion.update()`` after every epoch when it exists, and its resume calls it
+        unconditionally for end-to-end models (YOLO26), whose stage-2 criterion is this one.
+        """
+
+    @torch.no_grad()
+    def route_losses(self, preds: Any, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the per-image total detection losses ``(L1, L2)`` of the easy and hard routes, detached.
+
+        Args:
+            preds (dict | tuple): ``{"easy": ..., "hard": ..., ...}`` (route values as training dicts or eval tuples).
+            batch (dict): Batch with ``batch_idx``, ``cls`` and normalised xywh ``bboxes``.
+
+        Returns:
+            (tuple[torch.Tensor, torch.Tensor]): ``L1`` and ``L2``, each of shape (B,), float32.
+
+        """
+        routes = route_outputs(preds)
+        return tuple(self.route_criterion.per_image(routes[r], batch).sum(1).float().detach() for r in ROUTES)
+
+    def __call__(
+        self, preds: Any, batch: dict[str, torch.Tensor], update: bool | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Compute the router loss.
+
+        Args:
+            preds (dict | tuple): ``{"easy": ..., "hard": ..., "score": (B,)}``.
+            batch (dict): Batch with ``batch_idx``, ``cls`` and normalised xywh ``bboxes``.
+            update (bool, optional): Whether to add this batch to the Δ history; None uses ``training`` / auto.
+
+        Returns:
+            loss (torch.Tensor): Shape (1,): mean of ``loss_i`` times batch size (the Ultralytics convention that
+                ``loss.sum()`` is the batch-mean loss times batch size), differentiable w.r.t. the scores only.
+            items (dict[str, torch.Tensor]): Detached scalars ``r_loss`` (mean ``loss_i``), ``delta`` (Δ used),
+                ``score`` (mean score) and ``hard`` (share of images the routing rule sends hard at the model's
+                threshold).
+
+        """
+        routes = route_outputs(preds)
+        per_image, items = self.per_image_objective(routes["score"], *self.route_losses(routes, batch), update)
+        return (per_image.mean() * per_image.shape[0]).reshape(1), items

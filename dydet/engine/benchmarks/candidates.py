@@ -8,8 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from dydet.cfg import MODELS_DIR
 from dydet.engine.benchmarks.result import SCALES
-from dydet.nn.tasks import DynamicDetectionModel
+from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
+from dydet.nn.parse import needs_dydet_parser
+from dydet.nn.rcnn import RCNNDetectionModel, StaticRCNN, is_rcnn_cfg
+from dydet.nn.rcnn.config import DEPTHS
+from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
 from dydet.utils.errors import MissingFileError
 from dydet.utils.torch_utils import fused_eval_copy
 
@@ -25,9 +30,6 @@ def default_baselines(model: DynamicDetectionModel) -> tuple[Any, ...]:
     if model.yaml.get("dynamic", {}).get("baselines"):
         return tuple(model.yaml["dynamic"]["baselines"])
     if model.yaml.get("family") == "rcnn":  # the static Faster R-CNN of the same depth and the next one up
-        from dydet.nn.rcnn import StaticRCNN
-        from dydet.nn.rcnn.config import DEPTHS
-
         # built with the dynamic model's own RPN / RoI settings (`detector:`), so that only the backbone differs
         static = {k: v for k, v in model.yaml.items() if k not in {"dynamic", "scale", "scales"}}
         i = DEPTHS.index(model.yaml["depth"])
@@ -83,16 +85,11 @@ def load_static(spec: Any, nc: int) -> nn.Module:
     if isinstance(spec, nn.Module):
         return spec
     if str(spec).endswith(".pt"):
-        from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
-
         return checkpoint_model(load_checkpoint_dict(spec))
-    from dydet.nn.rcnn import StaticRCNN, is_rcnn_cfg
 
     if is_rcnn_cfg(spec):
         return StaticRCNN(str(spec), nc=nc, verbose=False)
     if built_by_dydet(spec):
-        from dydet.nn.tasks import StaticDetectionModel
-
         return StaticDetectionModel(str(spec), nc=nc, verbose=False)
     return DetectionModel(str(spec), nc=nc, verbose=False)
 
@@ -100,9 +97,6 @@ def load_static(spec: Any, nc: int) -> nn.Module:
 def built_by_dydet(spec: Any) -> bool:
     """Return True for a static model YAML (a path or a dydet-shipped name) that only dydet's parser builds."""
     import yaml
-
-    from dydet.cfg import MODELS_DIR
-    from dydet.nn.parse import needs_dydet_parser
 
     path = Path(str(spec))
     path = path if path.is_file() else MODELS_DIR / path.name
@@ -114,16 +108,12 @@ def built_by_dydet(spec: Any) -> bool:
 
 def load_dynamic(model: Any) -> DynamicDetectionModel:
     """Return the `DynamicDetectionModel` behind a `DynamicYOLO`, a model, a dydet YAML name or a checkpoint path."""
-    from dydet.nn.rcnn import RCNNDetectionModel, is_rcnn_cfg
-
     if isinstance(model, (DynamicDetectionModel, RCNNDetectionModel)):
         return model
     if isinstance(getattr(model, "model", None), (DynamicDetectionModel, RCNNDetectionModel)):
         return model.model
     if isinstance(model, (str, Path)):
         if str(model).endswith(".pt"):
-            from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
-
             m = checkpoint_model(load_checkpoint_dict(model))
             require_dynamic(m, model)
             return m

@@ -14,6 +14,7 @@ from torch import nn
 from ultralytics.utils import LOGGER
 
 from dydet import cfg
+from dydet.data.shortcuts import resolve_data
 from dydet.engine.benchmarks.candidates import (
     _label,
     _prepare,
@@ -27,8 +28,9 @@ from dydet.engine.benchmarks.candidates import (
 from dydet.engine.benchmarks.result import EASY, HARD, ROUTED_EASY, BenchmarkResult, _dyn_name, _ratios, _row
 from dydet.engine.benchmarks.splits import MIN_SCORE_GAP, _check_split, sequence_scores, split_thresholds, spread_router
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.cuda_graphs import DynamicModelGraphs, StaticModelGraph
 from dydet.utils.errors import ArgumentError
-from dydet.utils.flops import mixed_gflops
+from dydet.utils.flops import mixed_gflops, route_gflops, static_gflops
 from dydet.utils.timing import interleaved_medians
 
 
@@ -139,8 +141,6 @@ def _measure(
     """Build the candidates, choose the thresholds and time every mode (the body of `benchmark_speed`)."""
     from ultralytics.utils.torch_utils import get_cpu_info
 
-    from dydet.utils.flops import route_gflops, static_gflops
-
     cuda = dev.type == "cuda"
     dtype = torch.float16 if half else torch.float32
 
@@ -239,8 +239,6 @@ def _time_mode(
     n_seq, n_b = len(seq_ims), xb.shape[0]
     last: list[Any] = [None]  # routes of the last routed call, (B,) bool
     if mode == "graph":
-        from dydet.utils.cuda_graphs import DynamicModelGraphs, StaticModelGraph
-
         LOGGER.info("benchmark: capturing CUDA graphs")
         g1, gb = DynamicModelGraphs(dyn, x1), DynamicModelGraphs(dyn, xb)
         for _, _, k in cuts_batch:  # the head graphs of every subset size the batched splits need
@@ -355,8 +353,6 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
         (BenchmarkResult): The result; its files are in `result.files`.
     """
     from ultralytics.utils.files import increment_path
-
-    from dydet.data.shortcuts import resolve_data
 
     kw = cfg.check_args("benchmark", kwargs)  # dydet/cfg/default.yaml: checks, and the benchmark's defaults
     quantize = kw.pop("quantize", None)

@@ -17,6 +17,7 @@ from ultralytics.engine.model import Model
 from ultralytics.models.yolo.detect import DetectionPredictor, DetectionValidator
 from ultralytics.utils import DEFAULT_CFG_DICT, LOGGER, RANK
 
+from dydet.engine.stages import fit
 from dydet.engine.trainer import DydetTrainer
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.tasks import StaticDetectionModel
@@ -107,8 +108,6 @@ class StaticYOLO(Model):
         Returns:
             (DetMetrics | None): The final validation metrics.
         """
-        from dydet.engine.stages import fit
-
         self._check_is_pytorch_model()
         if kwargs.get("data") is None and not kwargs.get("resume"):
             raise ArgumentError("StaticYOLO.train needs data=: a dataset YAML")

@@ -17,7 +17,7 @@ import torch
 
 from dydet.nn.backends.format import FORMAT_LABELS, GRAPHS, IMAGES, OUTPUT, read_metadata
 from dydet.nn.family import RoutedRunner
-from dydet.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec, check_route, check_threshold
+from dydet.routing import DEFAULT_THRESHOLD, RoutingSpec, check_route, check_threshold
 from dydet.utils.errors import ArgumentError
 
 BACKENDS = {"onnx": "dydet.nn.backends.onnx", "openvino": "dydet.nn.backends.openvino"}
@@ -134,12 +134,9 @@ class ExportedDynamicModel(RoutedRunner):
             return RoutingSpec.forced(self.route)
         return super().default_routing()
 
-    def routed(
-        self, x: torch.Tensor | np.ndarray, routing: RoutingSpec | float | None = None
-    ) -> tuple[torch.Tensor, Routing]:
-        """Route a batch (see `RoutedRunner.routed`); the output `y` (B, 4 + nc, A) is a tensor on `self.device`."""
-        y, record = super().routed(x, routing)
-        return torch.from_numpy(y).to(self.device), record
+    def finish_routed(self, state: dict[str, np.ndarray], out: np.ndarray) -> torch.Tensor:
+        """Return the routed output `y` (B, 4 + nc, A) as a tensor on `self.device` (see `RoutedRunner.routed`)."""
+        return torch.from_numpy(out).to(self.device)
 
     def __call__(
         self, x: torch.Tensor | np.ndarray, threshold: float | None = None, route: str | None = None

@@ -7,6 +7,7 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
+from dydet.cfg import MODELS_DIR
 from dydet.utils.errors import ConfigError, MissingFileError
 
 DEPTHS = (18, 34, 50, 101)
@@ -31,8 +32,6 @@ def resolve_rcnn_yaml(cfg: str | Path) -> tuple[Path, str | None]:
     `dy-faster-rcnn-r50.yaml` resolves to the shipped `dy-faster-rcnn.yaml` with scale 'r50', as Ultralytics resolves
     `yolo11n.yaml` to `yolo11.yaml` with scale 'n'.
     """
-    from dydet.cfg import MODELS_DIR
-
     path = Path(cfg)
     m = _SCALED.match(path.stem)
     scale = m.group(2) if m else None

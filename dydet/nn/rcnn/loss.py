@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dydet.utils.loss import RouterLoss, RunningMedian
+from dydet.utils.loss import RouterObjective
 
 
 class CascadeLoss:
@@ -31,26 +31,15 @@ class CascadeLoss:
         return total.reshape(1), items
 
 
-class RCNNRouterLoss:
-    """Stage-2 criterion of the R-CNN family: `RouterLoss`'s objective on the routes' per-image R-CNN losses.
+class RCNNRouterLoss(RouterObjective):
+    """Stage-2 criterion of the R-CNN family: the router objective on the routes' per-image R-CNN losses.
 
     `loss_i = s_i * (L1_i - Δ/2) + (1 - s_i) * (L2_i + Δ/2)` with Δ the running median of `L1 - L2` (see
-    `dydet.utils.loss.RouterLoss`); `L1`, `L2` come from `RCNNDetectionModel.image_losses`.
+    `dydet.utils.loss.RouterObjective`); `L1`, `L2` come from `RCNNDetectionModel.image_losses`.
 
     Attributes:
         diffs (RunningMedian): History of `L1 - L2` (saved in checkpoints for an exact resume).
     """
-
-    delta = RouterLoss.delta
-    objective = staticmethod(RouterLoss.objective)
-    per_image_objective = RouterLoss.per_image_objective
-
-    def __init__(self, threshold: float, delta: float | None = None, history: int = 100_000):
-        """Create the criterion; `threshold` is the cut the logged `hard` share uses."""
-        self.fixed_delta = delta
-        self.diffs = RunningMedian(history)
-        self.threshold = float(threshold)
-        self.training: bool | None = None
 
     def __call__(
         self, score: torch.Tensor, l1: torch.Tensor, l2: torch.Tensor, update: bool | None = None

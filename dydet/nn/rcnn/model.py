@@ -34,9 +34,10 @@ from dydet.nn.rcnn.parts import (
     stage_channels,
 )
 from dydet.nn.rcnn.pretrained import load_pretrained, read_state_dict
-from dydet.routing import DEFAULT_THRESHOLD, ROUTES, Routing, RoutingSpec, route_batch, take
+from dydet.routing import DEFAULT_THRESHOLD, ROUTES, RoutingSpec, take
 from dydet.utils.checkpoint import is_model_record
 from dydet.utils.errors import ArgumentError, ConfigError
+from dydet.utils.flops import route_gflops
 
 # The RPN and RoI samplers draw random anchors / proposals; per-image losses (stage 2, the oracle) reseed them with
 # this value before every image so that an image's loss does not depend on its batch or its position in it.
@@ -265,36 +266,16 @@ class RCNNDetectionModel(RCNNCommon, nn.Module, DetectorFamily):
     def run_tail(self, route: str, state: dict[str, Any], index: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Return one route's C2..C5 for the images `index`: B1's own (easy), or through links + B2 (hard).
 
-        The shared FPN / RPN / RoI heads run afterwards, once, on the merged batch (`routed`).
+        The shared FPN / RPN / RoI heads run afterwards, once, on the merged batch (`finish_routed`).
         """
         if route not in ROUTES:
             raise ArgumentError(f"route={route!r} is invalid: use 'easy' or 'hard'")
         c = take(state["c"], index)
         return c if route == "easy" else self.backbone2(c)
 
-    def routed(self, x: torch.Tensor, routing: RoutingSpec | float | None = None) -> tuple[torch.Tensor, Routing]:
-        """Route every image; links + B2 run only on the hard images; one head pass on the merged features.
-
-        Args:
-            x (torch.Tensor): (B, 3, H, W) 0-1 images.
-            routing (RoutingSpec | float, optional): The routing (None: `default_routing()`).
-
-        Returns:
-            (tuple[torch.Tensor, Routing]): (B, 100, 6) detections in batch order, and the routing record.
-        """
-        if routing is None:
-            spec = self.default_routing()
-        else:
-            spec = routing if isinstance(routing, RoutingSpec) else RoutingSpec.at(routing)
-        state, scores = self.run_trunk(x, score=spec.route is None)
-        c, record = route_batch(
-            scores,
-            spec,
-            lambda index: self.run_tail("easy", state, index),
-            lambda index: self.run_tail("hard", state, index),
-            batch_size=x.shape[0],
-        )
-        return self.detect(state["images"], c), record
+    def finish_routed(self, state: dict[str, Any], out: list[torch.Tensor]) -> torch.Tensor:
+        """Run the one head pass (FPN, RPN, RoI heads) on the routed C2..C5: (B, 100, 6) detections in batch order."""
+        return self.detect(state["images"], out)
 
     def forward_both(self, x: torch.Tensor) -> dict[str, Any]:
         """Run both routes on every image: `{"easy": (B, 100, 6), "hard": (B, 100, 6), "score": (B,)}`."""
@@ -426,7 +407,6 @@ class RCNNDetectionModel(RCNNCommon, nn.Module, DetectorFamily):
 
     def route_summary(self, imgsz: int | list[int] = 640) -> dict[str, dict[str, float]]:
         """Return parameters and GFLOPs of the easy route, the hard route and the router, per image at `imgsz`."""
-        from dydet.utils.flops import route_gflops
 
         def params(modules: list[nn.Module]) -> int:
             return sum(p.numel() for m in modules for p in m.parameters())
