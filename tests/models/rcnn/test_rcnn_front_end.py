@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
-from dydet import DynamicYOLO
+import dydet
+from dydet import DynamicRCNN, DynamicYOLO
 from dydet.cfg import MODELS_DIR
 from dydet.cli import entrypoint
 from dydet.models.rcnn import RCNNPredictor, RCNNRouterTrainer, RCNNTrainer, RCNNValidator
@@ -15,11 +17,21 @@ from dydet.utils.errors import ArgumentError
 
 def test_dynamic_yolo_picks_the_rcnn_family_from_the_yaml():
     model = DynamicYOLO("dy-faster-rcnn-r18.yaml")
+    assert type(model) is DynamicRCNN and type(DynamicYOLO("dy-yolo11n.yaml")) is DynamicYOLO
     assert isinstance(model.model, RCNNDetectionModel) and model.model.depth == 18
     classes = model.task_map["detect"]
     assert classes["trainer"] is RCNNTrainer and classes["router_trainer"] is RCNNRouterTrainer
     assert classes["validator"] is RCNNValidator and classes["predictor"] is RCNNPredictor
     assert DynamicYOLO("dy-yolo11n.yaml").task_map["detect"]["trainer"] is not RCNNTrainer
+
+
+def test_an_rcnn_checkpoint_opens_as_dynamic_rcnn_and_keeps_its_record_name(tmp_path):
+    model = DynamicRCNN("dy-faster-rcnn-r18.yaml")
+    model.save(tmp_path / "frcnn.pt")
+    assert torch.load(tmp_path / "frcnn.pt", weights_only=True)["model"]["class"] == "DynamicRCNN"  # the format
+    loaded = DynamicYOLO(tmp_path / "frcnn.pt")
+    assert type(loaded) is DynamicRCNN and isinstance(loaded.model, RCNNDetectionModel)
+    assert dydet.DynamicRCNN is DynamicRCNN
 
 
 def test_export_is_refused_with_one_line_and_no_files(tmp_path):
