@@ -69,6 +69,25 @@ def narrow_yaml(name: str, folder: Path, width: float = 0.25, **fields) -> Path:
     return path
 
 
+def light_yaml(folder: Path) -> Path:
+    """dy-faster-rcnn.yaml with CPU-sized RPN / RoI settings (100 proposals), saved as dy-faster-rcnn-r18.yaml."""
+    import yaml
+
+    from dydet.cfg import MODELS_DIR
+
+    d = yaml.safe_load((MODELS_DIR / "dy-faster-rcnn.yaml").read_text())
+    d["detector"] = {
+        "rpn_pre_nms_top_n_train": 200,
+        "rpn_post_nms_top_n_train": 200,
+        "rpn_pre_nms_top_n_test": 100,
+        "rpn_post_nms_top_n_test": 100,
+        "box_batch_size_per_image": 64,
+    }
+    path = folder / "dy-faster-rcnn-r18.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
 @pytest.fixture
 def tiny_train() -> dict:
     return dict(TINY_TRAIN)

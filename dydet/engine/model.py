@@ -18,7 +18,7 @@ from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
 from dydet.engine.benchmarks import run_benchmark
-from dydet.engine.calibration import build_calibration, save_calibrated
+from dydet.engine.calibration import build_calibration, center_router, save_calibrated
 from dydet.engine.exported import predict_exported
 from dydet.engine.stages import make_plan, resume_plan, run_plan
 from dydet.engine.tuner import DynamicTuner
@@ -183,6 +183,7 @@ class DynamicModel(Model):
         args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         metrics, validator = self._validate(**{"plots": False, **args, **kwargs})
+        metrics.scores = center_router(self.model, validator.dataloader.dataset.im_files, validator.args.imgsz)
         calibration = build_calibration(
             self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
         )
@@ -195,7 +196,7 @@ class DynamicModel(Model):
         )
         self._report_tradeoff(metrics, validator)
         if self.ckpt_path and Path(self.ckpt_path).is_file():
-            final = save_calibrated(self.ckpt_path, calibration, self.model.threshold)
+            final = save_calibrated(self.ckpt_path, calibration, self.model.threshold, self.model.router)
             self.ckpt_path = self.overrides["model"] = str(final)
             LOGGER.info(f"Final calibrated checkpoint: {final}")
         return calibration

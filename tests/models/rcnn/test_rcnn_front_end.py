@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import light_yaml
 
 import dydet
 from dydet import DynamicRCNN, DynamicYOLO
-from dydet.cfg import MODELS_DIR
 from dydet.cli import entrypoint
 from dydet.models.rcnn import RCNNPredictor, RCNNRouterTrainer, RCNNTrainer, RCNNValidator
 from dydet.nn.rcnn import RCNNDetectionModel
@@ -39,21 +39,6 @@ def test_export_is_refused_with_one_line_and_no_files(tmp_path):
     with pytest.raises(ArgumentError, match="does not support the R-CNN family") as e:
         model.export(format="onnx", project=str(tmp_path), name="x")
     assert "\n" not in str(e.value) and not any(tmp_path.iterdir())
-
-
-def light_yaml(folder: Path) -> Path:
-    """dy-faster-rcnn.yaml with CPU-sized RPN / RoI settings (100 proposals), saved as dy-faster-rcnn-r18.yaml."""
-    d = yaml.safe_load((MODELS_DIR / "dy-faster-rcnn.yaml").read_text())
-    d["detector"] = {
-        "rpn_pre_nms_top_n_train": 200,
-        "rpn_post_nms_top_n_train": 200,
-        "rpn_pre_nms_top_n_test": 100,
-        "rpn_post_nms_top_n_test": 100,
-        "box_batch_size_per_image": 64,
-    }
-    path = folder / "dy-faster-rcnn-r18.yaml"
-    path.write_text(yaml.safe_dump(d))
-    return path
 
 
 @pytest.mark.slow
