@@ -1,4 +1,4 @@
-"""Router benchmark (issue: stage-2 router): train a Dy model on the embedded benchmark dataset and check the router.
+"""Router benchmark: train a Dy model on the embedded benchmark dataset and check the router.
 
 Runs stage 1, stage 2 and calibration, then prints the trade-off table over hard ratios (router vs random vs oracle
 routing) and checks the targets: the router beats random routing at hard ratios 0.3, 0.5 and 0.7, and at 0.5 recovers

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# dydet GPU benchmark in one call of the lent device machine (under 8 minutes): the CUDA-graph check, the speed
-# benchmark (fp16, eager and CUDA graphs, batch 1 and batched, 640 px) and a short accuracy-vs-cost run.
+# dydet GPU benchmark (under 8 minutes on one GPU): the CUDA-graph equivalence tests, the speed benchmark (fp16, eager
+# and CUDA graphs, batch 1 and batched, 640 px) and a short accuracy-against-cost run. Results: docs/BENCHMARKS.md, "GPU".
 #
-# The GPU machine has PyTorch but not ultralytics and a few of its needs, and no network, so they travel as wheels:
+# Run from the repository root, on a machine with an NVIDIA GPU, Python 3.12 and a CUDA build of PyTorch:
 #
-#   1. here, once (PyPI reachable):   bash benchmarks/gpu_bench.sh fetch
-#      downloads cp312 manylinux x86-64 wheels into .whl/ (about 57 MB) and git-ignores .whl/ via .git/info/exclude;
-#   2. device tool:                   run(command="bash benchmarks/gpu_bench.sh", carry=[".whl"], timeout_s=500)
-#      installs the wheels into /tmp/site, puts this checkout's dydet on PYTHONPATH and writes under $OUT (at most 8
-#      files): log.txt, speed.{csv,md,png} (speed benchmark) and accuracy_vs_cost.{csv,md,png} (short accuracy run).
+#   bash benchmarks/gpu_bench.sh fetch   # once, on any machine with PyPI access: the cp312 manylinux x86-64 wheels
+#                                        # of ultralytics and its few extra needs into .whl/ (about 57 MB, git-ignored
+#                                        # via .git/info/exclude); copy .whl/ with the checkout if the GPU machine
+#                                        # has no network
+#   bash benchmarks/gpu_bench.sh         # on the GPU machine: installs the wheels into /tmp/site, puts this
+#                                        # checkout's dydet on PYTHONPATH, runs the three steps and prints their log
 #
-# Knobs (environment): SPEED_IMGSZ=640 SPEED_BATCH=16 SPEED_REPS=30 ACC_EPOCHS=10 ACC_IMGSZ=320 ACC_NTRAIN=1200
+# Writes into runs/gpu_bench/ (or the folder given as OUT=DIR): log.txt, speed.{csv,md,png} (speed benchmark) and
+# accuracy_vs_cost.{csv,md,png} (short accuracy run).
+#
+# Sizes (environment): SPEED_IMGSZ=640 SPEED_BATCH=16 SPEED_REPS=30 ACC_EPOCHS=10 ACC_IMGSZ=320 ACC_NTRAIN=1200
 # ACC_NVAL=300 BUDGET_S=470 (the whole script's wall-clock budget; each step is cut to what is left).
 set -uo pipefail
 
@@ -54,7 +58,7 @@ PY=python3
 if ls .whl/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 else
-  echo "no wheels in .whl/: run 'bash benchmarks/gpu_bench.sh fetch' here and carry .whl" && exit 1
+  echo "no wheels in .whl/: run 'bash benchmarks/gpu_bench.sh fetch' on a machine with PyPI access and copy .whl/ here" && exit 1
 fi
 # dydet from this checkout (its configuration is inside the package, in dydet/cfg)
 rm -rf /tmp/dydet_src && mkdir -p /tmp/dydet_src && cp -r dydet /tmp/dydet_src/
