@@ -11,7 +11,7 @@
 #   bash benchmarks/gpu_bench.sh         # on the GPU machine: installs the wheels into /tmp/site, puts this
 #                                        # checkout's dydet on PYTHONPATH, runs the three steps and prints their log
 #
-# Writes into runs/gpu_bench/ (or the folder given as OUT=DIR): log.txt, speed.{csv,md,png} (speed benchmark) and
+# Writes into runs/gpu_bench/ (or the folder given as RESULTS_DIR=DIR): log.txt, speed.{csv,md,png} (speed benchmark) and
 # accuracy_vs_cost.{csv,md,png} (short accuracy run).
 #
 # Sizes (environment): SPEED_IMGSZ=640 SPEED_BATCH=16 SPEED_REPS=30 ACC_EPOCHS=10 ACC_IMGSZ=320 ACC_NTRAIN=1200
@@ -44,8 +44,8 @@ if [ "${1:-}" = "fetch" ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------- on the GPU machine
-OUT=${OUT:-$PWD/runs/gpu_bench}
-mkdir -p "$OUT"
+RESULTS_DIR=${RESULTS_DIR:-$PWD/runs/gpu_bench}
+mkdir -p "$RESULTS_DIR"
 T0=$(date +%s)
 BUDGET_S=${BUDGET_S:-470}
 left() { echo $((BUDGET_S - ($(date +%s) - T0))); }
@@ -86,7 +86,7 @@ mkdir -p /tmp/speed
 timeout -k 5 "$(cap 150)" $PY benchmarks/bench_routes.py --device 0 \
   --imgsz "${SPEED_IMGSZ:-640}" --batch "${SPEED_BATCH:-16}" --reps "${SPEED_REPS:-30}" --save-dir /tmp/speed \
   || echo "speed benchmark FAILED or timed out"
-cp /tmp/speed/speed.csv /tmp/speed/speed.md /tmp/speed/speed.png "$OUT"/ 2>/dev/null
+cp /tmp/speed/speed.csv /tmp/speed/speed.md /tmp/speed/speed.png "$RESULTS_DIR"/ 2>/dev/null
 
 step "accuracy vs cost (short run)"
 ACC_T=$(($(left) - 15))
@@ -94,13 +94,13 @@ if [ "$ACC_T" -gt 60 ]; then
   timeout -k 10 "$ACC_T" $PY benchmarks/accuracy_vs_cost.py --device 0 --latency-device 0 --workers 8 \
     --epochs "${ACC_EPOCHS:-10}" --imgsz "${ACC_IMGSZ:-320}" --n-train "${ACC_NTRAIN:-1200}" \
     --n-val "${ACC_NVAL:-300}" --batch 32 --reps 15 --project /tmp/avc || echo "accuracy run FAILED or timed out"
-  cp /tmp/avc/accuracy_vs_cost.csv /tmp/avc/accuracy_vs_cost.md /tmp/avc/accuracy_vs_cost.png "$OUT"/ 2>/dev/null
+  cp /tmp/avc/accuracy_vs_cost.csv /tmp/avc/accuracy_vs_cost.md /tmp/avc/accuracy_vs_cost.png "$RESULTS_DIR"/ 2>/dev/null
 else
   echo "skipped: only $ACC_T s left"
 fi
 step "done"
-ls -la "$OUT"
+ls -la "$RESULTS_DIR"
 }
 
-main 2>&1 | tee "$OUT/log.txt"
+main 2>&1 | tee "$RESULTS_DIR/log.txt"
 exit "${PIPESTATUS[0]}"

@@ -18,7 +18,7 @@ from dydet.utils.inputs import check_data
 DYDET_ONLY_KEYS = arg_names()
 
 # Used with `data=demo` or no `data=`: the embedded demo dataset with settings that train in minutes on a 2-core CPU
-# (README, "What the demo gives"; the recipes tried: docs/BENCHMARKS.md section 9): small images, small batches with an
+# (measured figures: docs/BENCHMARKS.md, "The demo job"): small images, small batches with an
 # optimizer step after every batch (`nbs=batch`; Ultralytics' nbs=64 would step only every 8th), AdamW at lr 0.002,
 # no per-epoch validation (both stages validate once, at their end), and a router trained longer at a lower lr than
 # dydet's stage-2 default, which ranks the demo's images better (docs/ROUTER.md).

@@ -12,7 +12,8 @@ from torch import nn
 MAX_DEFAULT_THREADS = 8
 # Dataloader workers for CPU training on a busy machine when `workers=` is not given (Ultralytics forces 0 on CPU): one
 # process prepares (mosaic, augmentation) the next batches while the torch threads compute. On an idle machine all
-# cores as torch threads and no worker train faster (docs/BENCHMARKS.md, section 8).
+# cores as torch threads and no worker train faster (docs/BENCHMARKS.md, "Training throughput on the CPU: threads and
+# workers").
 CPU_TRAIN_WORKERS = 1
 
 
@@ -31,10 +32,10 @@ def cpu_is_busy() -> bool:
 def default_cpu_workers() -> int:
     """Return dydet's dataloader workers for CPU training: `CPU_TRAIN_WORKERS` on a busy machine, else 0.
 
-    Measured on 2 cores (docs/BENCHMARKS.md, section 8): idle, 2 threads without a worker train 1.28x (stage 1) and
-    1.44x (stage 2) faster than 1 thread + 1 worker; busy (load average 13-15), 1 thread + 1 worker are the fastest and
-    2 threads fall to 0.5x. Pass `workers=` and `threads=` to pin them (e.g. for bitwise reproducible runs: the
-    thread count changes floating-point summation order).
+    Measured on 2 cores (docs/BENCHMARKS.md, "Training throughput on the CPU: threads and workers"): idle, 2 threads
+    without a worker train 1.28x (stage 1) and 1.44x (stage 2) faster than 1 thread + 1 worker; busy (load average
+    13-15), 1 thread + 1 worker are the fastest and 2 threads fall to 0.5x. Pass `workers=` and `threads=` to pin them
+    (e.g. for bitwise reproducible runs: the thread count changes floating-point summation order).
     """
     return CPU_TRAIN_WORKERS if cpu_is_busy() else 0
 
