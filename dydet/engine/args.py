@@ -87,8 +87,11 @@ def prepare_train_args(
     if isinstance(pretrained, (str, Path)) and check_pretrained is not None:
         check_pretrained(pretrained)
     elif isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
-        ckpt = load_checkpoint_dict(pretrained)  # fails early and clearly on a missing or unreadable file
-        require_detection(ckpt.get("ema") or ckpt.get("model"), pretrained)  # ... and on a non-detection model
+        from dydet.nn.transfer import pretrained_paths
+
+        for path in pretrained_paths(pretrained):  # one checkpoint, or two: 'easy.pt,hard.pt'
+            ckpt = load_checkpoint_dict(path)  # fails early and clearly on a missing or unreadable file
+            require_detection(ckpt.get("ema") or ckpt.get("model"), path)  # ... and on a non-detection model
     return kwargs
 
 

@@ -173,7 +173,9 @@ class SafeCheckpoints:
             weights = checkpoint_model(ckpt)
             cfg = weights.yaml
         if isinstance(self.args.pretrained, (str, Path)) and not self.resume:
-            weights = checkpoint_model(load_checkpoint_dict(self.args.pretrained))
+            from dydet.nn.transfer import read_pretrained
+
+            weights = read_pretrained(self.args.pretrained)  # one model, or an (easy, hard) pair
         elif self.args.pretrained is False and not self.resume:
             weights = None
         self.model = self.get_model(cfg=cfg, weights=weights, verbose=RANK in {-1, 0})

@@ -37,7 +37,7 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
     Returns:
         (Any): The final validation metrics.
     """
-    from dydet.utils.checkpoint import checkpoint_model, load_checkpoint_dict
+    from dydet.nn.transfer import read_pretrained
 
     args = {**yolo.overrides, "model": yolo.overrides["model"], "task": "detect", **kwargs, "mode": "train"}
     pretrained = args.setdefault("pretrained", yolo.overrides.get("pretrained", True))
@@ -58,7 +58,7 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
             weights = None if pretrained is False else yolo.model
             if isinstance(pretrained, (str, Path)):  # the R-CNN family reads its own (torchvision) files
                 own = getattr(yolo.model, "check_pretrained", None) is not None
-                weights = str(pretrained) if own else checkpoint_model(load_checkpoint_dict(pretrained))
+                weights = str(pretrained) if own else read_pretrained(pretrained)  # one model, or an (easy, hard) pair
             trainer.model = trainer.get_model(weights=weights, cfg=yolo.model.yaml)
             yolo.model = trainer.model
             yolo.predictor = None
