@@ -16,6 +16,7 @@ from ultralytics.utils.torch_utils import initialize_weights
 from dydet.engine.routing import DEFAULT_THRESHOLD, RoutingSpec, take
 from dydet.nn.builder import build_dual_graph, load_model_yaml
 from dydet.nn.family import DetectorFamily
+from dydet.nn.hetero import is_hetero, parse_hetero
 from dydet.nn.modules import Router
 from dydet.nn.parse import parse_model
 from dydet.utils.errors import ArgumentError
@@ -163,7 +164,10 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     default_cfg = "dy-yolo11n.yaml"
 
     def _parse(self, ch: int, verbose: bool) -> tuple[nn.Sequential, list[int]]:
-        """Expand the YAML into the dual graph (B1, H1, B2, H2) and parse that."""
+        """Expand the YAML into the dual graph (B1, H1, B2, H2) and parse that (per route scale: `dydet.nn.hetero`)."""
+        if is_hetero(self.yaml):
+            model, save, self.graph = parse_hetero(self.yaml, ch, verbose)
+            return model, save
         expanded, self.graph = build_dual_graph(self.yaml)
         return parse_model(expanded, ch=ch, verbose=verbose)
 

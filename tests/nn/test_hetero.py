@@ -1,0 +1,172 @@
+"""Heterogeneous Dy models (dy-yolo11n-s, ...): easy route = the small static model, hard route = the larger one."""
+
+from copy import deepcopy
+
+import pytest
+import torch
+from torch import nn
+from ultralytics import YOLO
+from ultralytics.nn.modules import CBLinear
+from ultralytics.nn.tasks import DetectionModel
+
+from dydet import DynamicYOLO
+from dydet.nn.builder import resolve_model_yaml
+from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.checkpoint import checkpoint_model, load_checkpoint, load_checkpoint_dict, save_checkpoint
+from dydet.utils.flops import _gflops, route_gflops, static_gflops
+
+from .test_tasks import assert_one_route_runs, mixed_threshold, varied_images
+
+PAIRS = [("yolo11", "n", "s"), ("yolo11", "s", "m"), ("yolo11", "m", "l"), ("yolo26", "n", "s"), ("yolov8", "n", "s")]
+IMGSZ = 64
+
+
+def params(modules) -> int:
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+class _B1AndLinks(nn.Module):
+    """B1 and the composite connections only: what the hard route adds to a static model of its scale."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        y, _ = self.model.run_trunk(x, score=False)
+        return [self.model.model[t](y[self.model.model[t].f]) for t in self.model.graph.taps]
+
+
+@pytest.mark.parametrize("base, easy, hard", PAIRS)
+def test_pair_builds_with_the_easy_route_of_one_scale_and_the_hard_route_of_the_next(base, easy, hard):
+    model = DynamicDetectionModel(f"dy-{base}{easy}-{hard}.yaml", nc=80, verbose=False).eval()
+    small, large = (DetectionModel(f"{base}{s}.yaml", nc=80, verbose=False).eval() for s in (easy, hard))
+    summary = model.route_summary(IMGSZ)
+    assert summary["easy"]["params"] == params([small])
+    assert summary["easy"]["gflops"] == pytest.approx(static_gflops(small, IMGSZ), rel=1e-9)
+    b1 = [model.model[i] for i in model.graph.b1]
+    links = [model.model[t] for t in model.graph.taps]
+    assert summary["hard"]["params"] == params([large]) + params(b1) + params(links)
+    extra = _gflops(_B1AndLinks(model), IMGSZ, 32)
+    assert summary["hard"]["gflops"] == pytest.approx(static_gflops(large, IMGSZ) + extra, rel=1e-9)
+    assert all(isinstance(m, CBLinear) and not m.conv.weight.any() for m in links)  # links start at zero
+    with torch.no_grad():
+        for route in ("easy", "hard"):
+            assert model(torch.rand(1, 3, IMGSZ, IMGSZ), route=route)[0].shape[1] == 84
+
+
+def test_names_resolve_to_the_family_yaml_and_wrong_pairs_are_refused():
+    assert resolve_model_yaml("dy-yolo11n-s.yaml").name == "dy-yolo11.yaml"
+    assert resolve_model_yaml("dy-yolo26n-s").name == "dy-yolo26.yaml"
+    model = DynamicDetectionModel("dy-yolo11n-s.yaml", verbose=False)
+    assert (model.yaml["scale"], model.yaml["hard_scale"], model.yaml["yaml_file"]) == ("n", "s", "dy-yolo11n-s.yaml")
+    with pytest.raises(ValueError, match="hard route must be the larger scale; use dy-yolo11n-s.yaml") as e:
+        DynamicDetectionModel("dy-yolo11s-n.yaml", verbose=False)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="use dy-yolo11n.yaml"):
+        DynamicDetectionModel("dy-yolo11n-n.yaml", verbose=False)
+    with pytest.raises(ValueError, match="no scales"):
+        DynamicDetectionModel("dy-yolov7x-l.yaml", verbose=False)
+
+
+def statics(folder, nc: int | None = None):
+    """Random static yolo11n and yolo11s checkpoints with non-trivial BN statistics, as a user saves them."""
+    paths = []
+    for scale in "ns":
+        torch.manual_seed(ord(scale))
+        yolo = YOLO(f"yolo11{scale}.yaml")
+        if nc:
+            yolo.model = DetectionModel(f"yolo11{scale}.yaml", nc=nc, verbose=False)
+        for m in yolo.model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+        paths.append(str(folder / f"yolo11{scale}.pt"))
+        yolo.save(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    return statics(tmp_path_factory.mktemp("statics"), nc=6)
+
+
+@pytest.fixture(scope="module")
+def started(pair) -> DynamicDetectionModel:
+    model = DynamicYOLO("dy-yolo11n-s.yaml", verbose=False)
+    model.model = DynamicDetectionModel("dy-yolo11n-s.yaml", nc=6, verbose=False)
+    model.load(tuple(pair))
+    return model.model.eval()
+
+
+def test_two_checkpoint_start_reproduces_both_static_models(pair, started):
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        for route, path in zip(("easy", "hard"), pair):
+            static = checkpoint_model(load_checkpoint_dict(path)).eval()
+            torch.testing.assert_close(started(x, route=route)[0], static(x)[0], rtol=1e-5, atol=1e-4)
+    assert all(not started.model[t].conv.weight.any() for t in started.graph.taps)
+
+
+def test_coco_statics_into_six_classes_transfer_what_fits(tmp_path):
+    n, s = statics(tmp_path)  # 80 classes
+    model = DynamicDetectionModel("dy-yolo11n-s.yaml", nc=6, verbose=False)
+    report = model.load((checkpoint_model(load_checkpoint_dict(n)), checkpoint_model(load_checkpoint_dict(s))))
+    assert [t.source for t in report.values()] == ["yolo11n", "yolo11s"]
+    for t in report.values():
+        assert 0 < len(t.pairs) < t.total and t.skipped and not any(backbone for *_, backbone in t.skipped)
+
+
+def test_wrong_pairs_get_one_line_errors_naming_the_fix(pair):
+    n, s = (checkpoint_model(load_checkpoint_dict(p)) for p in pair)
+    model = DynamicDetectionModel("dy-yolo11n-s.yaml", nc=6, verbose=False)
+    for weights, message in [
+        ((s, n), "wrong order .* give the yolo11n checkpoint first"),
+        ((n, n), "hard route needs a yolo11s checkpoint"),
+        ((s, s), "easy route needs a yolo11n checkpoint"),
+        (DetectionModel("yolo11m.yaml", nc=6, verbose=False), "does not match dy-yolo11n-s.yaml.*yolo11n or yolo11s"),
+    ]:
+        with pytest.raises(ValueError, match=message) as e:
+            model.load(weights)
+        assert "\n" not in str(e.value)
+
+
+def test_one_checkpoint_starts_its_route_and_leaves_the_other_from_scratch(pair):
+    n = checkpoint_model(load_checkpoint_dict(pair[0])).eval()
+    model = DynamicDetectionModel("dy-yolo11n-s.yaml", nc=6, verbose=False)
+    report = model.load(n)
+    assert list(report) == ["easy"]
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x, route="easy")[0], n(x)[0], rtol=1e-5, atol=1e-4)
+
+
+def test_mixed_batch_gives_each_image_its_output_alone(started):
+    model, x = deepcopy(started), varied_images(6)
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.router.reduce.weight, std=2.0)  # spread the new router's scores
+    torch.nn.init.normal_(model.router.score.weight, std=2.0)
+    t = mixed_threshold(model, x)
+    with torch.no_grad():
+        y, routing = model.routed(x, t)
+        assert set(routing.routes) == {"easy", "hard"}
+        for i in range(len(x)):
+            alone, r1 = model.routed(x[i : i + 1], t)
+            assert r1.routes == [routing.routes[i]]
+            torch.testing.assert_close(alone[0][0], y[0][i], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("route", ["easy", "hard"])
+def test_a_one_route_batch_runs_no_module_of_the_other(started, route):
+    assert_one_route_runs(started, varied_images(3), route)
+
+
+def test_checkpoint_round_trip_keeps_the_scales(started, tmp_path):
+    path = save_checkpoint({"model": started, "epoch": -1}, tmp_path / "pair.pt")
+    loaded, _ = load_checkpoint(path)
+    assert loaded.yaml["hard_scale"] == "s"
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for route in ("easy", "hard"):
+            torch.testing.assert_close(loaded.eval()(x, route=route)[0], started(x, route=route)[0])
+    assert route_gflops(loaded, "hard", 64) == route_gflops(started, "hard", 64)
