@@ -170,3 +170,26 @@ def test_checkpoint_round_trip_keeps_the_scales(started, tmp_path):
         for route in ("easy", "hard"):
             torch.testing.assert_close(loaded.eval()(x, route=route)[0], started(x, route=route)[0])
     assert route_gflops(loaded, "hard", 64) == route_gflops(started, "hard", 64)
+
+
+def test_benchmark_of_a_pair_compares_both_static_scales_and_the_homogeneous_dy_model(tmp_path):
+    from dydet.utils.benchmarks import benchmark_speed, default_baselines
+    from dydet.utils.benchmarks.candidates import HardRoute, load_static
+    from dydet.utils.torch_utils import fused_eval_copy
+
+    torch.manual_seed(0)
+    model = DynamicDetectionModel("dy-yolo11n-s.yaml", nc=3, verbose=False).eval()
+    torch.nn.init.normal_(model.router.reduce.weight, std=2.0)
+    torch.nn.init.normal_(model.router.score.weight, std=2.0)
+    assert default_baselines(model) == ("yolo11n.yaml", "yolo11s.yaml", "dy-yolo11n.yaml")
+    homogeneous = load_static("dy-yolo11n.yaml", 3)
+    assert isinstance(homogeneous, HardRoute)
+    assert static_gflops(homogeneous, IMGSZ) == pytest.approx(route_gflops(homogeneous.model, "hard", IMGSZ))
+    r = benchmark_speed(
+        model, hard_ratios=(0.5,), batch=2, seq=2, save_dir=tmp_path, imgsz=IMGSZ, reps=1, warmup=1, progress=False
+    )
+    assert r.meta["baselines"] == ["yolo11n", "yolo11s", "dy-yolo11n-hard"]
+    gflops = {row["name"]: row["gflops"] for row in r.rows if "gflops" in row}
+    fused = fused_eval_copy(model)
+    assert gflops["yolo11n"] == pytest.approx(route_gflops(fused, "easy", IMGSZ))
+    assert gflops["yolo11n"] < gflops["dy-yolo11n-hard"] < gflops["yolo11s"] < route_gflops(fused, "hard", IMGSZ)
