@@ -193,3 +193,39 @@ def test_benchmark_of_a_pair_compares_both_static_scales_and_the_homogeneous_dy_
     fused = fused_eval_copy(model)
     assert gflops["yolo11n"] == pytest.approx(route_gflops(fused, "easy", IMGSZ))
     assert gflops["yolo11n"] < gflops["dy-yolo11n-hard"] < gflops["yolo11s"] < route_gflops(fused, "hard", IMGSZ)
+
+
+def test_pretrained_pair_argument_is_read_and_checked_early(pair, tiny_data, tmp_path):
+    from dydet.engine.args import prepare_train_args
+    from dydet.nn.transfer import read_pretrained
+
+    n, s = read_pretrained(f"{pair[0]},{pair[1]}")
+    assert (n.yaml["yaml_file"], s.yaml["yaml_file"]) == ("yolo11n.yaml", "yolo11s.yaml")
+    args = {"pretrained": f"{pair[0]},{pair[1]}", "data": str(tiny_data), "project": str(tmp_path)}
+    assert prepare_train_args(args, {})["pretrained"] == args["pretrained"]
+    with pytest.raises(FileNotFoundError, match="missing.pt") as e:
+        prepare_train_args({**args, "pretrained": f"{pair[0]},{tmp_path / 'missing.pt'}"}, {})
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="one checkpoint .* or two"):
+        read_pretrained(f"{pair[0]},{pair[0]},{pair[1]}")
+
+
+@pytest.mark.slow
+def test_cli_trains_a_pair_from_two_coco_statics_through_all_stages(tiny_data, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    n, s = statics(tmp_path)  # 80 classes, the tiny data has 6
+    dydet = str(Path(sys.executable).with_name("dydet"))
+    args = ["model=dy-yolo11n-s.yaml", f"data={tiny_data}", f"pretrained={n},{s}", "epochs=1", "imgsz=64", "batch=8"]
+    args += ["workers=0", "stage2_epochs=1", f"project={tmp_path / 'runs'}", "name=pair", "plots=False"]
+    out = subprocess.run([dydet, "train", *args], capture_output=True, text=True, timeout=1200)
+    assert out.returncode == 0, out.stderr[-3000:]
+    log = out.stdout + out.stderr
+    assert "easy route <- yolo11n: transferred" in log and "hard route <- yolo11s: transferred" in log
+    final = next((tmp_path / "runs").rglob("final.pt"))
+    model = DynamicYOLO(final)
+    assert model.model.yaml["hard_scale"] == "s" and model.model.stage == 2 and model.model.calibration
+    results = model.predict(tiny_data.parent / "images" / "val", hard_ratio=0.5, imgsz=64, verbose=False)
+    assert {r.route for r in results} == {"easy", "hard"}
