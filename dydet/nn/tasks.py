@@ -224,6 +224,11 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
         if not pair and isinstance(models[0], DynamicDetectionModel):
             return super().load(models[0], verbose=verbose)
         for model in models:
+            if pair and isinstance(model, DynamicDetectionModel):
+                raise ArgumentError(
+                    "a pretrained pair takes two static detection checkpoints (easy route, hard route); pass a dydet "
+                    "checkpoint alone"
+                )
             if not isinstance(model, DetectionModel) or type(model.model[-1]) is not Detect:
                 raise ArgumentError(
                     f"cannot initialise a dydet model's routes from a {type(model).__name__}: pass Ultralytics "
