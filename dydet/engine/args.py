@@ -11,6 +11,7 @@ from dydet.cfg import arg_names
 from dydet.cfg.training import ROUTER_DEFAULTS, ROUTER_FIXED
 from dydet.data.shortcuts import embedded_name, resolve_data
 from dydet.nn.checkpoint import load_checkpoint_dict, require_detection
+from dydet.nn.transfer import pretrained_paths
 from dydet.routing import resolve_routing
 from dydet.utils.inputs import check_data
 
@@ -85,8 +86,9 @@ def prepare_train_args(
     if isinstance(pretrained, (str, Path)) and check_pretrained is not None:
         check_pretrained(pretrained)
     elif isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
-        ckpt = load_checkpoint_dict(pretrained)  # fails early and clearly on a missing or unreadable file
-        require_detection(ckpt.get("ema") or ckpt.get("model"), pretrained)  # ... and on a non-detection model
+        for path in pretrained_paths(pretrained):  # one checkpoint, or two: 'easy.pt,hard.pt'
+            ckpt = load_checkpoint_dict(path)  # fails early and clearly on a missing or unreadable file
+            require_detection(ckpt.get("ema") or ckpt.get("model"), path)  # ... and on a non-detection model
     return kwargs
 
 

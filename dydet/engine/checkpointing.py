@@ -33,6 +33,7 @@ from dydet.nn.checkpoint import (
     save_checkpoint,
     serialize_checkpoint,
 )
+from dydet.nn.transfer import read_pretrained
 from dydet.utils.checkpoint import (
     atomic_write_bytes,
     load_raw,
@@ -175,7 +176,7 @@ class SafeCheckpoints:
             weights = checkpoint_model(ckpt)
             cfg = weights.yaml
         if isinstance(self.args.pretrained, (str, Path)) and not self.resume:
-            weights = checkpoint_model(load_checkpoint_dict(self.args.pretrained))
+            weights = read_pretrained(self.args.pretrained)  # one model, or an (easy, hard) pair
         elif self.args.pretrained is False and not self.resume:
             weights = None
         self.model = self.get_model(cfg=cfg, weights=weights, verbose=RANK in {-1, 0})

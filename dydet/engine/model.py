@@ -25,12 +25,11 @@ from dydet.engine.tuner import DynamicTuner
 from dydet.engine.validator import RoutedValidator
 from dydet.nn.backends.format import FORMAT_LABELS
 from dydet.nn.checkpoint import (
-    checkpoint_model,
     load_checkpoint,
-    load_checkpoint_dict,
     require_dynamic,
     save_checkpoint,
 )
+from dydet.nn.transfer import read_pretrained
 from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
 from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
@@ -102,12 +101,20 @@ class DynamicModel(Model):
         self.ckpt_path = self.model_name = str(weights)
         self.overrides.update(model=str(weights), task="detect")
 
-    def load(self, weights: str | Path = "dy-yolo11n.pt") -> DynamicModel:
-        """Load weights from a dydet (or, into both routes, an Ultralytics detection) checkpoint, safely."""
+    def load(self, weights: str | Path | tuple = "dy-yolo11n.pt") -> DynamicModel:
+        """Load weights from a dydet checkpoint, or start the routes from Ultralytics detection checkpoints, safely.
+
+        Args:
+            weights (str | Path | tuple): A dydet checkpoint; a static detection checkpoint (both routes, e.g.
+                yolo11n.pt for dy-yolo11n); or two, the easy route's and the hard route's (e.g. ("yolo11n.pt",
+                "yolo11s.pt") for dy-yolo11n-s). Paths or loaded models.
+        """
         own_loader = self.model.own_pretrained  # R-CNN: torchvision weights too
         with trusting(self.trust_checkpoint):
-            if isinstance(weights, (str, Path)) and not own_loader:
-                weights = checkpoint_model(load_checkpoint_dict(weights))
+            if isinstance(weights, (tuple, list)) and not own_loader:
+                weights = tuple(read_pretrained(w) if isinstance(w, (str, Path)) else w for w in weights)
+            elif isinstance(weights, (str, Path)) and not own_loader:
+                weights = read_pretrained(weights)
             source = weights
         self.model.load(source)
         self.predictor = None

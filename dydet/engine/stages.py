@@ -15,7 +15,8 @@ from ultralytics.utils import LOGGER, RANK
 from dydet.engine.args import DYDET_ONLY_KEYS, router_train_args
 from dydet.engine.checkpointing import RESUME_ALLOWED, resumable, run_info
 from dydet.engine.demo import finish_demo
-from dydet.nn.checkpoint import checkpoint_model, load_checkpoint, load_checkpoint_dict
+from dydet.nn.checkpoint import load_checkpoint
+from dydet.nn.transfer import read_pretrained
 from dydet.utils.checkpoint import load_raw, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError
 from dydet.utils.files import make_run_dir, remove_if_unused
@@ -58,9 +59,7 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
         if not args.get("resume") and yolo.ckpt:
             weights = None if pretrained is False else yolo.model
             if isinstance(pretrained, (str, Path)):  # the R-CNN family reads its own (torchvision) files
-                weights = (
-                    str(pretrained) if yolo.model.own_pretrained else checkpoint_model(load_checkpoint_dict(pretrained))
-                )
+                weights = str(pretrained) if yolo.model.own_pretrained else read_pretrained(pretrained)  # or a pair
             trainer.model = trainer.get_model(weights=weights, cfg=yolo.model.yaml)
             yolo.model = trainer.model
             yolo.predictor = None

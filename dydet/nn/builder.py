@@ -30,6 +30,7 @@ from typing import Any
 from ultralytics.utils import YAML
 
 from dydet.cfg import MODELS_DIR
+from dydet.nn.hetero import check_pair, scale_pair
 from dydet.utils.errors import ArgumentError, ConfigError, MissingFileError
 
 
@@ -78,7 +79,7 @@ def resolve_model_yaml(cfg: str | Path) -> Path:
     path = Path(cfg)
     if path.is_file():
         return path
-    unscaled = re.sub(r"(\d+)([nslmx])(\.yaml)?$", r"\1", path.stem) + ".yaml"
+    unscaled = re.sub(r"(\d+)([nslmx])(-[nslmx])?(\.yaml)?$", r"\1", path.stem) + ".yaml"  # dy-yolo11n(-s)
     for candidate in (MODELS_DIR / path.name, MODELS_DIR / unscaled):
         if candidate.is_file():
             return candidate
@@ -87,8 +88,8 @@ def resolve_model_yaml(cfg: str | Path) -> Path:
 
 
 def guess_scale(cfg: str | Path) -> str | None:
-    """Return the scale letter in a model name such as `dy-yolo11s.yaml`, or None."""
-    m = re.search(r"\d+([nslmx])$", Path(cfg).stem)
+    """Return the scale letter in a model name such as `dy-yolo11s.yaml` (`dy-yolo11n-s.yaml`: the easy route's, n)."""
+    m = re.search(r"\d+([nslmx])(-[nslmx])?$", Path(cfg).stem)
     return m.group(1) if m else None
 
 
@@ -118,6 +119,10 @@ def load_model_yaml(cfg: str | Path, dynamic: bool = True) -> dict[str, Any]:
     if scale and scale not in d["scales"]:
         raise ConfigError(f"{path} has no scale '{scale}'; it defines {', '.join(d['scales'])}")
     d["scale"] = scale
+    pair = scale_pair(Path(cfg).stem)  # dy-yolo11n-s: the hard route at scale s (dydet.nn.hetero)
+    if pair:
+        check_pair(Path(cfg).stem, *pair, d.get("scales") if dynamic else None)
+        d["hard_scale"] = pair[1]
     d["yaml_file"] = str(Path(cfg).name if not Path(cfg).is_file() else cfg)
     return d
 

@@ -8,13 +8,14 @@ from typing import Any
 
 import torch
 from torch import nn
-from ultralytics.nn.modules import CBLinear, Detect
+from ultralytics.nn.modules import Detect
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import initialize_weights
 
 from dydet.nn.builder import build_dual_graph, load_model_yaml
 from dydet.nn.family import DetectorFamily
+from dydet.nn.hetero import is_hetero, parse_hetero
 from dydet.nn.modules import Router
 from dydet.nn.parse import parse_model
 from dydet.routing import DEFAULT_THRESHOLD, RoutingSpec, take
@@ -163,7 +164,10 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
     default_cfg = "dy-yolo11n.yaml"
 
     def _parse(self, ch: int, verbose: bool) -> tuple[nn.Sequential, list[int]]:
-        """Expand the YAML into the dual graph (B1, H1, B2, H2) and parse that."""
+        """Expand the YAML into the dual graph (B1, H1, B2, H2) and parse that (per route scale: `dydet.nn.hetero`)."""
+        if is_hetero(self.yaml):
+            model, save, self.graph = parse_hetero(self.yaml, ch, verbose)
+            return model, save
         expanded, self.graph = build_dual_graph(self.yaml)
         return parse_model(expanded, ch=ch, verbose=verbose)
 
@@ -203,75 +207,53 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
             return RouterLoss(self)
         return DualE2ELoss(self) if self.end2end_heads else DualDetectionLoss(self)
 
-    def load(self, weights: dict | nn.Module, verbose: bool = True) -> None:
-        """Load weights from a dydet model, or initialise both routes from a single Ultralytics detection model.
+    def load(self, weights: dict | nn.Module | tuple | list, verbose: bool = True) -> dict | None:
+        """Load weights from a dydet model, or initialise the routes from static Ultralytics detection models.
 
         Args:
-            weights (dict | nn.Module): A checkpoint dict or model: a `DynamicDetectionModel` (loaded as usual) or a
-                static `DetectionModel` of the same base and scale (copied into B1/H1 and B2/H2, see `load_single`).
+            weights (dict | nn.Module | tuple | list): A checkpoint dict or model: a `DynamicDetectionModel` (loaded
+                as usual) or a static `DetectionModel` of the same base (copied into both routes, see `load_single`);
+                or two static models, the easy route's and the hard route's (e.g. yolo11n and yolo11s for
+                dy-yolo11n-s).
             verbose (bool): Log what was transferred.
         """
-        model = (weights.get("ema") or weights["model"]) if isinstance(weights, dict) else weights
-        if isinstance(model, DynamicDetectionModel):
-            return super().load(model, verbose=verbose)
-        if not isinstance(model, DetectionModel) or type(model.model[-1]) is not Detect:
-            raise ArgumentError(
-                f"cannot initialise a dydet model from a {type(model).__name__}: pass an Ultralytics *detection* "
-                f"checkpoint of the same base and scale (e.g. yolo11n.pt for dy-yolo11n) or a dydet checkpoint"
-            )
-        self.load_single(model, verbose=verbose)
+        pair = isinstance(weights, (tuple, list))
+        models = [(w.get("ema") or w["model"]) if isinstance(w, dict) else w for w in (weights if pair else [weights])]
+        if not pair and isinstance(models[0], DynamicDetectionModel):
+            return super().load(models[0], verbose=verbose)
+        for model in models:
+            if pair and isinstance(model, DynamicDetectionModel):
+                raise ArgumentError(
+                    "a pretrained pair takes two static detection checkpoints (easy route, hard route); pass a dydet "
+                    "checkpoint alone"
+                )
+            if not isinstance(model, DetectionModel) or type(model.model[-1]) is not Detect:
+                raise ArgumentError(
+                    f"cannot initialise a dydet model's routes from a {type(model).__name__}: pass Ultralytics "
+                    f"*detection* checkpoints of the same base and scale (e.g. yolo11n.pt for dy-yolo11n) or a dydet "
+                    f"checkpoint"
+                )
+        return self.load_single(tuple(models) if pair else models[0], verbose=verbose)
 
-    def load_single(self, single: DetectionModel, verbose: bool = True) -> None:
-        """Initialise both routes from one static detection model so that, at step 0, both routes equal it.
+    def load_single(self, single: DetectionModel | tuple, verbose: bool = True) -> dict:
+        """Initialise the routes from static detection models, so that at step 0 each route equals its model.
 
-        Its weights go into B1/H1 and into B2/H2; the composite connections (CBLinear) start at zero, so B2 sees only
-        the image, exactly like B1. Only the final class-logit convs may differ in shape (another class count); any
-        other mismatch means another base or scale and is an error.
+        One model goes into B1/H1 and into B2/H2 (a heterogeneous model such as dy-yolo11n-s: into the route of its
+        scale, the other starting from scratch); a pair (easy, hard) into one route each. Every tensor whose shape
+        fits is copied and the rest reported per route (e.g. class branches of another class count); the composite
+        connections (CBLinear) start at zero, so B2 sees only the image. A backbone tensor that does not fit means
+        another base or scale and is an error (see `dydet.nn.transfer`).
 
         Args:
-            single (DetectionModel): The static model.
+            single (DetectionModel | tuple): The static model, or the (easy, hard) pair.
             verbose (bool): Log what was transferred.
+
+        Returns:
+            (dict): `dydet.nn.transfer.RouteTransfer` per route initialised.
         """
-        src, dst = single.float().state_dict(), self.state_dict()
-        mismatched = []
-        with torch.no_grad():
-            for base_i, easy_i, hard_i in self.graph.copies:
-                prefix = f"model.{base_i}."
-                for key, value in src.items():
-                    if not key.startswith(prefix):
-                        continue
-                    for target in (easy_i, hard_i):
-                        name = f"model.{target}.{key[len(prefix) :]}"
-                        if name in dst and dst[name].shape == value.shape:
-                            dst[name].copy_(value)
-                        else:
-                            mismatched.append(
-                                (key, name, tuple(value.shape), tuple(dst[name].shape) if name in dst else None)
-                            )
-            for m in self.model:
-                if isinstance(m, CBLinear):
-                    m.conv.weight.zero_()
-                    m.conv.bias.zero_()
-        head = single.model[-1]
-        cls_logits = {
-            f"model.{len(single.model) - 1}.{branch}.{i}.{len(head.cv3[i]) - 1}."
-            for i in range(head.nl)
-            for branch in ("cv3", "one2one_cv3")
-        }
-        other = [m for m in mismatched if not any(m[0].startswith(c) for c in cls_logits)]
-        if other or len(src) == 0:
-            key, name, a, b = other[0] if other else ("<empty>", "", None, None)
-            raise ArgumentError(
-                f"the single model does not match {self.yaml.get('yaml_file', 'this model')}: {key} has shape {a}, "
-                f"{name} needs {b}; use a checkpoint of the same base and scale"
-            )
-        if verbose:
-            kept = (
-                ""
-                if not mismatched
-                else f" (class-logit convs kept random: {len(single.names)} vs {len(self.names)} classes)"
-            )
-            LOGGER.info(f"Initialised both routes from a single {type(single).__name__}; CBLinear zeroed{kept}")
+        from dydet.nn.transfer import load_routes
+
+        return load_routes(self, single, verbose=verbose)
 
     # ------------------------------------------------------------------------------------------------------- running
     def _run(self, layers: range, x: torch.Tensor | None, y: list) -> Any:

@@ -63,8 +63,11 @@ def merge(easy: Any, hard: Any, easy_idx: torch.Tensor | np.ndarray, hard_idx: t
 
     Returns:
         (Any): The outputs of the whole batch in its original order; anything else than a tensor or an array (e.g.
-            None) is taken from the easy output.
+            None) is taken from the easy output. Tensors whose per-image shapes differ between the routes (the heads'
+            feature maps when the routes have different widths, as in dy-yolo11n-s) cannot be interleaved: None.
     """
+    if isinstance(easy, (torch.Tensor, np.ndarray)) and easy.shape[1:] != hard.shape[1:]:
+        return None
     if isinstance(easy, torch.Tensor):
         out = easy.new_empty((n, *easy.shape[1:]))
         out[easy_idx] = easy

@@ -24,6 +24,8 @@ def default_baselines(model: DynamicDetectionModel) -> tuple[Any, ...]:
     """Return the static models a dynamic model competes with: its base at the same scale and the next scale up.
 
     E.g. `dy-yolo11n` -> ('yolo11n.yaml', 'yolo11s.yaml'); `dy-yolov8m` -> ('yolov8m.yaml', 'yolov8l.yaml');
+    a scale pair `dy-yolo11n-s` -> ('yolo11n.yaml', 'yolo11s.yaml', 'dy-yolo11n.yaml'), the last timed on its hard route
+    (`HardRoute`: its easy route is yolo11n);
     `dy-faster-rcnn-r50` -> static Faster R-CNN R50 and R101 models (with its RPN / RoI settings). A YAML
     whose `dynamic:` section lists `baselines` (e.g. dy-yolov7: yolov7 and yolov7x, as the paper compares) gets those.
     """
@@ -40,6 +42,10 @@ def default_baselines(model: DynamicDetectionModel) -> tuple[Any, ...]:
     base, scale = model.yaml.get("dynamic", {}).get("base"), model.yaml.get("scale")
     if not base or scale not in SCALES:
         return ()
+    hard = model.yaml.get("hard_scale")
+    if hard and hard != scale:  # a scale pair (dy-yolo11n-s): both static scales and the homogeneous Dy model
+        stem = Path(str(model.yaml.get("yaml_file") or f"dy-{base}{scale}-{hard}")).stem
+        return f"{base}{scale}.yaml", f"{base}{hard}.yaml", f"{stem[: -len(hard) - 1]}.yaml"
     i = SCALES.index(scale)
     return tuple(f"{base}{s}.yaml" for s in SCALES[i : i + 2])
 
@@ -68,7 +74,8 @@ def _label(spec: Any, model: nn.Module, i: int) -> str:
     """Name a baseline: its file stem, else its model YAML's stem, else 'static<i>'."""
     if isinstance(spec, (str, Path)):
         stem = Path(str(spec)).stem
-        return stem if stem not in {"best", "last"} else f"{Path(str(spec)).parent.parent.name}-{stem}"
+        stem = stem if stem not in {"best", "last"} else f"{Path(str(spec)).parent.parent.name}-{stem}"
+        return stem + ("-hard" if isinstance(model, HardRoute) else "")
     yaml = getattr(model, "yaml", None)
     yaml_file = yaml.get("yaml_file") if isinstance(yaml, dict) else None
     return Path(yaml_file).stem if yaml_file else f"static{i}"
@@ -85,13 +92,51 @@ def load_static(spec: Any, nc: int) -> nn.Module:
     if isinstance(spec, nn.Module):
         return spec
     if str(spec).endswith(".pt"):
-        return checkpoint_model(load_checkpoint_dict(spec))
+        model = checkpoint_model(load_checkpoint_dict(spec))
+        return HardRoute(model) if isinstance(model, DynamicDetectionModel) else model
 
     if is_rcnn_cfg(spec):
         return StaticRCNN(str(spec), nc=nc, verbose=False)
+    if is_dynamic_yaml(spec):
+        return HardRoute(DynamicDetectionModel(str(spec), nc=nc, verbose=False))
     if built_by_dydet(spec):
         return StaticDetectionModel(str(spec), nc=nc, verbose=False)
     return DetectionModel(str(spec), nc=nc, verbose=False)
+
+
+class HardRoute(nn.Module):
+    """A dynamic model as a baseline, run on its hard route (its easy route is the static model of its scale).
+
+    Attributes:
+        model (DynamicDetectionModel): The dynamic model.
+    """
+
+    def __init__(self, model: DynamicDetectionModel):
+        """Wrap `model`; its stride and YAML are this baseline's (for GFLOPs)."""
+        super().__init__()
+        self.model, self.stride, self.yaml = model, model.stride, model.yaml
+
+    def fuse(self, verbose: bool = False) -> HardRoute:
+        """Fuse the dynamic model's Conv+BN layers, as deployment runs it."""
+        self.model.fuse(verbose=verbose)
+        return self
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """Run every image through the hard route."""
+        return self.model(x, route="hard")
+
+
+def is_dynamic_yaml(spec: Any) -> bool:
+    """Return True for a dydet dynamic model YAML (a path or a shipped name such as dy-yolo11n.yaml)."""
+    from dydet.nn.builder import load_model_yaml
+
+    if not isinstance(spec, (str, Path)) or not str(spec).endswith((".yaml", ".yml")):
+        return False
+    try:
+        load_model_yaml(spec, dynamic=True)
+    except (FileNotFoundError, ValueError):
+        return False
+    return True
 
 
 def built_by_dydet(spec: Any) -> bool:
