@@ -9,6 +9,7 @@ import yaml
 from ultralytics.utils import LOGGER
 
 from dydet.data.synthetic import load_difficulty
+from dydet.routing.payoff import MIN_HARD_GAIN
 
 # Validation images to predict on, picked at these quantiles of the split's difficulty (clean ... cluttered).
 DEMO_PREDICT_QUANTILES = (0.02, 0.2, 0.4, 0.6, 0.8, 0.98)
@@ -30,10 +31,6 @@ def demo_images(data: str | Path, quantiles: tuple[float, ...] = DEMO_PREDICT_QU
     info = yaml.safe_load(Path(data).read_text())
     folder = Path(info["path"]) / info["val"]
     return [next(folder.glob(f"{stem}.*")) for stem in picked]
-
-
-# Below this gain (mAP50-95) of the hard route over the easy one, the share of it a router recovers is noise.
-MIN_REPORTED_GAIN = 0.005
 
 
 def _row(rows: list[dict[str, float]], hard_ratio: float) -> dict[str, float]:
@@ -58,7 +55,7 @@ def demo_summary(
     easy, half, hard = _row(rows, 0.0), _row(rows, 0.5), _row(rows, 1.0)
     final = run_dir / "weights" / "final.pt"
     gain = hard["mAP50-95"] - easy["mAP50-95"]
-    if gain >= MIN_REPORTED_GAIN:
+    if gain >= MIN_HARD_GAIN:
         recovered = f", {(half['mAP50-95'] - easy['mAP50-95']) / gain:.0%} of the hard route's gain"
     else:  # a share of a gain within noise means nothing
         recovered = f"; the hard route gains {gain:+.3f} mAP50-95 here: too little for routing to matter"

@@ -34,7 +34,7 @@ from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, thr
 from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
 from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
-from dydet.utils.metrics import DynamicDetMetrics
+from dydet.utils.metrics import DynamicDetMetrics, report_payoff
 from dydet.utils.offline import setup_offline
 from dydet.utils.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
 
@@ -202,6 +202,7 @@ class DynamicModel(Model):
             f"GFLOPs easy {calibration['gflops']['easy']:.2f}, hard {calibration['gflops']['hard']:.2f}"
         )
         self._report_tradeoff(metrics, validator)
+        report_payoff(metrics, "on the calibration split")
         if self.ckpt_path and Path(self.ckpt_path).is_file():
             final = save_calibrated(self.ckpt_path, calibration, self.model.threshold, self.model.router)
             self.ckpt_path = self.overrides["model"] = str(final)
@@ -264,6 +265,7 @@ class DynamicModel(Model):
             self._report_tradeoff(metrics, v, hard_ratios)
         else:
             LOGGER.info("This model is not calibrated (no stage 2 yet): no trade-off table over hard ratios.")
+        report_payoff(metrics, "on this validation split")
         return metrics
 
     def _report_tradeoff(

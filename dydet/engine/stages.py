@@ -20,6 +20,7 @@ from dydet.nn.transfer import read_pretrained
 from dydet.utils.checkpoint import load_raw, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError
 from dydet.utils.files import make_run_dir, remove_if_unused
+from dydet.utils.metrics import report_payoff
 
 STAGES = ("all", "1", "2", "calibrate")
 ROUTER_KEYS = ("stage2_epochs", "stage2_lr", "stage2_batch")
@@ -131,6 +132,7 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
     if start == "1":
         yolo.metrics = fit(yolo, trainer or classes["trainer"], {**kwargs, **threads}, plan)
         stage1_dir = Path(yolo.trainer.save_dir)
+        report_payoff(yolo.metrics, "after stage 1")
         if stage == "1":
             return yolo.metrics
         threads, kwargs = keep_cpu_setup(yolo.trainer, threads, kwargs)

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ultralytics.utils import LOGGER
 from ultralytics.utils.metrics import DetMetrics
 
 from dydet.routing import DEFAULT_HARD_RATIO, ROUTES, hard_mask
+from dydet.routing.payoff import payoff_warning
 
 # The per-image statistics a validation keeps, for re-scoring the routed model at any routing after the run.
 STAT_KEYS = ("tp", "conf", "pred_cls", "target_cls", "target_img")
@@ -163,3 +165,26 @@ class DynamicDetMetrics(DetMetrics):
                 m.stats[k].append(self.images["hard" if is_hard else "easy"][i][k])
         m.process()
         return m
+
+
+def report_payoff(metrics: Any, where: str) -> str | None:
+    """Log one warning line when a validation run shows that routing does not pay (`dydet.routing.payoff`).
+
+    Args:
+        metrics (Any): The run's `DynamicDetMetrics` (anything else, e.g. a stored metrics dict, is ignored).
+        where (str): Where the figures come from, for the message.
+
+    Returns:
+        (str | None): The warning logged, or None.
+    """
+    routes = getattr(metrics, "routes", None)
+    if not routes or not getattr(metrics, "images", {}).get("easy"):
+        return None
+    half = min(getattr(metrics, "tradeoff", None) or [], key=lambda row: abs(row["hard_ratio"] - 0.5), default=None)
+    router, random = (half["mAP50-95"], half["random_mAP50-95"]) if half else (None, None)
+    warning = payoff_warning(
+        routes["easy"].mean_results()[3], routes["hard"].mean_results()[3], router, random, where=where
+    )
+    if warning:
+        LOGGER.warning(warning)
+    return warning

@@ -48,3 +48,13 @@ def test_predict_line_says_route_and_score(full_run, tiny_data, tmp_path, captur
     model.predict(str(images[0]), imgsz=64, project=str(tmp_path), verbose=True, route="hard")
     lines = [x for record in captured for x in record.splitlines() if " 64x64 " in x]
     assert len(lines) == 1 and re.search(r"hard \(forced\), [\d.]+ms$", lines[0]), lines
+
+
+def test_val_says_in_one_line_when_routing_does_not_pay(full_run, tiny_data, tmp_path, captured):
+    """A one-epoch model's hard route is no better than its easy route: val says so, with what to do."""
+    model = DynamicYOLO(full_run[0].ckpt_path)
+    metrics = model.val(data=str(tiny_data), imgsz=64, batch=8, project=str(tmp_path), plots=False)
+    easy, hard = (metrics.routes[r].mean_results()[3] for r in ("easy", "hard"))
+    assert hard - easy < 0.005  # the premise: one epoch on 24 images
+    warnings = [line for line in captured if "does not pay on this validation split" in line]
+    assert len(warnings) == 1 and "\n" not in warnings[0] and "train longer" in warnings[0], captured[-5:]
