@@ -40,6 +40,7 @@ from dydet.utils.errors import ArgumentError, MissingFileError
 
 INT8 = 8
 MAX_IMAGES = 300  # NNCF's default calibration subset: more images barely move the ranges
+MAX_SCORE_IMAGES = 2000  # the router's calibration: enough for hard ratios to 0.05 %, spread over the split
 CALIBRATION_SPLIT = "val"  # as Ultralytics' int8 export, and the split `model.calibration` is taken on
 # what the ignored scope keeps in float, as regexes over the graphs' node names (torch module paths)
 FLOAT_PARTS = {
@@ -199,16 +200,24 @@ def ignored_scope(graph: Any, heads: list[int]) -> tuple[Any, list[str]]:
 
 def quantize_graph(graph: Any, feeds: list[dict[str, np.ndarray]], heads: list[int]) -> tuple[Any, list[str]]:
     """Quantize one OpenVINO graph with NNCF on its real inputs; return it and the parts kept in float."""
+    import logging
+
     import nncf
 
     scope, kept = ignored_scope(graph, heads)
-    quantized = nncf.quantize(
-        graph,
-        nncf.Dataset(feeds),
-        preset=nncf.QuantizationPreset.MIXED,  # asymmetric activations: SiLU outputs are far from symmetric
-        subset_size=len(feeds),
-        ignored_scope=scope,
-    )
+    logger = logging.getLogger("nncf")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # NNCF logs every operation it leaves unquantized at INFO
+    try:
+        quantized = nncf.quantize(
+            graph,
+            nncf.Dataset(feeds),
+            preset=nncf.QuantizationPreset.MIXED,  # asymmetric activations: SiLU outputs are far from symmetric
+            subset_size=len(feeds),
+            ignored_scope=scope,
+        )
+    finally:
+        logger.setLevel(level)
     return quantized, kept
 
 
@@ -292,7 +301,7 @@ def export_openvino_int8(
         imgsz (int | tuple[int, int] | list[int]): Input size.
         data (str | Path): Data YAML whose validation images calibrate the graphs and the router.
         fraction (float | int): Share of the validation images to quantize on (a count when > 1), at most
-            `MAX_IMAGES`; the router's calibration always takes every validation image.
+            `MAX_IMAGES`; the router's calibration takes every validation image (at most `MAX_SCORE_IMAGES`).
         opset (int, optional): ONNX opset of the intermediate graphs.
         routing_args (dict, optional): The user's `threshold` / `hard_ratio` / `route` / `gflops` / `latency`, resolved
             against the int8 calibration.
@@ -309,7 +318,7 @@ def export_openvino_int8(
 
     ov = import_openvino()
     t0 = time.perf_counter()
-    files = split_images(data)
+    files = pick(split_images(data), 1.0, MAX_SCORE_IMAGES)
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
