@@ -84,8 +84,8 @@ def check_int8_args(fmt: str, data: Any, fraction: Any) -> None:
     if fmt != "openvino":
         raise ArgumentError(
             f"quantize=8 is offered for format=openvino only, not format={fmt}: ONNX Runtime's static int8 saved only "
-            "10-20 % of its fp32 time where it was measured, far behind OpenVINO int8 (docs/BENCHMARKS.md, 'int8 on "
-            "CPU'); use format=openvino quantize=8"
+            "6 % of its fp32 time where it was measured (docs/BENCHMARKS.md, 'int8 on CPU'); use format=openvino "
+            "quantize=8, or format=onnx at fp32"
         )
     if data in (None, ""):
         raise ArgumentError(
