@@ -96,7 +96,8 @@ def predict_exported(
     if model is None:
         model = load_export(export_dir, device=default_device(predict_kwargs.get("device"), export_dir))
     if routing is None:
-        routing = pop_routing(model, predict_kwargs, device=model.device, precision="fp16" if model.fp16 else "fp32")
+        precision = model.metadata.get("precision") or ("fp16" if model.fp16 else "fp32")  # int8 exports: "int8"
+        routing = pop_routing(model, predict_kwargs, device=model.device, precision=precision)
     drop_dydet_args(predict_kwargs)  # also makes `project` absolute
     imgsz = predict_kwargs.pop("imgsz", None)
     if imgsz is not None and list(np.broadcast_to(imgsz, 2)) != list(model.imgsz):

@@ -16,10 +16,18 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 
 from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
-from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
+from dydet.engine.args import (
+    DYDET_ONLY_KEYS,
+    ROUTING_KEYS,
+    drop_dydet_args,
+    pop_routing,
+    prepare_train_args,
+    uses_demo_data,
+)
 from dydet.engine.benchmarks import run_benchmark
 from dydet.engine.calibration import build_calibration, center_router, save_calibrated
 from dydet.engine.exported import predict_exported
+from dydet.engine.quantize import INT8, check_int8_args, export_openvino_int8, export_precision
 from dydet.engine.stages import make_plan, resume_plan, run_plan
 from dydet.engine.tuner import DynamicTuner
 from dydet.engine.validator import RoutedValidator
@@ -367,7 +375,10 @@ class DynamicModel(Model):
 
         Args:
             format (str): 'onnx' or 'openvino' (split graphs); other formats cannot route per image.
-            **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `half`, `simplify` (ONNX),
+            **kwargs (Any): `imgsz` (default: the calibration's, else 640), `opset`, `quantize` (16: fp16
+                weights; 8: int8 OpenVINO graphs quantized with NNCF on `data=`'s validation images, `fraction=` of
+                them, the routing calibration recomputed on the int8 router; Ultralytics' `half` / `int8` too),
+                `simplify` (ONNX),
                 `nms=False` (an end-to-end model such as dy-yolo26: NMS-free graphs; `nms=True` is refused),
                 `project` / `name` for the output folder (default: `<checkpoint stem>_<format>` beside the
                 checkpoint), and one of `threshold`, `hard_ratio`, `gflops`, `latency` (the export's default
@@ -389,28 +400,44 @@ class DynamicModel(Model):
             )
         require_export_extra()
         kwargs = check_args("export", kwargs)
+        precision = export_precision(kwargs)  # quantize=8|16, or Ultralytics' deprecated int8= / half=
+        if precision == INT8:
+            check_int8_args(fmt, kwargs.get("data"), kwargs.get("fraction", 1.0))
         if kwargs.get("nms") is True:
             raise ArgumentError(
                 "nms=True (NMS inside the exported graph) is not available for split exports: leave nms unset (NMS "
                 "runs in dydet's runtime) or, for an end-to-end model such as dy-yolo26, pass nms=False (NMS-free)"
             )
+        given = {k: kwargs.get(k) for k in ROUTING_KEYS}  # an int8 export resolves them on its own calibration
         routing = self._pop_routing(kwargs)
         drop_dydet_args(kwargs)
         calibration = self.model.calibration or {}
+        suffix = f"int8_{fmt}" if precision == INT8 else fmt  # beside the fp32 export, not over it
         imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
         if kwargs.get("project") or kwargs.get("name"):
             out = Path(kwargs.get("project") or Path.cwd()).resolve() / (kwargs.get("name") or "export")
         elif self.ckpt_path:
-            out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{fmt}")
+            out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{suffix}")
         else:
-            out = Path.cwd() / f"export_{fmt}"
-        if fmt == "openvino":
+            out = Path.cwd() / f"export_{suffix}"
+        if precision == INT8:
+            path = export_openvino_int8(
+                self.model,
+                out,
+                imgsz,
+                kwargs["data"],
+                kwargs.get("fraction", 1.0),
+                opset=kwargs.get("opset"),
+                routing_args=given,
+                end2end=kwargs.get("nms") is False,
+            )
+        elif fmt == "openvino":
             path = export_openvino(
                 self.model,
                 out,
                 imgsz,
                 opset=kwargs.get("opset"),
-                half=bool(kwargs.get("half")),
+                half=precision == 16,
                 routing=routing,
                 end2end=kwargs.get("nms") is False,
             )
@@ -420,7 +447,7 @@ class DynamicModel(Model):
                 out,
                 imgsz,
                 opset=kwargs.get("opset"),
-                half=bool(kwargs.get("half")),
+                half=precision == 16,
                 simplify=bool(kwargs.get("simplify")),
                 routing=routing,
                 end2end=kwargs.get("nms") is False,  # as Ultralytics: nms=False exports an end-to-end head NMS-free
@@ -454,7 +481,8 @@ class DynamicModel(Model):
         device = precision = None
         if kwargs.get("latency") is not None:
             if self.exported is not None:
-                device, precision = self.exported.device, "fp16" if self.exported.fp16 else "fp32"
+                device = self.exported.device
+                precision = self.exported.metadata.get("precision") or ("fp16" if self.exported.fp16 else "fp32")
             else:
                 from ultralytics.utils.torch_utils import select_device
 
