@@ -106,18 +106,14 @@ def run_all(args: argparse.Namespace) -> dict[int, tuple[float, float]]:
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
+    """Spearman's rank correlation: Pearson's on the ranks, tied values sharing their mean rank."""
 
     def ranks(a: np.ndarray) -> np.ndarray:
-        order = np.argsort(a, kind="stable")
-        r = np.empty(len(a))
-        r[order] = np.arange(len(a), dtype=float)
-        for v in np.unique(a[np.r_[np.diff(np.sort(a)) == 0, False]]) if len(a) > 1 else []:
-            r[a == v] = r[a == v].mean()
-        return r
+        _, inverse, counts = np.unique(np.asarray(a, float), return_inverse=True, return_counts=True)
+        ends = np.cumsum(counts)
+        return ((ends - counts + ends - 1) / 2)[inverse]
 
-    rx, ry = ranks(np.asarray(x, float)), ranks(np.asarray(y, float))
-    return float(np.corrcoef(rx, ry)[0, 1])
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
 
 
 def router_scores(weights: Path, files: list[str]) -> np.ndarray:
@@ -128,14 +124,9 @@ def router_scores(weights: Path, files: list[str]) -> np.ndarray:
     return np.array([r.score for r in model.predict(files, threshold=0.5, stream=True, verbose=False, batch=16)])
 
 
-def analyse(seed: int, args: argparse.Namespace, times: tuple[float, float] | None) -> dict[str, Any]:
-    """Read one seed's trade-off table and predict the demo data with its router: one row of `COLUMNS`."""
-    import yaml
-
-    from dydet.data.synthetic import load_difficulty
-
-    router_dir = args.project / f"seed{seed}-router"
-    with open(router_dir / "calibration" / "tradeoff.csv", newline="") as f:
+def tradeoff_figures(tradeoff_csv: Path) -> dict[str, float]:
+    """The routes' and the router's figures of one run, from its calibration's `tradeoff.csv`."""
+    with open(tradeoff_csv, newline="") as f:
         rows = {round(float(r["hard_ratio"]), 2): {k: float(v) for k, v in r.items()} for r in csv.DictReader(f)}
     easy, hard, half = rows[0.0], rows[1.0], rows[0.5]
 
@@ -144,36 +135,41 @@ def analyse(seed: int, args: argparse.Namespace, times: tuple[float, float] | No
         margin = r["oracle_mAP50-95"] - r["random_mAP50-95"]
         return (r["mAP50-95"] - r["random_mAP50-95"]) / margin if margin > 0 else float("nan")
 
+    return {
+        "easy_mAP50": easy["mAP50"],
+        "easy_mAP50-95": easy["mAP50-95"],
+        "hard_mAP50": hard["mAP50"],
+        "hard_mAP50-95": hard["mAP50-95"],
+        "hard-easy": hard["mAP50-95"] - easy["mAP50-95"],
+        "router@0.5": half["mAP50-95"],
+        "random@0.5": half["random_mAP50-95"],
+        "router-random@0.5": half["mAP50-95"] - half["random_mAP50-95"],
+        "oracle_share@0.3": share(0.3),
+        "oracle_share@0.5": share(0.5),
+        "oracle_share@0.7": share(0.7),
+    }
+
+
+def analyse(seed: int, args: argparse.Namespace, times: tuple[float, float] | None) -> dict[str, Any]:
+    """One row of `COLUMNS`: a seed's trade-off figures, and its router's scores on the demo data's images."""
+    import yaml
+
+    from dydet.data.synthetic import load_difficulty
+
+    router_dir = args.project / f"seed{seed}-router"
+    out = {"seed": seed, **tradeoff_figures(router_dir / "calibration" / "tradeoff.csv")}
     data_yaml = Path(yaml.safe_load((router_dir / "args.yaml").read_text())["data"])
     data = yaml.safe_load(data_yaml.read_text())
     root = Path(data.get("path") or data_yaml.parent)
     weights = router_dir / "weights" / "final.pt"
-    out = {"seed": seed}
     for split in ("val", "train"):
         difficulty = load_difficulty(data_yaml, split)
-        folder = root / data[split]
-        files = sorted(str(p) for p in folder.iterdir() if p.stem in difficulty)
+        files = sorted(str(p) for p in (root / data[split]).iterdir() if p.stem in difficulty)
         scores = router_scores(weights, files)
         out[f"hard_share_{split}"] = float(np.mean(scores < 0.5))
         if split == "val":
             out["spearman_val"] = spearman(scores, np.array([difficulty[Path(p).stem] for p in files]))
-    out.update(
-        {
-            "easy_mAP50": easy["mAP50"],
-            "easy_mAP50-95": easy["mAP50-95"],
-            "hard_mAP50": hard["mAP50"],
-            "hard_mAP50-95": hard["mAP50-95"],
-            "hard-easy": hard["mAP50-95"] - easy["mAP50-95"],
-            "router@0.5": half["mAP50-95"],
-            "random@0.5": half["random_mAP50-95"],
-            "router-random@0.5": half["mAP50-95"] - half["random_mAP50-95"],
-            "oracle_share@0.3": share(0.3),
-            "oracle_share@0.5": share(0.5),
-            "oracle_share@0.7": share(0.7),
-            "wall_s": times[0] if times else float("nan"),
-            "cpu_s": times[1] if times else float("nan"),
-        }
-    )
+    out["wall_s"], out["cpu_s"] = times or (float("nan"), float("nan"))
     return out
 
 
