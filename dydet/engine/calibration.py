@@ -17,10 +17,12 @@ a threshold; the rules that do it are in `dydet.engine.routing` (`threshold_for_
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from dydet.utils.errors import DataError
@@ -77,7 +79,38 @@ def build_calibration(
     }
 
 
-def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], threshold: float) -> Path:
+# After calibration, the 10 % and 90 % quantiles of the calibration images' router logits sit at these logits, i.e.
+# scores 0.1 and 0.9, with the median at 0.5 (see `Router.normalize`).
+CALIBRATED_LOGIT_SPREAD = 2 * math.log(9)
+
+
+def center_router(model: torch.nn.Module, files: list[str], imgsz: int) -> list[float]:
+    """Normalize the router so that `files` score around 0.5 (median) from 0.1 to 0.9 (10-90 %); return their scores.
+
+    Only the router's last conv changes, by a monotone map of its logit, so the images keep their order and every hard
+    ratio its images; a raw `threshold=0.5` then sends about half of images like these hard. The scores are taken as
+    `predict` takes them (`dydet.utils.preprocess.prediction_scores`).
+
+    Args:
+        model (torch.nn.Module): The dynamic model (with `router`).
+        files (list[str]): The calibration images.
+        imgsz (int): Their prediction size.
+
+    Returns:
+        (list[float]): The new scores of `files`, in order.
+    """
+    from dydet.utils.preprocess import prediction_scores
+
+    logits = np.asarray(prediction_scores(model, files, imgsz, logits=True), dtype=np.float64)
+    lo, median, hi = np.quantile(logits, (0.1, 0.5, 0.9))
+    spread = hi - lo
+    model.router.normalize(float(median), float(spread / CALIBRATED_LOGIT_SPREAD) if spread > 1e-6 else 1.0)
+    return prediction_scores(model, files, imgsz)
+
+
+def save_calibrated(
+    checkpoint: str | Path, calibration: dict[str, Any], threshold: float, router: torch.nn.Module | None = None
+) -> Path:
     """Write `final.pt` beside `checkpoint`: the same checkpoint with the calibration and default threshold set.
 
     The file is weights-only and written to a temporary name, flushed and renamed into place, so an interruption never
@@ -87,6 +120,7 @@ def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], thresho
         checkpoint (str | Path): The trained (stage-2) checkpoint.
         calibration (dict): The calibration record.
         threshold (float): Default threshold to store in the model.
+        router (torch.nn.Module, optional): The calibrated (centered) router, whose weights replace the stored ones.
 
     Returns:
         (Path): The path of `final.pt`.
@@ -103,6 +137,12 @@ def save_calibrated(checkpoint: str | Path, calibration: dict[str, Any], thresho
         record = ckpt.get(key)
         if is_model_record(record):
             record["calibration"], record["threshold"] = calibration, float(threshold)
+            if router is not None:
+                state = record["state_dict"]
+                for k, v in router.state_dict().items():
+                    state[f"router.{k}"] = v.detach().to("cpu", state[f"router.{k}"].dtype).clone()
         elif record is not None:
             record.calibration, record.threshold = calibration, threshold
+            if router is not None:
+                record.router.load_state_dict(router.state_dict())
     return save_checkpoint(ckpt, checkpoint.with_name("final.pt"))

@@ -5,6 +5,8 @@ The routing rule and the record of a routed batch are in `dydet.engine.routing`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from ultralytics.nn.modules import Conv
@@ -40,6 +42,24 @@ class Router(nn.Module):
         """Return the (B,) easiness scores in (0, 1) for a list of (B, C_i, H_i, W_i) stage outputs."""
         pooled = torch.cat([f.mean((2, 3), keepdim=True) for f in feats], 1)
         return self.score(self.act(self.reduce(pooled))).flatten().sigmoid()
+
+    @torch.no_grad()
+    def normalize(self, center: float, scale: float) -> None:
+        """Map the logit `center` to score 0.5 and a logit `scale` to one unit, by rewriting the last conv.
+
+        The new logit is `(logit - center) / scale`: a monotone map, so every image keeps its rank and every hard
+        ratio its images, while the scores of images like the calibration set spread over (0, 1) around 0.5 instead
+        of crowding where the sigmoid is flat (and, in float32, equal). The change lives in the weights, so every
+        runtime and export inherits it.
+
+        Args:
+            center (float): Logit that becomes 0 (score 0.5), e.g. the calibration images' median logit.
+            scale (float): Positive logit spread that becomes 1.
+        """
+        if not (math.isfinite(center) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"cannot normalize the router with center={center!r}, scale={scale!r}")
+        self.score.weight.div_(scale)
+        self.score.bias.sub_(center).div_(scale)
 
 
 class SPPCSPC(nn.Module):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,42 @@ def test_calibration_costs_are_those_of_the_fused_model_as_deployed():
     assert cal["gflops"]["easy"] == pytest.approx(get_flops(static, 64), rel=1e-6)
     assert cal["gflops"]["easy"] < route_gflops(model, "easy", 64)  # the unfused model also counts BatchNorm
     assert not model.is_fused() and all(v.equal(before[k]) for k, v in model.state_dict().items())
+
+
+def saturated(model):
+    """Make a model's router act like one trained until its scores saturate: logits scaled up, shifted towards easy."""
+    import torch
+
+    with torch.no_grad():
+        model.router.score.weight.mul_(400)
+        model.router.score.bias.add_(6)
+    model.stage = 2
+    return model
+
+
+@pytest.mark.parametrize("family", ["yolo", "rcnn"])
+def test_predict_at_a_hard_ratio_sends_that_share_of_the_calibration_images(family, tiny_data, tmp_path):
+    """At imgsz 96 the validator pads the tiny 96-px images to 128-px batches; predict does not: scores must agree."""
+    import yaml
+
+    from dydet.data.synthetic import load_difficulty
+
+    if family == "rcnn":
+        from tests.models.rcnn.test_rcnn_front_end import light_yaml
+
+        model = DynamicYOLO(str(light_yaml(tmp_path)))
+    else:
+        model = DynamicYOLO("dy-yolo11n.yaml")
+    saturated(model.model)
+    model.overrides["data"] = str(tiny_data)
+    calibration = model.calibrate(data=str(tiny_data), imgsz=96, batch=4, project=str(tmp_path), name="cal")
+    info = yaml.safe_load(tiny_data.read_text())
+    files = sorted((Path(info["path"]) / info["val"]).glob("*.*"))
+    assert len(files) == len(load_difficulty(tiny_data, "val")) == calibration["n_images"] == 12
+    results = model.predict([str(f) for f in files], imgsz=96, threshold=0.0, verbose=False)
+    predicted = sorted(r.score for r in results)
+    assert predicted == pytest.approx(calibration["scores"], abs=1e-4)  # one preprocessing path
+    for p in (0.25, 0.5, 0.75):
+        hard = sum(r.route == "hard" for r in model.predict([str(f) for f in files], imgsz=96, hard_ratio=p))
+        assert abs(hard - round(p * len(files))) <= 1
+    assert 0.35 <= np.mean(np.asarray(predicted) < 0.5) <= 0.65  # centered: a raw threshold 0.5 splits about evenly

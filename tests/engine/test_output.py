@@ -43,7 +43,7 @@ def test_predict_line_says_route_and_score(full_run, tiny_data, tmp_path, captur
     model.predict([str(p) for p in images], imgsz=64, project=str(tmp_path), verbose=True)
     lines = [x for record in captured for x in record.splitlines() if re.search(r"\d+: 64x64 ", x)]
     assert len(lines) == 2, captured[-5:]
-    assert all(re.search(r"(easy|hard) \d\.\d\d, [\d.]+ms$", line) for line in lines), lines
+    assert all(re.search(r"(easy|hard), easiness \d\.\d\d, [\d.]+ms$", line) for line in lines), lines
     captured.clear()
     model.predict(str(images[0]), imgsz=64, project=str(tmp_path), verbose=True, route="hard")
     lines = [x for record in captured for x in record.splitlines() if " 64x64 " in x]

@@ -11,7 +11,7 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
-from dydet.engine.calibration import build_calibration, save_calibrated
+from dydet.engine.calibration import build_calibration, center_router, save_calibrated
 from dydet.engine.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
 from dydet.models.yolo.val import DynamicDetMetrics, DynamicValidator
 from dydet.nn.tasks import DynamicDetectionModel
@@ -192,6 +192,7 @@ class DynamicYOLO(Model):
         args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         metrics, validator = self._validate(**{"plots": False, **args, **kwargs})
+        metrics.scores = center_router(self.model, validator.dataloader.dataset.im_files, validator.args.imgsz)
         calibration = build_calibration(
             self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
         )
@@ -204,7 +205,7 @@ class DynamicYOLO(Model):
         )
         self._report_tradeoff(metrics, validator)
         if self.ckpt_path and Path(self.ckpt_path).is_file():
-            final = save_calibrated(self.ckpt_path, calibration, self.model.threshold)
+            final = save_calibrated(self.ckpt_path, calibration, self.model.threshold, self.model.router)
             self.ckpt_path = self.overrides["model"] = str(final)
             LOGGER.info(f"Final calibrated checkpoint: {final}")
         return calibration

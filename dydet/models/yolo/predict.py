@@ -14,14 +14,19 @@ from ultralytics.utils import LOGGER
 
 from dydet.engine.routing import ROUTES, Routing, RoutingSpec
 from dydet.utils.files import claim_save_dir
+from dydet.utils.preprocess import preprocess_images
 
 # BGR; the same hues as the route curves in dydet.utils.plotting (tab:blue easy, tab:red hard)
 ROUTE_COLORS = {"easy": (180, 119, 31), "hard": (40, 39, 214)}
 
 
 def route_label(route: str, score: float | None) -> str:
-    """Return the banner text for an image: `'hard 0.31'`, or `'hard (forced)'` when the route was forced."""
-    return f"{route} {score:.2f}" if score is not None else f"{route} (forced)"
+    """Return the banner text for an image: `'hard, easiness 0.31'`, or `'hard (forced)'` when the route was forced.
+
+    The router's score is an easiness score (high: the easy route is enough), so it is named: a bare number beside
+    'hard' would read as a hardness.
+    """
+    return f"{route}, easiness {score:.2f}" if score is not None else f"{route} (forced)"
 
 
 def draw_route_banner(im: np.ndarray, route: str, score: float | None, line_width: int | None = None) -> np.ndarray:
@@ -72,8 +77,8 @@ class DynamicPredictor(DetectionPredictor):
     shown images carry a top-left banner with the route and score (see `draw_route_banner`); text labels (`save_txt`)
     are the stock ones. With `verbose`, a summary line at the end gives the share routed hard and the routing's mean
     cost per image on the calibration split (and the budget it meets, when one was asked). The per-image log line says
-    the route and score before the time (`160x160 2 circles, hard 0.31, 5.1ms`). With a tracker (`DynamicYOLO.track`),
-    the tracked `Results` keep their route and score.
+    the route and score before the time (`160x160 2 circles, hard, easiness 0.31, 5.1ms`). With a tracker
+    (`DynamicYOLO.track`), the tracked `Results` keep their route and score.
 
     Attributes:
         routed_images (dict[str, int]): Images sent each way by the current call.
@@ -113,6 +118,12 @@ class DynamicPredictor(DetectionPredictor):
         super().setup_source(source, *args, **kwargs)
         if (self.args.save or self.args.save_txt) and self.save_dir != getattr(self, "_claimed_dir", None):
             self.save_dir = self._claimed_dir = claim_save_dir(self.args)
+
+    def preprocess(self, im: torch.Tensor | list[np.ndarray]) -> torch.Tensor:
+        """Letterbox images to the square `imgsz` as calibration does (`dydet.utils.preprocess`); tensors as given."""
+        if isinstance(im, torch.Tensor):
+            return super().preprocess(im)
+        return preprocess_images(im, self.imgsz, self.device, torch.float16 if self.model.fp16 else torch.float32)
 
     def inference(self, im: torch.Tensor, *args, routing: RoutingSpec | None = None, **kwargs) -> RoutedPreds:
         """Route the batch with `routing` (None: the model's default) and return the predictions with the record."""

@@ -16,6 +16,7 @@ from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
 
 from dydet.engine.routing import DEFAULT_HARD_RATIO, ROUTES, RoutingSpec, hard_mask
 from dydet.utils.files import claim_save_dir
+from dydet.utils.preprocess import prediction_scores
 
 STAT_KEYS = ("tp", "conf", "pred_cls", "target_cls", "target_img")
 
@@ -322,8 +323,12 @@ class DynamicValidator(DetectionValidator):
             self.metrics.route, self.confusion_matrix, self.jdict = saved
 
     def update_metrics(self, preds: dict[str, Any], batch: dict[str, Any]) -> None:
-        """Update both routes' metrics for a batch and record the router scores."""
-        self.metrics.scores.extend(preds["score"].float().cpu().tolist())
+        """Update both routes' metrics for a batch and record the router scores.
+
+        The scores are taken on the images as `predict` letterboxes them (`prediction_scores`), not on the validator's
+        padded rectangular batches, so thresholds calibrated on them route predicted images as promised.
+        """
+        self.metrics.scores.extend(prediction_scores(self._net, batch["im_file"], self.args.imgsz))
         for route, loss in zip(ROUTES, self.route_losses(preds["raw"], batch)):
             self.metrics.losses[route].extend(loss.cpu().tolist())
         seen = self.seen

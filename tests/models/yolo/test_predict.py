@@ -148,7 +148,7 @@ def test_banner_drawing():
     out = draw_route_banner(im, "hard", 0.3125)
     assert out is im and tuple(im[1, 1]) == ROUTE_COLORS["hard"]
     assert (im[:, -20:] == 0).all() and (im[-40:] == 0).all()  # a corner banner, not a bar across the image
-    assert route_label("hard", 0.3125) == "hard 0.31" and route_label("easy", None) == "easy (forced)"
+    assert route_label("hard", 0.3125) == "hard, easiness 0.31" and route_label("easy", None) == "easy (forced)"
     read_only = np.zeros((640, 480, 3), np.uint8)
     read_only.flags.writeable = False
     out = draw_route_banner(read_only, "easy", 0.9)
