@@ -202,9 +202,10 @@ def write(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(fmt(c, r[c]) for c in COLUMNS) + " |" for r in rows]
     seeds = [r for r in rows if not isinstance(r["seed"], str)]
+    lines.append("")
     for column, op, bound in TARGETS:
         ok = all((r[column] >= bound) if op == ">=" else (r[column] <= bound) for r in seeds)
-        lines.append(f"\n- {column} {op} {bound} on every seed: {'met' if ok else 'NOT met'}")
+        lines.append(f"- {column} {op} {bound} on every seed: {'met' if ok else 'NOT met'}")
     md = "\n".join(lines) + "\n"
     (args.project / "demo_seeds.md").write_text(md)
     return md
