@@ -331,3 +331,57 @@ def test_threads_set_for_the_run_and_restored():
         assert r.meta["threads"] == 1 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)
+
+
+# ------------------------------------------------------------------------------------------ benchmarks/demo_seeds.py
+def load_demo_seeds():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "demo_seeds.py"
+    spec = importlib.util.spec_from_file_location("demo_seeds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_seeds_spearman_ranks_with_ties():
+    ds = load_demo_seeds()
+    x = [1.0, 2.0, 2.0, 3.0, 5.0]
+    assert ds.spearman(x, [10, 20, 20, 30, 40]) == pytest.approx(1.0)
+    assert ds.spearman(x, [5, 4, 4, 2, 0]) == pytest.approx(-1.0)
+    assert ds.spearman([0.2, 0.9, 0.4, 0.1], [2, 3, 4, 1]) == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
+
+
+def test_demo_seeds_tradeoff_figures_and_table(tmp_path):
+    import argparse
+    import csv
+
+    ds = load_demo_seeds()
+    path = tmp_path / "tradeoff.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, ["hard_ratio", "mAP50-95", "mAP50", "random_mAP50-95", "oracle_mAP50-95"])
+        w.writeheader()
+        for p in (0.0, 0.3, 0.5, 0.7, 1.0):
+            w.writerow(
+                {
+                    "hard_ratio": p,
+                    "mAP50-95": 0.40 + 0.06 * p + (0.01 if 0 < p < 1 else 0),
+                    "mAP50": 0.6 + 0.05 * p,
+                    "random_mAP50-95": 0.40 + 0.06 * p,
+                    "oracle_mAP50-95": 0.40 + 0.06 * p + (0.02 if 0 < p < 1 else 0),
+                }
+            )
+    fig = ds.tradeoff_figures(path)
+    assert fig["easy_mAP50"] == pytest.approx(0.6) and fig["hard_mAP50-95"] == pytest.approx(0.46)
+    assert fig["hard-easy"] == pytest.approx(0.06) and fig["router-random@0.5"] == pytest.approx(0.01)
+    assert fig["oracle_share@0.3"] == pytest.approx(0.5) and fig["oracle_share@0.7"] == pytest.approx(0.5)
+    rows = [{"seed": s, **fig, "spearman_val": -0.5, "hard_share_val": 0.5, "hard_share_train": 0.4} for s in (0, 1)]
+    rows = [{**r, "wall_s": 500.0, "cpu_s": 800.0 + r["seed"]} for r in rows]
+    rows[1]["hard-easy"] = 0.01  # one seed misses the hard route's target
+    md = ds.write([*rows, *ds.summary_rows(rows)], argparse.Namespace(project=tmp_path))
+    assert "| min |" in md and "| mean |" in md and "hard-easy >= 0.03 on every seed: NOT met" in md
+    assert "spearman_val <= -0.3 on every seed: met" in md
+    with open(tmp_path / "demo_seeds.csv", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert [r["seed"] for r in table] == ["0", "1", "mean", "min"] and float(table[3]["cpu_s"]) == 800.0

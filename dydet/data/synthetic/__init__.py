@@ -12,7 +12,7 @@ Six shape classes (see ``CLASS_NAMES``) in varied colors. Backgrounds and object
 photos that installed packages ship (ultralytics' ``assets`` and matplotlib's ``sample_data``), located through the
 packages' import specs, plus procedural textures (the only textures when no photo is found).
 
-The ``demo`` preset uses its own profile (``_demo_params``): 1-7 larger, higher-contrast objects and a moderate hard
+The ``demo`` preset uses its own profile (``_demo_params``): 1-12 larger, higher-contrast objects and a moderate hard
 end, so that a small detector learns it in minutes of CPU training; ``tiny`` and ``bench`` use the standard one above.
 
 Layout of a dataset folder (``<root>/<preset>-seed<seed>-<n_train>x<n_val>-<imgsz>px-v<preset version>``)::
