@@ -64,5 +64,7 @@ def test_cli_track_saves_a_video_and_logs_each_frames_route(full_run, video, tmp
     assert out.returncode == 0, out.stderr[-2000:]
     log = out.stdout + out.stderr
     frame_lines = [line for line in log.splitlines() if "video 1/1 (frame" in line]
-    assert len(frame_lines) == FRAMES and all((" easy " in x or " hard " in x) for x in frame_lines), frame_lines
+    assert len(frame_lines) == FRAMES and all(
+        (" easy, easiness " in x or " hard, easiness " in x) for x in frame_lines
+    ), frame_lines
     assert list((tmp_path / "t").glob("shapes*"))  # the annotated video
