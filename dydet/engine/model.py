@@ -19,6 +19,7 @@ from dydet.data.shortcuts import resolve_data
 from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
 from dydet.engine.benchmarks import run_benchmark
 from dydet.engine.calibration import build_calibration, save_calibrated
+from dydet.engine.distributed import join_process_group
 from dydet.engine.exported import predict_exported
 from dydet.engine.stages import make_plan, resume_plan, run_plan
 from dydet.engine.tuner import DynamicTuner
@@ -152,6 +153,7 @@ class DynamicModel(Model):
         self._require_pytorch("train")
         kwargs = dict(kwargs)
         check_run_args("train", kwargs)
+        join_process_group(kwargs.get("device"))  # one of several processes started by torchrun: train together
         with trusting(kwargs.pop(TRUST_ARG, None) or self.trust_checkpoint):
             if kwargs.get("resume"):
                 return resume_plan(self, kwargs.pop("resume"), kwargs)
