@@ -9,9 +9,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from dydet.engine.distributed import PLAN_EVENT
+from dydet.models.rcnn.train import RCNNTrainer
 from dydet.models.yolo.train import DynamicTrainer
 
 # Each process of the group: Δ of the router objective, a run folder claimed by rank 0, a gathered tensor.
@@ -79,8 +81,12 @@ def test_group_shares_delta_and_rank0_run_folder(tmp_path):
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["run"]  # rank 1 claimed no folder of its own
 
 
-def test_spawned_workers_get_the_stage_plan(tiny_data, tmp_path, monkeypatch):
-    """`device=0,1`: the DDP file Ultralytics writes carries the plan, and the worker's trainer takes it."""
+@pytest.mark.parametrize(
+    "trainer_class, cfg", [(DynamicTrainer, "dy-yolo11n.yaml"), (RCNNTrainer, "dy-faster-rcnn-r18.yaml")]
+)
+def test_spawned_workers_get_the_stage_plan(trainer_class, cfg, tiny_data, tmp_path, monkeypatch):
+    """`device=0,1`: the DDP file Ultralytics writes carries the plan, and the worker's trainer (either family's)
+    takes it, so the worker's checkpoints carry it and a resume finishes the plan."""
     import ultralytics.engine.trainer as base
     from ultralytics.utils.patches import torch_load
 
@@ -90,10 +96,10 @@ def test_spawned_workers_get_the_stage_plan(tiny_data, tmp_path, monkeypatch):
         from tests.engine.test_ddp import _stand_in_cloudpickle
 
         monkeypatch.setitem(sys.modules, "cloudpickle", _stand_in_cloudpickle())
-    overrides = dict(data=str(tiny_data), model="dy-yolo11n.yaml", project=str(tmp_path), name="p", epochs=1)
+    overrides = dict(data=str(tiny_data), model=cfg, project=str(tmp_path), name="p", epochs=1, pretrained=False)
     overrides.update(imgsz=64, batch=8, workers=0, device="cpu", plots=False)
-    trainer = DynamicTrainer(overrides=overrides)
-    trainer.model = trainer.get_model(cfg="dy-yolo11n.yaml", verbose=False)
+    trainer = trainer_class(overrides=overrides)
+    trainer.model = trainer.get_model(cfg=cfg, verbose=False)
     plan = {"stage": "all", "router": {"stage2_epochs": 1}, "calibrate": True, "train_args": {"epochs": 1}}
     trainer.plan, trainer.ddp, trainer.world_size = plan, True, 2  # what `device=0,1` makes on a GPU machine
     workers = []
@@ -101,12 +107,14 @@ def test_spawned_workers_get_the_stage_plan(tiny_data, tmp_path, monkeypatch):
     def launch(cmd, check=True):  # instead of torch.distributed.run: re-create the trainer as the DDP file does
         state = torch_load(Path(cmd[-1]).with_suffix(".pt"), map_location="cpu")
         worker = state["trainer"](overrides=state["args"], _callbacks=state["callbacks"])
+        worker.model = state["model"]
         workers.append(worker)
 
     monkeypatch.setattr(base.subprocess, "run", launch)
     trainer.train()
-    assert len(workers) == 1
+    assert len(workers) == 1 and type(workers[0]) is trainer_class
     assert workers[0].plan == plan
+    assert workers[0]._checkpoint_extras()["plan"] == plan
     assert PLAN_EVENT not in workers[0].callbacks and PLAN_EVENT not in trainer.callbacks
 
 
