@@ -39,7 +39,8 @@ RUN = textwrap.dedent(
     def parts(trainer):
         net = unwrap_model(trainer.model)
         router = {id(p) for p in net.router.parameters()}
-        return net, [p for p in net.parameters() if id(p) in router], [p for p in net.parameters() if id(p) not in router]
+        params = list(net.parameters())
+        return net, [p for p in params if id(p) in router], [p for p in params if id(p) not in router]
 
     def on_train_start(trainer):
         net, router, detector = parts(trainer)
