@@ -107,6 +107,8 @@ class DataParallel:
         if dist.is_available() and dist.is_initialized():  # torchrun: the group exists before the trainer
             self.world_size = dist.get_world_size()
             self.ddp = False
+        elif launched_by_torchrun() and self.device.type == "cpu":  # a CPU worker of Ultralytics' spawn (tests)
+            self.world_size = int(os.environ["WORLD_SIZE"])
 
     def train(self) -> None:
         """Train, handing the stage plan to Ultralytics' DDP workers when this process spawns them."""
@@ -118,9 +120,11 @@ class DataParallel:
             self.callbacks.pop(PLAN_EVENT, None)
 
     def _setup_ddp(self) -> None:
-        """Join Ultralytics' spawned group, or, in a torchrun group, only pick this process's device."""
+        """Join Ultralytics' spawned group (gloo on the CPU), or, in a torchrun group, pick this process's device."""
         if not dist.is_initialized():
-            return super()._setup_ddp()
+            if self.device.type != "cpu":
+                return super()._setup_ddp()
+            return dist.init_process_group("gloo", timeout=TIMEOUT)  # Ultralytics would pick a GPU and nccl
         if self.device.type != "cpu":
             self.device = torch.device("cuda", gpu_index(self.args.device))
             torch.cuda.set_device(self.device)
@@ -128,6 +132,8 @@ class DataParallel:
     def _setup_train(self) -> None:
         """Set up as Ultralytics does; on the CPU in a process group, wrap the model for data parallelism here."""
         n = self.world_size
+        if n > 1 and RANK == 0:
+            LOGGER.info(f"dydet: training in {n} processes, {self.batch_size // n} images per process per step")
         if not (n > 1 and self.device.type == "cpu"):
             return super()._setup_train()
         self.world_size = 1  # Ultralytics' set-up would wrap with device_ids=[None]; the pipeline below still splits

@@ -95,6 +95,7 @@ def test_two_processes_train_every_stage_and_resume(tiny_data, tmp_path):
 
     yaml = narrow_yaml("dy-yolo11.yaml", tmp_path, width=0.125, depth_multiple=0.33, scales=None)
     common = dict(data=str(tiny_data), epochs=2, imgsz=64, batch=8, device="cpu", workers=0, plots=False)
+    common.update(nbs=8, warmup_epochs=0)  # an optimizer step after every batch, at the full learning rate
     first = torchrun(tmp_path, str(yaml), True, **common, project=str(tmp_path / "runs"), name="d", stage2_epochs=1)
     assert first.returncode != 0 and "exitcode  : 3" in first.stderr, first.stderr[-4000:]
     last = tmp_path / "runs" / "d" / "weights" / "last.pt"
@@ -121,9 +122,9 @@ def test_two_processes_train_every_stage_and_resume(tiny_data, tmp_path):
     stages = [[(e["stage"], e["start_epoch"]) for e in log if e["event"] == "start"] for log in ranks]
     assert stages[0] == stages[1] == [(1, 1), (2, 0)]  # stage 1 resumed at its second epoch, then stage 2
     for log in ranks:  # stage 2 trains the router alone, in both processes
-        start, end = [e for e in log if e["stage"] == 2 and e["event"] in {"start", "end"}]
+        start, end = [e for e in log if e.get("stage") == 2 and e["event"] in {"start", "end"}]
         assert start["only_router"] and start["detector"] == end["detector"] and start["router"] != end["router"]
-    ends = [[e for e in log if e["event"] == "end" and e["stage"] == 2][-1] for log in ranks]
+    ends = [[e for e in log if e["event"] == "end" and e.get("stage") == 2][-1] for log in ranks]
     assert ends[0]["router"] == ends[1]["router"]
 
     finals = sorted((tmp_path / "runs").rglob("final.pt"))
@@ -132,3 +133,33 @@ def test_two_processes_train_every_stage_and_resume(tiny_data, tmp_path):
     torch.load(finals[0], weights_only=True)
     results = DynamicYOLO(str(finals[0])).predict(str(Path(tiny_data).parent / "images" / "val"), hard_ratio=0.5)
     assert {r.route for r in results} <= {"easy", "hard"} and len(results) == 12
+
+
+def test_ultralytics_spawn_trains_on_the_cpu_with_gloo(tiny_data, tmp_path, monkeypatch, capfd):
+    """`device=0,1`'s own path: the launcher writes Ultralytics' DDP file, `torch.distributed.run` starts two workers
+    that re-create the trainer from it and train in one group (gloo). Only the launcher is told it has two GPUs:
+    Ultralytics counts no devices on the CPU and would not spawn."""
+    from conftest import narrow_yaml
+
+    from dydet.engine.checkpointing import run_info
+    from dydet.models.yolo.train import DynamicTrainer
+    from dydet.utils.checkpoint import load_raw
+
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        from tests.engine.test_ddp import _stand_in_cloudpickle
+
+        monkeypatch.setitem(sys.modules, "cloudpickle", _stand_in_cloudpickle())
+    yaml = str(narrow_yaml("dy-yolo11.yaml", tmp_path, width=0.125, depth_multiple=0.33, scales=None))
+    overrides = dict(data=str(tiny_data), model=yaml, project=str(tmp_path / "runs"), name="s", epochs=1, imgsz=64)
+    trainer = DynamicTrainer(overrides={**overrides, "batch": 8, "workers": 0, "device": "cpu", "plots": False})
+    trainer.model = trainer.get_model(cfg=yaml, verbose=False)
+    plan = {"stage": "1", "router": {}, "calibrate": False, "train_args": overrides}
+    trainer.plan, trainer.ddp, trainer.world_size = plan, True, 2  # what device=0,1 makes on a two-GPU machine
+    trainer.train()
+    out = capfd.readouterr()
+    assert "dydet: training in 2 processes, 4 images per process per step" in out.out + out.err
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["s"]
+    ckpt = load_raw(tmp_path / "runs" / "s" / "weights" / "last.pt")
+    assert run_info(ckpt)["plan"] == plan and ckpt["epoch"] == -1  # finished, written by the workers' rank 0
