@@ -26,6 +26,7 @@ from dydet.engine.args import (
 )
 from dydet.engine.benchmarks import run_benchmark
 from dydet.engine.calibration import build_calibration, center_router, save_calibrated
+from dydet.engine.distributed import join_process_group
 from dydet.engine.exported import predict_exported
 from dydet.engine.quantize import INT8, check_int8_args, export_openvino_int8, export_precision
 from dydet.engine.stages import make_plan, resume_plan, run_plan
@@ -167,6 +168,7 @@ class DynamicModel(Model):
         self._require_pytorch("train")
         kwargs = dict(kwargs)
         check_run_args("train", kwargs)
+        join_process_group(kwargs.get("device"))  # one of several processes started by torchrun: train together
         with trusting(kwargs.pop(TRUST_ARG, None) or self.trust_checkpoint):
             if kwargs.get("resume"):
                 return resume_plan(self, kwargs.pop("resume"), kwargs)

@@ -15,6 +15,7 @@ from ultralytics.utils import LOGGER, RANK
 from dydet.engine.args import DYDET_ONLY_KEYS, router_train_args
 from dydet.engine.checkpointing import RESUME_ALLOWED, resumable, run_info
 from dydet.engine.demo import finish_demo
+from dydet.engine.distributed import claim_run_dir
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.transfer import read_pretrained
 from dydet.utils.checkpoint import load_raw, to_plain
@@ -45,14 +46,16 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
     args = {**yolo.overrides, "model": yolo.overrides["model"], "task": "detect", **kwargs, "mode": "train"}
     pretrained = args.setdefault("pretrained", yolo.overrides.get("pretrained", True))
     created = None
-    if not args.get("resume") and not args.get("save_dir") and RANK in {-1, 0}:
-        folder, new = make_run_dir(
-            args.get("project") or Path.cwd() / "runs" / "detect",
-            args.get("name") or "train",
-            bool(args.get("exist_ok")),
-        )
-        args["save_dir"] = str(folder)
-        created = folder if new else None
+    if not args.get("resume") and not args.get("save_dir"):
+        if RANK in {-1, 0}:
+            folder, new = make_run_dir(
+                args.get("project") or Path.cwd() / "runs" / "detect",
+                args.get("name") or "train",
+                bool(args.get("exist_ok")),
+            )
+            args["save_dir"] = str(folder)
+            created = folder if new else None
+        args["save_dir"] = claim_run_dir(args.get("save_dir"))  # the other processes of a group take rank 0's
     try:
         trainer = trainer_cls(overrides=args, _callbacks=yolo.callbacks)
         trainer.plan = plan
@@ -69,7 +72,8 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
         if created is not None:
             remove_if_unused(created)
         raise
-    if RANK in {-1, 0}:
+    # every process of a group goes on with rank 0's checkpoint (finished: Ultralytics' final_eval waits for it)
+    if RANK in {-1, 0} or trainer.best.exists() or trainer.last.exists():
         ckpt = trainer.best if trainer.best.exists() else trainer.last
         if not ckpt.exists():
             raise MissingFileError(f"training finished but wrote no checkpoint: expected {trainer.best}")
@@ -161,15 +165,19 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
     if not data:
         raise ArgumentError("calibration needs the validation data: pass data=path/to/data.yaml")
     run = Path(yolo.trainer.save_dir) if yolo.trainer is not None else Path(yolo.ckpt_path).resolve().parent.parent
-    calibration = yolo.calibrate(
-        data=data,
-        imgsz=kwargs.get("imgsz"),
-        batch=batch if isinstance(batch := kwargs.get("batch"), int) and batch > 0 else None,  # not AutoBatch (-1)
-        device=kwargs.get("device"),
-        project=str(run),
-        name="calibration",
-        exist_ok=True,
-    )
+    args = {
+        "data": data,
+        "imgsz": kwargs.get("imgsz"),
+        "batch": batch if isinstance(batch := kwargs.get("batch"), int) and batch > 0 else None,  # not AutoBatch (-1)
+        "device": kwargs.get("device"),
+        "project": str(run),
+        "name": "calibration",
+        "exist_ok": True,
+    }
+    if RANK > 0:  # rank 0 calibrates and writes final.pt; the others run its validation (which waits on them) only
+        yolo._validate(plots=False, **{k: v for k, v in args.items() if v is not None})
+        return yolo.metrics
+    calibration = yolo.calibrate(**args)
     if plan.get("demo") and stage == "all" and stage1_dir is not None:
         finish_demo(yolo, data, stage1_dir, imgsz=kwargs.get("imgsz"))
     return yolo.metrics if stage != "calibrate" else calibration

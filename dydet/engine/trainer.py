@@ -19,19 +19,21 @@ from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
 from ultralytics.utils.torch_utils import unwrap_model
 
 from dydet.engine.checkpointing import SafeCheckpoints
+from dydet.engine.distributed import DataParallel
 from dydet.engine.validator import RoutedValidator
 from dydet.utils.errors import CheckpointError
 from dydet.utils.plotting import plot_route_results
 from dydet.utils.torch_utils import default_cpu_workers, set_cpu_threads
 
 
-class DydetTrainer(SafeCheckpoints, DetectionTrainer):
+class DydetTrainer(DataParallel, SafeCheckpoints, DetectionTrainer):
     """Ultralytics' detection trainer with weights-only atomic checkpoints and dydet's CPU thread / worker defaults.
 
     On CPU it trains with `threads` torch threads and `workers` dataloader workers (default: all cores as threads on an
     idle machine; one worker and the rest of the cores as threads on a busy one, see
     `dydet.utils.torch_utils.default_cpu_workers`; Ultralytics alone uses `cores - 1` threads and no workers).
-    `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it.
+    `threads` is dydet's argument, taken out of `overrides` before Ultralytics sees it. Trains data-parallel in a
+    process group, on the CPU too (`dydet.engine.distributed.DataParallel`).
     """
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
@@ -59,6 +61,7 @@ class RoutedTrainer(DydetTrainer):
     """
 
     validator_class: type[RoutedValidator] = RoutedValidator
+    whole_val_split = True  # the validator keeps per-route, per-image records that Ultralytics' gather drops
 
     def get_validator(self) -> RoutedValidator:
         """Return the family's per-route validator."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from ultralytics.models.yolo.detect import DetectionValidator
 from ultralytics.utils import DEFAULT_CFG, LOGGER
 from ultralytics.utils.metrics import ConfusionMatrix, DetMetrics
 
+from dydet.engine.distributed import validating_alone
 from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
 from dydet.routing import ROUTES, RoutingSpec
 from dydet.utils.coco import evaluate_routes_json
@@ -180,6 +181,18 @@ class RoutedValidator(DetectionValidator):
             self.save_dir.mkdir(parents=True, exist_ok=True)
             super().plot_predictions(batch, preds[route], ni, max_det)
         self.save_dir = save_dir
+
+    def __call__(self, trainer=None, model=None, **kwargs):
+        """Validate as Ultralytics does; a process of a group on the CPU validating by itself too."""
+        with nullcontext() if trainer is not None else validating_alone(self.args.device):
+            return super().__call__(trainer, model, **kwargs)
+
+    def gather_stats(self) -> None:
+        """Keep this process's statistics: every process of a group validates the whole split (none to gather).
+
+        Ultralytics' gather would merge only the stock statistics (the routes keep theirs) and is a collective, which a
+        validation that rank 0 runs alone (calibration) would wait on forever.
+        """
 
     def get_stats(self) -> dict[str, Any]:
         """Compute both routes' metrics and return them keyed by route."""

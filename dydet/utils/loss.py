@@ -25,6 +25,7 @@ from ultralytics.utils.metrics import bbox_iou
 from ultralytics.utils.tal import bbox2dist, make_anchors
 
 from dydet.routing import DEFAULT_THRESHOLD, ROUTES, hard_mask
+from dydet.utils.distributed import gather_cat
 
 
 class Assignment(NamedTuple):
@@ -461,7 +462,8 @@ class RouterObjective:
         if update is None:
             update = torch.is_grad_enabled() and score.requires_grad
         diffs = l1 - l2
-        delta = self.delta(diffs, update=update).to(diffs.device)
+        # in data-parallel training every process takes Δ over all processes' images, so all train the same router
+        delta = self.delta(gather_cat(diffs) if update else diffs, update=update).to(diffs.device)
         s = score.float()
         per_image = self.objective(s, l1, l2, delta)
         items = {
