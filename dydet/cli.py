@@ -36,7 +36,7 @@ MODES = {
 META_MODES = {
     "help": "this screen; 'dydet MODE help' lists the arguments of one mode",
     "version": "print the versions of dydet, ultralytics, torch and python",
-    "settings": "show the Ultralytics settings dydet runs with; 'dydet settings key=value' or 'reset' changes them",
+    "settings": "show dydet's own Ultralytics settings file; 'dydet settings key=value' or 'reset' changes it",
     "checks": "print the system, the installed packages and dydet's state (versions, offline, device)",
 }
 MODEL_FREE_MODES = frozenset({"settings", "checks"})  # meta modes that take their own words, not arguments
@@ -428,6 +428,7 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
         UsageError: If a mode other than train is given no model.
     """
     overrides = dict(overrides)
+    setup_offline()  # also before `dydet settings`: makes dydet's own settings file, never the user's
     if mode in MODEL_FREE_MODES:
         from dydet.utils.system import handle_settings, run_checks
 
@@ -439,7 +440,6 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
     if streams:  # as `yolo predict`: save the annotated images, stream so long videos do not fill memory
         overrides.setdefault("save", True)
         overrides["stream"] = True
-    setup_offline()
     trust = overrides.pop("trust_checkpoint", False)  # unsafe opt-in, also covers pretrained=; see cfg/default.yaml
     yolo = _model_class()(model, trust_checkpoint=True) if trust else _model_class()(model)
     result = getattr(yolo, mode)(**overrides)

@@ -47,6 +47,8 @@ OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
 
 _done = False
 _config_dir: Path | None = None
+_own_config_dir = False  # whether dydet chose YOLO_CONFIG_DIR (the user did not set it)
+_new_settings = False  # whether dydet's settings file did not exist yet when dydet chose YOLO_CONFIG_DIR
 
 
 def dydet_home() -> Path:
@@ -55,12 +57,20 @@ def dydet_home() -> Path:
 
 
 def set_offline_env() -> None:
-    """Set ``YOLO_OFFLINE=1`` and ``YOLO_AUTOINSTALL=false`` unless the user set them; imports nothing, writes nothing.
+    """Set ``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false`` and ``YOLO_CONFIG_DIR`` unless the user set them.
 
-    Must run before Ultralytics is first imported, which reads both once (`setup_offline` calls it first).
+    ``YOLO_CONFIG_DIR`` defaults to the dydet home, so Ultralytics keeps its settings file and fonts there and never
+    in the user's own Ultralytics folder. Imports nothing, writes nothing. Must run before Ultralytics is first
+    imported, which reads all three once (`setup_offline` calls it first).
     """
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+    if "YOLO_CONFIG_DIR" not in os.environ:
+        global _own_config_dir
+        os.environ["YOLO_CONFIG_DIR"] = str(dydet_home())
+        _own_config_dir = True
+        global _new_settings
+        _new_settings = not (dydet_home() / "Ultralytics" / "settings.json").exists()
 
 
 def setup_offline() -> Path | None:
@@ -81,6 +91,10 @@ def setup_offline() -> Path | None:
     from ultralytics.utils import USER_CONFIG_DIR
 
     _done = True
+    if _own_config_dir and _new_settings:
+        from dydet.utils.settings import seed_settings
+
+        seed_settings()
     try:
         USER_CONFIG_DIR.mkdir(parents=True, exist_ok=True)
         _install_fonts(USER_CONFIG_DIR)
