@@ -42,6 +42,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from dydet.utils.settings import dydet_home, seed_settings
+
+__all__ = ("dydet_home", "set_offline_env", "setup_offline")
+
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
 
@@ -49,11 +53,6 @@ _done = False
 _config_dir: Path | None = None
 _own_config_dir = False  # whether dydet chose YOLO_CONFIG_DIR (the user did not set it)
 _new_settings = False  # whether dydet's settings file did not exist yet when dydet chose YOLO_CONFIG_DIR
-
-
-def dydet_home() -> Path:
-    """Return dydet's cache/config folder: ``$DYDET_HOME``, else ``~/.cache/dydet``."""
-    return Path(os.environ.get("DYDET_HOME") or Path.home() / ".cache" / "dydet").expanduser()
 
 
 def set_offline_env() -> None:
@@ -92,8 +91,6 @@ def setup_offline() -> Path | None:
 
     _done = True
     if _own_config_dir and _new_settings:
-        from dydet.utils.settings import seed_settings
-
         seed_settings()
     try:
         USER_CONFIG_DIR.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,13 @@ import os
 import platform
 from pathlib import Path
 
-from dydet.utils.offline import dydet_home
-
 # Integration switches a user sets with `yolo settings` and expects dydet to honour (e.g. tensorboard=True)
 LOGGER_KEYS = ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+
+
+def dydet_home() -> Path:
+    """Return dydet's cache/config folder: ``$DYDET_HOME``, else ``~/.cache/dydet``."""
+    return Path(os.environ.get("DYDET_HOME") or Path.home() / ".cache" / "dydet").expanduser()
 
 
 def user_settings_file() -> Path:

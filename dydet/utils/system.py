@@ -9,8 +9,8 @@ from typing import Any
 
 from ultralytics.utils import LOGGER, SETTINGS, SETTINGS_FILE
 
-from dydet.utils.errors import ArgumentError
 from dydet.utils import offline
+from dydet.utils.errors import ArgumentError
 from dydet.utils.offline import dydet_home
 from dydet.utils.settings import is_dydet_settings, seed_settings
 
