@@ -57,11 +57,16 @@ def test_b_follows_threshold_and_forced_route(threshold, route, recall):
     assert m.box.mr == pytest.approx(recall)
 
 
-def test_fitness_keeps_its_meaning():
-    m = _metrics([0.1, 0.2, 0.8, 0.9], threshold=0.0)  # (B) all easy: fitness must not follow it
-    assert m.fitness == pytest.approx(np.mean([m.routes["easy"].fitness, m.routes["hard"].fitness]))
+def test_fitness_is_the_routed_models_and_training_keeps_its_criterion():
+    from dydet.engine.trainer import checkpoint_fitness
+
+    m = _metrics([0.1, 0.2, 0.8, 0.9], threshold=0.0)  # (B) all easy
+    assert m.fitness == pytest.approx(m.box.fitness()) and m.results_dict["fitness"] == pytest.approx(m.fitness)
+    assert m.fitness == pytest.approx(m.routes["easy"].box.fitness())
+    # best.pt: stage 1 by both routes' mean, stage 2 by the router's rank split, whatever (B) is
+    assert checkpoint_fitness(m) == pytest.approx(np.mean([m.routes["easy"].fitness, m.routes["hard"].fitness]))
     m.stage = 2
-    assert m.fitness == pytest.approx(m.split.fitness)
+    assert checkpoint_fitness(m) == pytest.approx(m.split.fitness)
 
 
 class _Capture(logging.Handler):
