@@ -29,7 +29,8 @@ MODES = {
     "val": "measure accuracy per route, or at a threshold / hard ratio(s)",
     "predict": "detect objects; each image takes the easy or the hard route by its router score",
     "export": "export split graphs that route at run time: format=onnx or format=openvino",
-    "benchmark": "accuracy and speed over hard ratios, against static baselines",
+    "benchmark": "speed only (latency, throughput, GFLOPs) of each route and hard ratio beside static baselines; "
+    "accuracy: 'dydet val hard_ratios=...'",
     "track": "track objects in videos with Ultralytics' trackers (tracker=...yaml), routing every frame",
     "tune": "evolve training hyperparameters, each trial a dydet stage-1 training (iterations=N)",
 }
@@ -102,6 +103,23 @@ ULTRALYTICS_EXTRA_KEYS = {
     "track": ("imgsz", "batch", "device", "conf", "iou", "max_det", "project", "name", "exist_ok", "save", "tracker"),
     "tune": ("val", "plots"),
 }
+VERBATIM_KEYS = frozenset({"baselines"})  # values kept as the user wrote them ("none" is not None)
+# What `dydet MODE help` shows instead of Ultralytics' own default and help line, where dydet differs
+HELP_OVERRIDES = {
+    "export": {
+        "format": ("onnx", "(str) onnx or openvino: split graphs (router, easy, hard) that route at run time"),
+        "quantize": (None, "(int, optional) 16: fp16 graphs (same as half=True); unset: fp32; int8 is not available"),
+        "dynamic": (False, "(bool) not available: the graphs take any batch size at a fixed imgsz (True is refused)"),
+        "simplify": (False, "(bool) ONNX only: simplify the graphs with onnxslim when it is installed"),
+        "opset": (None, "(int, optional) ONNX opset (default: the newest one Ultralytics uses with your torch)"),
+        "nms": (
+            None,
+            "(bool, optional) None: NMS in dydet's runtime; False: NMS-free graphs (dy-yolo26); True refused",
+        ),
+    },
+}
+# Ultralytics arguments that a mode of dydet does not use, left out of its help screen
+HELP_HIDDEN = {"export": frozenset({"optimize", "workspace", "data", "fraction", "batch"})}
 TRAIN_LIKE_MODES = frozenset({"train", "tune"})  # modes that build a new model from DEFAULT_MODEL without model=
 
 
@@ -172,7 +190,13 @@ def check_mode(mode: str) -> str:
 
 
 def _smart_value(key: str, raw: str) -> Any:
-    """Parse a value the way Ultralytics does; also read YAML's ``null`` as None."""
+    """Parse a value the way Ultralytics does; also read YAML's ``null`` as None.
+
+    ``baselines`` is kept as written (only ``null`` means None, the family default): Ultralytics' parser would turn
+    ``none`` into None too, and ``baselines=none`` means no baselines.
+    """
+    if key in VERBATIM_KEYS:
+        return None if raw.strip().lower() == "null" else raw.strip()
     from ultralytics.cfg import parse_key_value_pair
 
     _, value = parse_key_value_pair(f"{key}={raw}")
@@ -341,7 +365,9 @@ def ultralytics_keys_for(mode: str) -> list[str]:
     keys = [k for k, (section, _) in info.items() if section in ULTRALYTICS_SECTIONS[mode]]
     keys += [k for k in ULTRALYTICS_EXTRA_KEYS[mode] if k in info and k not in keys]
     order = list(info)
-    shown = set(keys) - NOT_FOR_DETECT | ({"tracker"} if mode == "track" else set())
+    shown = set(keys) - NOT_FOR_DETECT - HELP_HIDDEN.get(mode, frozenset()) | (
+        {"tracker"} if mode == "track" else set()
+    )
     return sorted(shown, key=order.index)
 
 
@@ -349,7 +375,11 @@ def mode_help(mode: str) -> str:
     """Return the help screen of one mode: dydet's arguments first, then the Ultralytics ones that apply."""
     defaults, info = {**ultralytics_defaults(), **cfg.mode_defaults(mode)}, ultralytics_args()
     dydet = [(f"{a.name}={_fmt(a.default)}", a.help) for a in cfg.load_args().values() if mode in a.modes]
-    ultra = [(f"{k}={_fmt(defaults.get(k))}", info[k][1]) for k in ultralytics_keys_for(mode)]
+    over = HELP_OVERRIDES.get(mode, {})
+    ultra = [
+        (f"{k}={_fmt(over[k][0] if k in over else defaults.get(k))}", over[k][1] if k in over else info[k][1])
+        for k in ultralytics_keys_for(mode)
+    ]
     lines = [
         f"dydet {mode}: {MODES[mode]}.",
         "",

@@ -119,6 +119,29 @@ def test_mode_help_lists_dydet_then_ultralytics_arguments(capsys):
     assert run_cli(capsys, "help", "val")[1].startswith("dydet val:")
 
 
+def test_export_help_shows_dydets_defaults_and_formats(capsys):
+    code, out, _ = run_cli(capsys, "export", "help")
+    assert code == 0 and "format=onnx " in out and "format=torchscript" not in out
+    assert "onnx or openvino" in out and "coreml" not in out and "engine" not in out
+    assert "simplify=False" in out and "workspace=" not in out and "optimize=" not in out
+
+
+def test_export_refuses_dynamic_in_one_line(full_run, tmp_path):
+    from dydet import DynamicYOLO
+
+    with pytest.raises(DydetError, match=r"dynamic=True is not available.*fixed image size"):
+        DynamicYOLO(full_run[0].ckpt_path).export(format="onnx", dynamic=True, project=str(tmp_path), name="x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_baselines_none_is_kept_apart_from_null():
+    assert parse_args(["benchmark", "model=b.pt", "baselines=none"])[1]["baselines"] == "none"
+    assert parse_args(["benchmark", "model=b.pt", "--baselines", "None"])[1]["baselines"] == "None"
+    assert parse_args(["benchmark", "model=b.pt", "baselines=null"])[1]["baselines"] is None
+    assert parse_args(["benchmark", "model=b.pt", "baselines=yolo11n.yaml"])[1]["baselines"] == "yolo11n.yaml"
+    assert parse_args(["val", "model=b.pt", "conf=none"])[1]["conf"] is None  # other keys: Ultralytics' parsing
+
+
 def test_version(capsys):
     code, out, _ = run_cli(capsys, "version")
     assert code == 0 and out.startswith("dydet ") and "ultralytics 8.4.190" in out
