@@ -104,6 +104,18 @@ ULTRALYTICS_EXTRA_KEYS = {
     "tune": ("val", "plots"),
 }
 VERBATIM_KEYS = frozenset({"baselines"})  # values kept as the user wrote them ("none" is not None)
+# Where `dydet train` (default project and name) writes the calibrated model; the examples below use it
+FINAL_PT = "runs/detect/train-router/weights/final.pt"
+EXAMPLES = (
+    "dydet train data=tiny epochs=1 imgsz=96",
+    f"dydet val model={FINAL_PT} data=tiny hard_ratios=[0,0.5,1]",
+    f"dydet predict model={FINAL_PT} source=path/to/images --hard-ratio 0.3",
+    f"dydet export model={FINAL_PT} format=onnx",
+    "dydet val model=runs/detect/train-router/weights/final_onnx data=tiny",
+    f"dydet benchmark model={FINAL_PT} baselines=none imgsz=96 reps=3",
+    f"dydet track model={FINAL_PT} source=path/to/video.mp4 tracker=bytetrack.yaml",
+    "dydet tune data=tiny epochs=1 iterations=2",
+)
 # What `dydet MODE help` shows instead of Ultralytics' own default and help line, where dydet differs
 HELP_OVERRIDES = {
     "export": {
@@ -356,7 +368,7 @@ def _rows(rows: list[tuple[str, str]], indent: int = 2, width: int = 30) -> list
 def _model_row(mode: str) -> tuple[str, str]:
     if mode in TRAIN_LIKE_MODES:
         return f"model={DEFAULT_MODEL}", "model YAML (dy-*.yaml) or checkpoint to start from"
-    return "model=(required)", "trained dydet checkpoint, e.g. runs/detect/train/weights/best.pt"
+    return "model=(required)", f"calibrated dydet checkpoint (e.g. {FINAL_PT}) or its export folder"
 
 
 def ultralytics_keys_for(mode: str) -> list[str]:
@@ -410,14 +422,9 @@ def general_help() -> str:
         "dydet arguments (default, modes); Ultralytics arguments such as epochs=100 or imgsz=640 apply as well:",
         *_rows(args),
         "",
-        "Examples:",
-        "  dydet train data=coco8.yaml epochs=10 imgsz=320",
-        "  dydet val model=runs/detect/train/weights/best.pt hard_ratios=[0,0.5,1]",
-        "  dydet predict model=best.pt source=img.jpg --threshold 0.4",
-        "  dydet export model=best.pt format=onnx --route easy",
-        "  dydet benchmark model=best.pt baselines=yolo11n.yaml,yolo11s.yaml reps=3",
-        "  dydet track model=best.pt source=video.mp4 tracker=bytetrack.yaml",
-        "  dydet tune data=demo epochs=5 iterations=10",
+        "Examples (data=tiny and data=demo are generated locally; train writes the calibrated model to",
+        f"{FINAL_PT}):",
+        *(f"  {e}" for e in EXAMPLES),
         "",
         "'dydet MODE help' lists every argument of a mode.",
     ]

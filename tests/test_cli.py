@@ -261,3 +261,30 @@ def test_console_script():
     assert proc.returncode == 0 and "threshold" in proc.stdout
     proc = subprocess.run([str(script), "train", "--treshold", "0.3"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Did you mean 'threshold'?" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_examples_use_what_dydet_makes_offline(capsys):
+    from dydet.data.shortcuts import EMBEDDED
+
+    out = run_cli(capsys, "help")[1]
+    examples = [line.strip() for line in out.splitlines() if line.startswith("  dydet ")]
+    assert examples and len(examples) == len(cli.EXAMPLES)
+    made = {cli.FINAL_PT, cli.FINAL_PT.replace("final.pt", "final_onnx")}  # what the train / export examples write
+    for example in examples:
+        mode, args = parse_args(example.split()[1:])  # parses as written
+        assert args.get("data", "tiny") in EMBEDDED, example  # datasets: the embedded ones, generated locally
+        assert args.get("model", cli.FINAL_PT) in made, example  # models: what the examples before it write
+        assert args.get("baselines", "none") == "none", example  # no static models to fetch
+        assert "coco8" not in example and "best.pt" not in example
+        assert mode in cli.MODES
+
+
+@pytest.mark.slow
+def test_help_examples_run_offline(tmp_path):
+    """Run the examples that need no user file, in order, in a fresh folder (train, val, export, val, benchmark)."""
+    dydet = str(Path(sys.executable).with_name("dydet"))
+    for example in cli.EXAMPLES:
+        if "path/to" in example or " tune " in example:
+            continue
+        out = subprocess.run([dydet, *example.split()[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+        assert out.returncode == 0, f"{example}: {out.stderr[-2000:]}"

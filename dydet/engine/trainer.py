@@ -85,10 +85,12 @@ class RoutedTrainer(DydetTrainer):
     validator_class: type[RoutedValidator] = RoutedValidator
 
     def get_validator(self) -> RoutedValidator:
-        """Return the family's per-route validator."""
-        return self.validator_class(
+        """Return the family's per-route validator (no per-class tables, also in the final validation)."""
+        validator = self.validator_class(
             self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
         )
+        validator.in_training_run = True
+        return validator
 
     def validate(self) -> tuple[dict | None, float | None]:
         """Validate as Ultralytics does, with `checkpoint_fitness` as the fitness that picks `best.pt`."""
