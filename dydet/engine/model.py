@@ -189,7 +189,8 @@ class DynamicModel(Model):
         """
         args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        metrics, validator = self._validate(**{"plots": False, **args, **kwargs})
+        # no per-class tables: the calibration reports the trade-off over hard ratios ('dydet val' has them)
+        metrics, validator = self._validate(**{"plots": False, "verbose": False, **args, **kwargs})
         metrics.scores = center_router(self.model, validator.dataloader.dataset.im_files, validator.args.imgsz)
         calibration = build_calibration(
             self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
