@@ -115,3 +115,15 @@ def test_cli_settings_never_write_the_users_ultralytics_file(tmp_path):
     assert f"settings file:     {ours}" in log and "telemetry (sync):  off" in log
     settings = json.loads(ours.read_text())
     assert settings["sync"] is False and settings["tensorboard"] is True  # the user's logger switch carries over
+
+
+def test_cli_benchmark_baselines_none_measures_no_baselines(full_run, monkeypatch):
+    from dydet.engine import model as front_end
+    from dydet.engine.benchmarks import default_baselines, parse_baselines
+
+    seen = {}
+    monkeypatch.setattr(front_end, "run_benchmark", lambda model, **kw: seen.update(kw))
+    mode, args = parse_args(["benchmark", f"model={full_run[0].ckpt_path}", "baselines=none", "imgsz=64"])
+    cli.run(mode, args)
+    assert seen["baselines"] == "none" and parse_baselines(seen["baselines"]) == []
+    assert default_baselines(full_run[0].model)  # without baselines= the family's would be measured
