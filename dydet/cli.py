@@ -29,14 +29,15 @@ MODES = {
     "val": "measure accuracy per route, or at a threshold / hard ratio(s)",
     "predict": "detect objects; each image takes the easy or the hard route by its router score",
     "export": "export split graphs that route at run time: format=onnx or format=openvino",
-    "benchmark": "accuracy and speed over hard ratios, against static baselines",
+    "benchmark": "speed only (latency, throughput, GFLOPs) of each route and hard ratio beside static baselines; "
+    "accuracy: 'dydet val hard_ratios=...'",
     "track": "track objects in videos with Ultralytics' trackers (tracker=...yaml), routing every frame",
     "tune": "evolve training hyperparameters, each trial a dydet stage-1 training (iterations=N)",
 }
 META_MODES = {
     "help": "this screen; 'dydet MODE help' lists the arguments of one mode",
     "version": "print the versions of dydet, ultralytics, torch and python",
-    "settings": "show the Ultralytics settings dydet runs with; 'dydet settings key=value' or 'reset' changes them",
+    "settings": "show dydet's own Ultralytics settings file; 'dydet settings key=value' or 'reset' changes it",
     "checks": "print the system, the installed packages and dydet's state (versions, offline, device)",
 }
 MODEL_FREE_MODES = frozenset({"settings", "checks"})  # meta modes that take their own words, not arguments
@@ -102,6 +103,35 @@ ULTRALYTICS_EXTRA_KEYS = {
     "track": ("imgsz", "batch", "device", "conf", "iou", "max_det", "project", "name", "exist_ok", "save", "tracker"),
     "tune": ("val", "plots"),
 }
+VERBATIM_KEYS = frozenset({"baselines"})  # values kept as the user wrote them ("none" is not None)
+# Where `dydet train` (default project and name) writes the calibrated model; the examples below use it
+FINAL_PT = "runs/detect/train-router/weights/final.pt"
+EXAMPLES = (
+    "dydet train data=tiny epochs=1 imgsz=96",
+    f"dydet val model={FINAL_PT} data=tiny hard_ratios=[0,0.5,1]",
+    f"dydet predict model={FINAL_PT} source=path/to/images --hard-ratio 0.3",
+    f"dydet export model={FINAL_PT} format=onnx",
+    "dydet val model=runs/detect/train-router/weights/final_onnx data=tiny",
+    f"dydet benchmark model={FINAL_PT} baselines=none imgsz=96 reps=3",
+    f"dydet track model={FINAL_PT} source=path/to/video.mp4 tracker=bytetrack.yaml",
+    "dydet tune data=tiny epochs=1 iterations=2",
+)
+# What `dydet MODE help` shows instead of Ultralytics' own default and help line, where dydet differs
+HELP_OVERRIDES = {
+    "export": {
+        "format": ("onnx", "(str) onnx or openvino: split graphs (router, easy, hard) that route at run time"),
+        "quantize": (None, "(int, optional) 16: fp16 graphs (= half=True); 8: int8 OpenVINO graphs (needs data=)"),
+        "dynamic": (False, "(bool) not available: the graphs take any batch size at a fixed imgsz (True is refused)"),
+        "simplify": (False, "(bool) ONNX only: simplify the graphs with onnxslim when it is installed"),
+        "opset": (None, "(int, optional) ONNX opset (default: the newest one Ultralytics uses with your torch)"),
+        "nms": (
+            None,
+            "(bool, optional) None: NMS in dydet's runtime; False: NMS-free graphs (dy-yolo26); True refused",
+        ),
+    },
+}
+# Ultralytics arguments that a mode of dydet does not use, left out of its help screen
+HELP_HIDDEN = {"export": frozenset({"optimize", "workspace", "data", "fraction", "batch"})}
 TRAIN_LIKE_MODES = frozenset({"train", "tune"})  # modes that build a new model from DEFAULT_MODEL without model=
 
 
@@ -172,7 +202,13 @@ def check_mode(mode: str) -> str:
 
 
 def _smart_value(key: str, raw: str) -> Any:
-    """Parse a value the way Ultralytics does; also read YAML's ``null`` as None."""
+    """Parse a value the way Ultralytics does; also read YAML's ``null`` as None.
+
+    ``baselines`` is kept as written (only ``null`` means None, the family default): Ultralytics' parser would turn
+    ``none`` into None too, and ``baselines=none`` means no baselines.
+    """
+    if key in VERBATIM_KEYS:
+        return None if raw.strip().lower() == "null" else raw.strip()
     from ultralytics.cfg import parse_key_value_pair
 
     _, value = parse_key_value_pair(f"{key}={raw}")
@@ -332,7 +368,7 @@ def _rows(rows: list[tuple[str, str]], indent: int = 2, width: int = 30) -> list
 def _model_row(mode: str) -> tuple[str, str]:
     if mode in TRAIN_LIKE_MODES:
         return f"model={DEFAULT_MODEL}", "model YAML (dy-*.yaml) or checkpoint to start from"
-    return "model=(required)", "trained dydet checkpoint, e.g. runs/detect/train/weights/best.pt"
+    return "model=(required)", f"calibrated dydet checkpoint (e.g. {FINAL_PT}) or its export folder"
 
 
 def ultralytics_keys_for(mode: str) -> list[str]:
@@ -341,7 +377,9 @@ def ultralytics_keys_for(mode: str) -> list[str]:
     keys = [k for k, (section, _) in info.items() if section in ULTRALYTICS_SECTIONS[mode]]
     keys += [k for k in ULTRALYTICS_EXTRA_KEYS[mode] if k in info and k not in keys]
     order = list(info)
-    shown = set(keys) - NOT_FOR_DETECT | ({"tracker"} if mode == "track" else set())
+    shown = set(keys) - NOT_FOR_DETECT - HELP_HIDDEN.get(mode, frozenset()) | (
+        {"tracker"} if mode == "track" else set()
+    )
     return sorted(shown, key=order.index)
 
 
@@ -349,7 +387,11 @@ def mode_help(mode: str) -> str:
     """Return the help screen of one mode: dydet's arguments first, then the Ultralytics ones that apply."""
     defaults, info = {**ultralytics_defaults(), **cfg.mode_defaults(mode)}, ultralytics_args()
     dydet = [(f"{a.name}={_fmt(a.default)}", a.help) for a in cfg.load_args().values() if mode in a.modes]
-    ultra = [(f"{k}={_fmt(defaults.get(k))}", info[k][1]) for k in ultralytics_keys_for(mode)]
+    over = HELP_OVERRIDES.get(mode, {})
+    ultra = [
+        (f"{k}={_fmt(over[k][0] if k in over else defaults.get(k))}", over[k][1] if k in over else info[k][1])
+        for k in ultralytics_keys_for(mode)
+    ]
     lines = [
         f"dydet {mode}: {MODES[mode]}.",
         "",
@@ -380,14 +422,9 @@ def general_help() -> str:
         "dydet arguments (default, modes); Ultralytics arguments such as epochs=100 or imgsz=640 apply as well:",
         *_rows(args),
         "",
-        "Examples:",
-        "  dydet train data=coco8.yaml epochs=10 imgsz=320",
-        "  dydet val model=runs/detect/train/weights/best.pt hard_ratios=[0,0.5,1]",
-        "  dydet predict model=best.pt source=img.jpg --threshold 0.4",
-        "  dydet export model=best.pt format=onnx --route easy",
-        "  dydet benchmark model=best.pt baselines=yolo11n.yaml,yolo11s.yaml reps=3",
-        "  dydet track model=best.pt source=video.mp4 tracker=bytetrack.yaml",
-        "  dydet tune data=demo epochs=5 iterations=10",
+        "Examples (data=tiny and data=demo are generated locally; train writes the calibrated model to",
+        f"{FINAL_PT}):",
+        *(f"  {e}" for e in EXAMPLES),
         "",
         "'dydet MODE help' lists every argument of a mode.",
     ]
@@ -428,6 +465,7 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
         UsageError: If a mode other than train is given no model.
     """
     overrides = dict(overrides)
+    setup_offline()  # also before `dydet settings`: makes dydet's own settings file, never the user's
     if mode in MODEL_FREE_MODES:
         from dydet.utils.system import handle_settings, run_checks
 
@@ -439,7 +477,6 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
     if streams:  # as `yolo predict`: save the annotated images, stream so long videos do not fill memory
         overrides.setdefault("save", True)
         overrides["stream"] = True
-    setup_offline()
     trust = overrides.pop("trust_checkpoint", False)  # unsafe opt-in, also covers pretrained=; see cfg/default.yaml
     yolo = _model_class()(model, trust_checkpoint=True) if trust else _model_class()(model)
     result = getattr(yolo, mode)(**overrides)

@@ -119,6 +119,29 @@ def test_mode_help_lists_dydet_then_ultralytics_arguments(capsys):
     assert run_cli(capsys, "help", "val")[1].startswith("dydet val:")
 
 
+def test_export_help_shows_dydets_defaults_and_formats(capsys):
+    code, out, _ = run_cli(capsys, "export", "help")
+    assert code == 0 and "format=onnx " in out and "format=torchscript" not in out
+    assert "onnx or openvino" in out and "coreml" not in out and "engine" not in out
+    assert "simplify=False" in out and "workspace=" not in out and "optimize=" not in out
+
+
+def test_export_refuses_dynamic_in_one_line(full_run, tmp_path):
+    from dydet import DynamicYOLO
+
+    with pytest.raises(DydetError, match=r"dynamic=True is not available.*fixed image size"):
+        DynamicYOLO(full_run[0].ckpt_path).export(format="onnx", dynamic=True, project=str(tmp_path), name="x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_baselines_none_is_kept_apart_from_null():
+    assert parse_args(["benchmark", "model=b.pt", "baselines=none"])[1]["baselines"] == "none"
+    assert parse_args(["benchmark", "model=b.pt", "--baselines", "None"])[1]["baselines"] == "None"
+    assert parse_args(["benchmark", "model=b.pt", "baselines=null"])[1]["baselines"] is None
+    assert parse_args(["benchmark", "model=b.pt", "baselines=yolo11n.yaml"])[1]["baselines"] == "yolo11n.yaml"
+    assert parse_args(["val", "model=b.pt", "conf=none"])[1]["conf"] is None  # other keys: Ultralytics' parsing
+
+
 def test_version(capsys):
     code, out, _ = run_cli(capsys, "version")
     assert code == 0 and out.startswith("dydet ") and "ultralytics 8.4.190" in out
@@ -238,3 +261,30 @@ def test_console_script():
     assert proc.returncode == 0 and "threshold" in proc.stdout
     proc = subprocess.run([str(script), "train", "--treshold", "0.3"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Did you mean 'threshold'?" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_examples_use_what_dydet_makes_offline(capsys):
+    from dydet.data.shortcuts import EMBEDDED
+
+    out = run_cli(capsys, "help")[1]
+    examples = [line.strip() for line in out.splitlines() if line.startswith("  dydet ")]
+    assert examples and len(examples) == len(cli.EXAMPLES)
+    made = {cli.FINAL_PT, cli.FINAL_PT.replace("final.pt", "final_onnx")}  # what the train / export examples write
+    for example in examples:
+        mode, args = parse_args(example.split()[1:])  # parses as written
+        assert args.get("data", "tiny") in EMBEDDED, example  # datasets: the embedded ones, generated locally
+        assert args.get("model", cli.FINAL_PT) in made, example  # models: what the examples before it write
+        assert args.get("baselines", "none") == "none", example  # no static models to fetch
+        assert "coco8" not in example and "best.pt" not in example
+        assert mode in cli.MODES
+
+
+@pytest.mark.slow
+def test_help_examples_run_offline(tmp_path):
+    """Run the examples that need no user file, in order, in a fresh folder (train, val, export, val, benchmark)."""
+    dydet = str(Path(sys.executable).with_name("dydet"))
+    for example in cli.EXAMPLES:
+        if "path/to" in example or " tune " in example:
+            continue
+        out = subprocess.run([dydet, *example.split()[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+        assert out.returncode == 0, f"{example}: {out.stderr[-2000:]}"

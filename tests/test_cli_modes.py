@@ -1,5 +1,6 @@
 """`dydet track | tune | settings | checks` on the command line, and `reps=` / `seq=` for `dydet benchmark`."""
 
+import json
 import os
 import subprocess
 import sys
@@ -95,3 +96,34 @@ def test_cli_checks_prints_dydet_state(tmp_path):
     log = out.stdout + out.stderr
     for word in ("ultralytics", "torch", "dydet home:", "network:", "device:", "$YOLO_OFFLINE:"):
         assert word in log, word
+
+
+def test_cli_settings_never_write_the_users_ultralytics_file(tmp_path):
+    # HOME holds the user's own Ultralytics settings; neither YOLO_CONFIG_DIR nor DYDET_HOME is set
+    own = tmp_path / ".config" / "Ultralytics" / "settings.json"
+    own.parent.mkdir(parents=True)
+    own.write_text('{"marked": "the user\'s file", "tensorboard": true}\n')
+    before = own.read_bytes()
+    env = {k: v for k, v in os.environ.items() if k not in {"YOLO_CONFIG_DIR", "DYDET_HOME", "XDG_CONFIG_HOME"}}
+    env["HOME"] = str(tmp_path)
+    for argv in (["settings", "reset"], ["settings", f"runs_dir={tmp_path / 'runs'}"], ["checks"]):
+        out = subprocess.run([DYDET, *argv], capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert own.read_bytes() == before
+    ours = tmp_path / ".cache" / "dydet" / "Ultralytics" / "settings.json"
+    log = out.stdout + out.stderr
+    assert f"settings file:     {ours}" in log and "telemetry (sync):  off" in log
+    settings = json.loads(ours.read_text())
+    assert settings["sync"] is False and settings["tensorboard"] is True  # the user's logger switch carries over
+
+
+def test_cli_benchmark_baselines_none_measures_no_baselines(full_run, monkeypatch):
+    from dydet.engine import model as front_end
+    from dydet.engine.benchmarks import default_baselines, parse_baselines
+
+    seen = {}
+    monkeypatch.setattr(front_end, "run_benchmark", lambda model, **kw: seen.update(kw))
+    mode, args = parse_args(["benchmark", f"model={full_run[0].ckpt_path}", "baselines=none", "imgsz=64"])
+    cli.run(mode, args)
+    assert seen["baselines"] == "none" and parse_baselines(seen["baselines"]) == []
+    assert default_baselines(full_run[0].model)  # without baselines= the family's would be measured

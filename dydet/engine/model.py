@@ -199,7 +199,8 @@ class DynamicModel(Model):
         """
         args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        metrics, validator = self._validate(**{"plots": False, **args, **kwargs})
+        # no per-class tables: the calibration reports the trade-off over hard ratios ('dydet val' has them)
+        metrics, validator = self._validate(**{"plots": False, "verbose": False, **args, **kwargs})
         metrics.scores = center_router(self.model, validator.dataloader.dataset.im_files, validator.args.imgsz)
         calibration = build_calibration(
             self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
@@ -258,10 +259,15 @@ class DynamicModel(Model):
                 (or forced-route) metrics, `.routing` the `RoutingSpec` asked for (None: the model's default),
                 `.tradeoff` the table rows when the model is calibrated and no routing was asked for.
         """
-        self._require_pytorch("val")
         kwargs = check_args("val", kwargs)  # dydet/cfg/default.yaml: checks, and the default hard_ratios
         hard_ratios = tuple(check_hard_ratio(p) for p in kwargs.pop("hard_ratios"))
         routing = self._pop_routing(kwargs)
+        if self.exported is not None:  # an export folder: the same report, from the exported graphs
+            from dydet.engine.exported_val import ExportedValidator
+
+            validator = validator or ExportedValidator
+            if routing is None and self.exported.route:
+                routing = self.exported.default_routing()
         metrics, v = self._validate(validator, routing=routing, **drop_dydet_args(kwargs))
         metrics.tradeoff = None
         metrics.routing = routing
@@ -271,6 +277,8 @@ class DynamicModel(Model):
                 f"Routed at {routing.describe()}{routing.cost_note()}: {metrics.hard_share():.1%} of these images "
                 f"hard; mAP50 {mr[2]:.4f}, mAP50-95 {mr[3]:.4f}"
             )
+        elif self.exported is not None:
+            LOGGER.info("Export validated; the trade-off table over hard ratios comes from the .pt ('dydet val').")
         elif self.model.calibration:  # no routing asked for: the table over hard ratios
             self._report_tradeoff(metrics, v, hard_ratios)
         else:
@@ -410,6 +418,11 @@ class DynamicModel(Model):
                 "nms=True (NMS inside the exported graph) is not available for split exports: leave nms unset (NMS "
                 "runs in dydet's runtime) or, for an end-to-end model such as dy-yolo26, pass nms=False (NMS-free)"
             )
+        if kwargs.get("dynamic"):
+            raise ArgumentError(
+                "dynamic=True is not available for split exports: their graphs take any batch size at a fixed image "
+                "size; leave dynamic unset and export once per imgsz= you need"
+            )
         given = {k: kwargs.get(k) for k in ROUTING_KEYS}  # an int8 export resolves them on its own calibration
         routing = self._pop_routing(kwargs)
         drop_dydet_args(kwargs)
@@ -497,7 +510,7 @@ class DynamicModel(Model):
         if self.exported is not None:
             raise ArgumentError(
                 f"'{mode}' needs the PyTorch checkpoint: '{self.ckpt_path}' is an {self.exported.label} export "
-                "(predict only)"
+                "(predict and val only)"
             )
 
     def route_summary(self, imgsz: int = 640) -> dict[str, dict[str, float]]:

@@ -5,60 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import cv2
 import numpy as np
 import torch
-from ultralytics.engine.results import Results
 from ultralytics.models.yolo.detect import DetectionPredictor
 from ultralytics.utils import LOGGER
 
+from dydet.engine.results import RoutedResults, route_label
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.routing import ROUTES, Routing, RoutingSpec
 from dydet.utils.files import claim_save_dir
 from dydet.utils.preprocess import preprocess_images
-
-# BGR; the same hues as the route curves in dydet.utils.plotting (tab:blue easy, tab:red hard)
-ROUTE_COLORS = {"easy": (180, 119, 31), "hard": (40, 39, 214)}
-
-
-def route_label(route: str, score: float | None) -> str:
-    """Return the banner text for an image: `'hard, easiness 0.31'`, or `'hard (forced)'` when the route was forced.
-
-    The router's score is an easiness score (high: the easy route is enough), so it is named: a bare number beside
-    'hard' would read as a hardness.
-    """
-    return f"{route}, easiness {score:.2f}" if score is not None else f"{route} (forced)"
-
-
-def draw_route_banner(im: np.ndarray, route: str, score: float | None, line_width: int | None = None) -> np.ndarray:
-    """Draw a filled top-left banner with the route and router score, in the route's color.
-
-    Args:
-        im (np.ndarray): BGR image (H, W, 3), e.g. from `Results.plot()`; drawn on in place when writable.
-        route (str): 'easy' or 'hard'.
-        score (float | None): Router easiness score, None when the route was forced.
-        line_width (int, optional): Box line width the image was plotted with (sets the text size).
-
-    Returns:
-        (np.ndarray): The image with the banner.
-
-    Examples:
-        >>> im = draw_route_banner(result.plot(), result.route, result.score)
-    """
-    if not im.flags.writeable or not im.flags.c_contiguous:
-        im = np.ascontiguousarray(im).copy()
-    h, w = im.shape[:2]
-    lw = line_width or max(round((h + w) / 2 * 0.003), 2)  # Annotator's default line width
-    thickness, scale, pad = max(lw - 1, 1), lw / 3, max(lw, 2)
-    text = route_label(route, score)
-    tw = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0]
-    if tw + 2 * pad > 0.6 * w:  # small images: keep the banner to about half the width
-        scale = max(scale * (0.6 * w - 2 * pad) / tw, 0.25)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-    color = ROUTE_COLORS.get(route, (128, 128, 128))
-    cv2.rectangle(im, (0, 0), (tw + 2 * pad, th + base + 2 * pad), color, -1)
-    cv2.putText(im, text, (pad, pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
-    return im
 
 
 class RoutedPreds(NamedTuple):
@@ -73,10 +29,11 @@ class RoutedPredictor(DetectionPredictor):
 
     Each batch is routed per image by the model with the routing given to the call
     (`predictor(source, routing=RoutingSpec(...))`; None: the model's own default), through the family's `routed`,
-    which returns the batch's `Routing` record with the predictions. The resulting `Results` get two extra
-    attributes, `route` ('easy' | 'hard') and `score` (router easiness score, None when a route was forced). Saved and
-    shown images carry a top-left banner with the route and score (see `draw_route_banner`); text labels (`save_txt`)
-    are the stock ones. With `verbose`, a summary line at the end gives the share routed hard and the routing's mean
+    which returns the batch's `Routing` record with the predictions. The results are `RoutedResults`, with two extra
+    attributes, `route` ('easy' | 'hard') and `score` (router easiness score, None when a route was forced), kept
+    through conversions and indexing. Plotted, saved and shown images carry a top-left banner with the route and score
+    (`RoutedResults.plot`); text labels (`save_txt`) are the stock ones, with each image's route and score in
+    ``labels/routes.csv``. With `verbose`, a summary line at the end gives the share routed hard and the routing's mean
     cost per image on the calibration split (and the budget it meets, when one was asked). The per-image log line says
     the route and score before the time (`160x160 2 circles, hard, easiness 0.31, 5.1ms`). With a tracker
     (`DynamicYOLO.track`), the tracked `Results` keep their route and score.
@@ -85,7 +42,6 @@ class RoutedPredictor(DetectionPredictor):
         routed_images (dict[str, int]): Images sent each way by the current call.
     """
 
-    _banner_result: Results | None = None
     routed_images: dict[str, int] | None = None
 
     def dynamic_model(self) -> Any:
@@ -128,6 +84,11 @@ class RoutedPredictor(DetectionPredictor):
         """Route the batch with `routing` (None: the model's default) and return the predictions with the record."""
         return RoutedPreds(*self.dynamic_model().routed(im, routing))
 
+    def construct_result(self, pred: torch.Tensor, img: torch.Tensor, orig_img: np.ndarray, img_path: str):
+        """Build the stock detection result as a `RoutedResults` (route and score are set by `postprocess`)."""
+        r = super().construct_result(pred, img, orig_img, img_path)
+        return RoutedResults(r.orig_img, path=r.path, names=r.names, boxes=r.boxes.data)
+
     def postprocess(self, preds: RoutedPreds, img, orig_imgs, **kwargs):
         """Apply NMS, build `Results` and tag each with its image's route and score."""
         preds, routing = preds
@@ -152,34 +113,16 @@ class RoutedPredictor(DetectionPredictor):
         for r, (route, score) in zip(self.results, tags):
             r.route, r.score = route, score
 
-    # The stock write_results plots, then calls show() and save_predicted_images() on `self.plotted_img`; the banner
-    # goes in between, through those two hooks, so the rest of write_results (labels, crops, naming) stays stock.
     def write_results(self, i: int, p: Path, im: torch.Tensor, s: list[str]) -> str:
-        """Write one image's results as the stock predictor does, with the route banner on saved/shown images."""
-        self._banner_result = result = self.results[i]
-        try:
-            line = super().write_results(i, p, im, s)
-        finally:
-            self._banner_result = None
+        """Write one image's results as the stock predictor does; the log line gets the route and score.
+
+        Saved and shown images carry the route banner because `RoutedResults.plot` draws it.
+        """
+        line = super().write_results(i, p, im, s)
+        result = self.results[i]
         route = getattr(result, "route", None)
         if route is None:
             return line
         # the stock line ends with "<detections>, <inference time>ms": the route and score go before the time
         head, sep, tail = line.rpartition(f"{result.speed['inference']:.1f}ms")
         return f"{head}{route_label(route, result.score)}, {sep}{tail}" if sep else line
-
-    def _add_banner(self) -> None:
-        """Draw the pending image's route banner on `plotted_img`, once per image."""
-        r, self._banner_result = self._banner_result, None
-        if r is not None and getattr(r, "route", None) is not None and self.plotted_img is not None:
-            self.plotted_img = draw_route_banner(self.plotted_img, r.route, r.score, self.args.line_width)
-
-    def show(self, p: str = "") -> None:
-        """Display the plotted image with its route banner."""
-        self._add_banner()
-        super().show(p)
-
-    def save_predicted_images(self, save_path: Path, frame: int | None = 0) -> None:
-        """Save the plotted image (or video frame) with its route banner."""
-        self._add_banner()
-        super().save_predicted_images(save_path, frame)

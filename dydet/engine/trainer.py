@@ -3,7 +3,8 @@
 - `DydetTrainer`: Ultralytics' detection trainer with dydet's weights-only atomic checkpoints and CPU thread / worker
   defaults; the common parent of the static (`StaticTrainer`) and the dynamic trainers.
 - `RoutedTrainer`: stage 1 of a dynamic model (both routes on every image), validated per route by the family's
-  validator (`validator_class`) and plotted per route.
+  validator (`validator_class`) and plotted per route; `best.pt` is chosen by `checkpoint_fitness`, not by the
+  routed model's `metrics.fitness`.
 - `RouterStageTrainer`: stage 2 (the router alone), mixed in before a family's stage-1 trainer: it loads the stage-1
   model, marks it stage 2 and lets the family freeze everything but the router (`freeze_detector`).
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import logging
 from copy import copy
 
+import numpy as np
+from torch import distributed as dist
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
@@ -21,7 +24,9 @@ from ultralytics.utils.torch_utils import unwrap_model
 from dydet.engine.checkpointing import SafeCheckpoints
 from dydet.engine.distributed import DataParallel
 from dydet.engine.validator import RoutedValidator
+from dydet.routing import ROUTES
 from dydet.utils.errors import CheckpointError
+from dydet.utils.metrics import DynamicDetMetrics
 from dydet.utils.plotting import plot_route_results
 from dydet.utils.torch_utils import default_cpu_workers, set_cpu_threads
 
@@ -53,6 +58,25 @@ class DydetTrainer(DataParallel, SafeCheckpoints, DetectionTrainer):
                 )
 
 
+def checkpoint_fitness(metrics: DynamicDetMetrics) -> float:
+    """Return the fitness a dynamic trainer keeps `best.pt` (and early stopping) by.
+
+    Stage 1: the mean of both routes' fitness (the best checkpoint has both routes good); stage 2: the fitness of the
+    router's rank split `(R)`, half of the images (lowest scores) hard (the best checkpoint ranks images best). The
+    routed model's `metrics.fitness` (`(B)`, at the model's threshold) is not used: before calibration its threshold
+    is a placeholder.
+
+    Args:
+        metrics (DynamicDetMetrics): The processed metrics of a validation.
+
+    Returns:
+        (float): The criterion, higher is better.
+    """
+    if metrics.stage >= 2:
+        return float(metrics.split.fitness)
+    return float(np.mean([metrics.routes[r].fitness for r in ROUTES]))
+
+
 class RoutedTrainer(DydetTrainer):
     """Stage-1 trainer of a dynamic model: both routes on every image, validated and plotted per route.
 
@@ -64,10 +88,26 @@ class RoutedTrainer(DydetTrainer):
     whole_val_split = True  # the validator keeps per-route, per-image records that Ultralytics' gather drops
 
     def get_validator(self) -> RoutedValidator:
-        """Return the family's per-route validator."""
-        return self.validator_class(
+        """Return the family's per-route validator (no per-class tables, also in the final validation)."""
+        validator = self.validator_class(
             self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
         )
+        validator.in_training_run = True
+        return validator
+
+    def validate(self) -> tuple[dict | None, float | None]:
+        """Validate as Ultralytics does, with `checkpoint_fitness` as the fitness that picks `best.pt`."""
+        if self.ema and self.world_size > 1:  # as the stock trainer: every rank validates rank 0's EMA
+            for buffer in self.ema.ema.buffers():
+                dist.broadcast(buffer, src=0)
+        metrics = self.validator(self)
+        if metrics is None:
+            return None, None
+        metrics.pop("fitness", None)  # the routed model's; results.csv leaves fitness out, as Ultralytics does
+        fitness = checkpoint_fitness(self.validator.metrics)
+        if self.best_fitness is None or self.best_fitness < fitness:
+            self.best_fitness = fitness
+        return metrics, fitness
 
     def plot_metrics(self) -> None:
         """Plot both routes' losses and metrics per epoch into `results.png`."""

@@ -81,6 +81,8 @@ class RoutedValidator(DetectionValidator):
         self.metrics = DynamicDetMetrics()
         self.jdicts: dict[str, list] = {r: [] for r in ROUTES}
         self.routing = routing
+        # a training run's validator (final validation included) prints no per-class tables: 'dydet val' does
+        self.in_training_run = False
 
     def get_model(self, model, trainer=None):
         """Return the model wrapped so that a plain forward gives both routes."""
@@ -125,6 +127,10 @@ class RoutedValidator(DetectionValidator):
     def get_desc(self) -> str:
         """Return the header of the per-route results table."""
         return ("%22s" + "%11s" * 6) % ("Route", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
+
+    def class_desc(self) -> str:
+        """Return the header of a per-class results table."""
+        return ("%22s" + "%11s" * 6) % ("Class", "Images", "Instances", "Box(P", "R", "mAP50", "mAP50-95)")
 
     def init_metrics(self, model: nn.Module) -> None:
         """Initialise stock metrics plus one confusion matrix and one prediction list per route."""
@@ -221,7 +227,7 @@ class RoutedValidator(DetectionValidator):
         return [(routed, m.selected)] + [(f"{r} route", m.routes[r]) for r in ROUTES] + [("router 50/50", m.split)]
 
     def print_results(self) -> None:
-        """Print one row per route under the routed model's row; with `verbose`, each route's per-class table."""
+        """Print one row per route under the routed model's row; with `verbose`, per-class tables (not in training)."""
         pf = "%22s" + "%11i" * 2 + "%11.3g" * 4
         LOGGER.info(f"Routed model (B): {self.metrics.routing_text}")
         for name, m in self._result_rows():
@@ -230,9 +236,9 @@ class RoutedValidator(DetectionValidator):
         if self.metrics.routes["hard"].nt_per_class is not None and self.metrics.routes["hard"].nt_per_class.sum() == 0:
             LOGGER.warning(f"no labels found in {self.args.task} set, cannot compute metrics without labels")
             return
-        if self.args.verbose and not self.training and self.nc > 1:  # as Ultralytics: per class, once per row
-            for name, m in self._result_rows()[:3]:
-                LOGGER.info(f"Per class, {name}:\n{self.get_desc()}")
+        if self.args.verbose and not self.training and not self.in_training_run and self.nc > 1:
+            for name, m in self._result_rows()[:3]:  # as Ultralytics: per class, for the routed model and each route
+                LOGGER.info(f"Per class, {name}:\n{self.class_desc()}")
                 LOGGER.info(pf % ("all", self.seen, m.nt_per_class.sum(), *m.mean_results()))
                 for i, c in enumerate(m.ap_class_index):
                     LOGGER.info(pf % (self.names[c], m.nt_per_image[c], m.nt_per_class[c], *m.class_result(i)))

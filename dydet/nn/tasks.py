@@ -220,7 +220,13 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
         pair = isinstance(weights, (tuple, list))
         models = [(w.get("ema") or w["model"]) if isinstance(w, dict) else w for w in (weights if pair else [weights])]
         if not pair and isinstance(models[0], DynamicDetectionModel):
-            return super().load(models[0], verbose=verbose)
+            # Ultralytics counts against `self.model` only; the router lives beside it, so count the whole model
+            own, src = self.state_dict(), models[0].float().state_dict()
+            n = sum(k in own and own[k].shape == v.shape for k, v in src.items())
+            out = super().load(models[0], verbose=False)
+            if verbose:
+                LOGGER.info(f"Transferred {n}/{len(own)} items from pretrained weights")
+            return out
         for model in models:
             if pair and isinstance(model, DynamicDetectionModel):
                 raise ArgumentError(

@@ -156,8 +156,9 @@ def resolve_routing(
         check_hard_ratio(value)
     if not calibration:
         raise CheckpointError(
-            f"{source}= needs a calibrated model: this checkpoint has no calibration; run 'dydet train stage=2' "
-            "(which calibrates) or pass threshold= instead"
+            f"{source}= needs a calibrated model and this checkpoint has none: use final.pt (the calibrated model "
+            "in the router run's weights/ folder; best.pt and last.pt there are not calibrated), train the router "
+            "with 'dydet train stage=2' (which calibrates), or pass threshold= instead"
         )
     budget = None
     if source == "hard_ratio":

@@ -31,8 +31,8 @@ class DynamicDetMetrics(DetMetrics):
     `DEFAULT_THRESHOLD`), so a script written for Ultralytics reads what it expects. Beside them, `keys` and
     `results_dict` hold the easy route `(E)`, the hard route `(H)` and the router's 50/50 split `(R)`: the half of
     the images with the lowest scores go hard, whatever the threshold (the router's ranking quality in one number).
-    `fitness` is the mean of both routes' fitness in stage 1 (the best checkpoint has both routes good) and the
-    split's fitness in stage 2 (the best checkpoint has the best router).
+    `fitness` is the routed model's, `box.fitness()` of the `(B)` metrics (Ultralytics 8.4.190: mAP50-95), as for a
+    stock model. The trainers choose `best.pt` by their own criterion (`dydet.engine.trainer.checkpoint_fitness`).
 
     Attributes:
         routes (dict[str, DetMetrics]): One stock `DetMetrics` per route.
@@ -42,7 +42,7 @@ class DynamicDetMetrics(DetMetrics):
         forced_route (str | None): 'easy' or 'hard' when every image was forced through one route, else None.
         routing_text (str): How `(B)` was routed, in words (e.g. 'threshold 0.4312 (calibrated default)').
         route (str): The route whose statistics `update_stats` currently receives.
-        stage (int): Training stage of the validated model (selects the fitness).
+        stage (int): Training stage of the validated model (selects the trainers' checkpoint criterion).
         images (dict[str, list[dict]]): Per route, the per-image statistics in dataset order (kept after `process`).
         scores (list[float]): The router score of every image, in the same order.
         losses (dict[str, list[float]]): Per route, every image's own detection loss (for the oracle routing).
@@ -137,13 +137,6 @@ class DynamicDetMetrics(DetMetrics):
     def mean_results(self) -> list[float]:
         """Return P, R, mAP50, mAP50-95 of the routed model, the easy route, the hard route and the 50/50 split."""
         return [v for m in (self.selected, *self.routes.values(), self.split) for v in m.mean_results()]
-
-    @property
-    def fitness(self) -> float:
-        """Stage 1: mean of both routes' fitness (0.1 mAP50 + 0.9 mAP50-95); stage 2: the 50/50 split's fitness."""
-        if self.stage >= 2:
-            return float(self.split.fitness)
-        return float(np.mean([self.routes[r].fitness for r in ROUTES]))
 
     @property
     def results_dict(self) -> dict[str, float]:

@@ -42,25 +42,34 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from dydet.utils.settings import dydet_home, seed_settings
+
+__all__ = ("dydet_home", "set_offline_env", "setup_offline")
+
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 OFFLINE_ENV = {"YOLO_OFFLINE": "1", "YOLO_AUTOINSTALL": "false"}
 
 _done = False
 _config_dir: Path | None = None
-
-
-def dydet_home() -> Path:
-    """Return dydet's cache/config folder: ``$DYDET_HOME``, else ``~/.cache/dydet``."""
-    return Path(os.environ.get("DYDET_HOME") or Path.home() / ".cache" / "dydet").expanduser()
+_own_config_dir = False  # whether dydet chose YOLO_CONFIG_DIR (the user did not set it)
+_new_settings = False  # whether dydet's settings file did not exist yet when dydet chose YOLO_CONFIG_DIR
 
 
 def set_offline_env() -> None:
-    """Set ``YOLO_OFFLINE=1`` and ``YOLO_AUTOINSTALL=false`` unless the user set them; imports nothing, writes nothing.
+    """Set ``YOLO_OFFLINE=1``, ``YOLO_AUTOINSTALL=false`` and ``YOLO_CONFIG_DIR`` unless the user set them.
 
-    Must run before Ultralytics is first imported, which reads both once (`setup_offline` calls it first).
+    ``YOLO_CONFIG_DIR`` defaults to the dydet home, so Ultralytics keeps its settings file and fonts there and never
+    in the user's own Ultralytics folder. Imports nothing, writes nothing. Must run before Ultralytics is first
+    imported, which reads all three once (`setup_offline` calls it first).
     """
     for key, value in OFFLINE_ENV.items():
         os.environ.setdefault(key, value)
+    if "YOLO_CONFIG_DIR" not in os.environ:
+        global _own_config_dir
+        os.environ["YOLO_CONFIG_DIR"] = str(dydet_home())
+        _own_config_dir = True
+        global _new_settings
+        _new_settings = not (dydet_home() / "Ultralytics" / "settings.json").exists()
 
 
 def setup_offline() -> Path | None:
@@ -81,6 +90,8 @@ def setup_offline() -> Path | None:
     from ultralytics.utils import USER_CONFIG_DIR
 
     _done = True
+    if _own_config_dir and _new_settings:
+        seed_settings()
     try:
         USER_CONFIG_DIR.mkdir(parents=True, exist_ok=True)
         _install_fonts(USER_CONFIG_DIR)

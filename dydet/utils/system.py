@@ -9,8 +9,10 @@ from typing import Any
 
 from ultralytics.utils import LOGGER, SETTINGS, SETTINGS_FILE
 
+from dydet.utils import offline
 from dydet.utils.errors import ArgumentError
 from dydet.utils.offline import dydet_home
+from dydet.utils.settings import is_dydet_settings, seed_settings
 
 # Environment variables that decide whether dydet (through Ultralytics) may reach the network or pip
 OFFLINE_ENV = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "DYDET_HOME")
@@ -19,8 +21,9 @@ OFFLINE_ENV = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "DYDET_HOM
 def handle_settings(args: list[str]) -> dict[str, Any]:
     """Show, update (``key=value``) or reset (``reset``) the Ultralytics settings that dydet runs with.
 
-    dydet keeps these in its own folder (``YOLO_CONFIG_DIR`` under the dydet home), so changing them leaves a separate
-    Ultralytics installation's settings alone. Unlike ``yolo settings``, a bad key or value is an error.
+    dydet keeps these in its own folder (``YOLO_CONFIG_DIR`` defaults to the dydet home), so changing them leaves the
+    user's own Ultralytics settings file alone; ``reset`` restores the defaults dydet starts with
+    (`dydet.utils.settings.seed_settings`). Unlike ``yolo settings``, a bad key or value is an error.
 
     Args:
         args (list[str]): The words after ``dydet settings``: none, ``reset``, or ``key=value`` pairs.
@@ -33,9 +36,15 @@ def handle_settings(args: list[str]) -> dict[str, Any]:
     """
     from ultralytics.cfg import parse_key_value_pair
 
+    if args and offline._own_config_dir and not is_dydet_settings(SETTINGS_FILE):
+        raise ArgumentError(
+            f"settings: Ultralytics was imported before dydet, so its settings are your own file {SETTINGS_FILE}, "
+            "which dydet does not change; use 'yolo settings' for it, or run 'dydet settings' on the command line"
+        )
     if args[:1] == ["reset"]:
         SETTINGS_FILE.unlink(missing_ok=True)
         SETTINGS.reset()
+        seed_settings()
         LOGGER.info("Settings reset to their defaults")
     elif args:
         new = {}
@@ -91,7 +100,7 @@ def dydet_info() -> dict[str, str]:
         "dydet home": str(dydet_home()),
         "settings file": str(SETTINGS_FILE),
         "network": "off (YOLO_OFFLINE)" if not ONLINE else "allowed",
-        "telemetry (sync)": str(SETTINGS.get("sync")),
+        "telemetry (sync)": "on" if ONLINE and SETTINGS.get("sync") else "off",
     }
     info.update({f"${k}": os.environ.get(k, "(unset)") for k in OFFLINE_ENV})
     return info

@@ -182,7 +182,10 @@ def _measure(
         MIN_SCORE_GAP.get(dtype, 1e-4),
     )
     if spread:
-        LOGGER.info("benchmark: router scores of the benchmark images were too close to split; spread router weights")
+        LOGGER.info(
+            "benchmark: the router gave the benchmark images nearly equal scores, too close to split them at every "
+            "hard ratio, so a copy of the model got new random router weights for timing (costs are unchanged)"
+        )
     cuts_seq = split_thresholds(sequence_scores(dyn, torch.cat(seq_ims), batched=False), hard_ratios)
     cuts_batch = split_thresholds(sequence_scores(dyn, xb, batched=True), hard_ratios)
 

@@ -108,7 +108,7 @@ def load_raw(path: str | Path, trust: bool | None = None) -> dict[str, Any]:
         )
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"checkpoint '{path}' not found: check the path (train one with 'dydet train')")
+        raise MissingFileError(f"checkpoint '{path}' not found: {_missing_hint(path)}")
     trust = _TRUST.get() if trust is None else trust
     try:
         ckpt = _torch_load_weights_only(path)
@@ -121,3 +121,10 @@ def load_raw(path: str | Path, trust: bool | None = None) -> dict[str, Any]:
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint '{path}' holds a {type(ckpt).__name__}, not an Ultralytics/dydet checkpoint")
     return ckpt
+
+
+def _missing_hint(path: Path) -> str:
+    """Say where a missing checkpoint comes from: Ultralytics weights are fetched by hand, dydet's are trained."""
+    if path.name.lower().startswith(("yolo", "rtdetr")):  # an Ultralytics model name, e.g. yolo11n.pt
+        return "dydet does not download weights: put the Ultralytics file there first and pass its path"
+    return "check the path; 'dydet train' writes the calibrated model to <run>-router/weights/final.pt"

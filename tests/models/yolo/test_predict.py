@@ -1,11 +1,14 @@
+import csv
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from ultralytics.engine.results import Results
 
-from dydet.engine.predictor import ROUTE_COLORS, draw_route_banner, route_label
+from dydet.engine.results import ROUTE_COLORS, draw_route_banner, route_label
 from dydet.models.yolo.model import DynamicYOLO
 from dydet.models.yolo.predict import DynamicPredictor
 from dydet.routing import RoutingSpec
@@ -123,8 +126,9 @@ def test_saved_images_carry_the_route_banner(model, setup, images, mixed_t, tmp_
     for r in results:
         saved = cv2.imread(str(save_dir / Path(r.path).name))
         assert_banner(saved, r.route)
-        plain = r.plot()  # the stock plot has no banner: the corner differs
+        plain = Results.plot(r)  # the stock plot has no banner: the corner differs
         assert np.abs(saved[:4, :4].astype(int) - plain[:4, :4]).max() > 40
+        assert np.abs(saved[:8].astype(int) - r.plot()[:8]).mean() < 10  # r.plot() has the banner the saved image has
 
 
 def test_save_txt_is_the_stock_format(model, images, tmp_path):
@@ -135,6 +139,24 @@ def test_save_txt_is_the_stock_format(model, images, tmp_path):
     r.save_txt(tmp_path / "stock.txt", save_conf=True)
     assert written == (tmp_path / "stock.txt").read_text()
     assert all(len(line.split()) == 6 for line in written.splitlines())
+
+
+def test_results_keep_route_and_score_everywhere(model, images, tmp_path):
+    (r,) = model.predict(images[0], **{**ARGS, "conf": 0.001})
+    assert len(r.boxes) and r.route in {"easy", "hard"} and isinstance(r.score, float)
+    for other in (r.cpu(), r.numpy(), r.to("cpu"), r.cpu().numpy(), r[0], r[:2], r.new()):
+        assert (other.route, other.score) == (r.route, r.score)
+    assert_banner(r.plot(), r.route)
+    assert np.abs(r.plot()[:4, :4].astype(int) - Results.plot(r)[:4, :4]).max() > 40  # the stock plot has none
+    rows = json.loads(r.to_json())
+    assert rows and all(row["route"] == r.route and row["score"] == round(r.score, 5) for row in rows)
+    assert {"route", "score"} <= set(r.to_df().columns) and "route,score" in r.to_csv().splitlines()[0]
+    empty = r[:0]
+    assert json.loads(empty.to_json()) == [{"route": r.route, "score": round(r.score, 5)}]
+    r.save_txt(tmp_path / "labels" / "a.txt")
+    r[:0].save_txt(tmp_path / "labels" / "b.txt")  # no detections: no label file, the route is still recorded
+    rows = list(csv.DictReader((tmp_path / "labels" / "routes.csv").open()))
+    assert rows == [{"file": f, "route": r.route, "score": f"{r.score:.5f}"} for f in ("a.txt", "b.txt")]
 
 
 def test_predictor_used_directly(setup, images, tmp_path):

@@ -57,11 +57,16 @@ def test_b_follows_threshold_and_forced_route(threshold, route, recall):
     assert m.box.mr == pytest.approx(recall)
 
 
-def test_fitness_keeps_its_meaning():
-    m = _metrics([0.1, 0.2, 0.8, 0.9], threshold=0.0)  # (B) all easy: fitness must not follow it
-    assert m.fitness == pytest.approx(np.mean([m.routes["easy"].fitness, m.routes["hard"].fitness]))
+def test_fitness_is_the_routed_models_and_training_keeps_its_criterion():
+    from dydet.engine.trainer import checkpoint_fitness
+
+    m = _metrics([0.1, 0.2, 0.8, 0.9], threshold=0.0)  # (B) all easy
+    assert m.fitness == pytest.approx(m.box.fitness()) and m.results_dict["fitness"] == pytest.approx(m.fitness)
+    assert m.fitness == pytest.approx(m.routes["easy"].box.fitness())
+    # best.pt: stage 1 by both routes' mean, stage 2 by the router's rank split, whatever (B) is
+    assert checkpoint_fitness(m) == pytest.approx(np.mean([m.routes["easy"].fitness, m.routes["hard"].fitness]))
     m.stage = 2
-    assert m.fitness == pytest.approx(m.split.fitness)
+    assert checkpoint_fitness(m) == pytest.approx(m.split.fitness)
 
 
 class _Capture(logging.Handler):
@@ -88,6 +93,23 @@ def test_val_reports_routed_b_at_the_calibrated_default_and_per_class_table(full
     assert {f"metrics/mAP50({s})" for s in "BEHR"} <= set(metrics.results_dict)
     assert "Routed model (B): threshold" in log and "Per class, hard route:" in log
     assert sum(line.strip().startswith("circle") for line in log.splitlines()) >= 3  # one per route table
+    headers = [line.split()[0] for line in log.splitlines() if "Instances" in line and "mAP50-95)" in line]
+    assert headers.count("Class") == 3  # the per-class tables head their first column "Class"
+
+
+def test_training_runs_print_no_per_class_tables():
+    v = DynamicValidator(args={"data": "unused.yaml", "mode": "val", "verbose": True})
+    v.metrics = _metrics([0.1, 0.2, 0.8, 0.9], threshold=0.5)
+    v.seen, v.nc, v.names, v.training = 4, 2, {0: "a", 1: "b"}, False
+    for in_training, expected in ((False, True), (True, False)):
+        v.in_training_run = in_training
+        capture = _Capture()
+        LOGGER.addHandler(capture)
+        try:
+            v.print_results()
+        finally:
+            LOGGER.removeHandler(capture)
+        assert any(line.startswith("Per class") for line in capture.lines) is expected
 
 
 def test_val_forced_route_sets_b(full_run, tmp_path):
