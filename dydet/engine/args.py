@@ -80,8 +80,7 @@ def prepare_train_args(
     data = kwargs.get("data") or overrides.get("data")
     if data is not None and not kwargs.get("resume"):
         check_data(data)  # bad YAML, missing splits, URLs, labels beyond nc: one-line errors before any run folder
-    project = kwargs.get("project")
-    kwargs["project"] = str(Path(project).resolve()) if project else str(Path.cwd() / "runs" / "detect")
+    kwargs["project"] = kwargs.get("project") or str(Path.cwd() / "runs" / "detect")  # absolute: check_args
     pretrained = kwargs.get("pretrained")
     if isinstance(pretrained, (str, Path)) and check_pretrained is not None:
         check_pretrained(pretrained)
@@ -132,7 +131,7 @@ def pop_routing(model: Any, kwargs: dict[str, Any], device: Any = None, precisio
 
 
 def drop_dydet_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Remove dydet's own arguments from `kwargs` (Ultralytics rejects them) and make a relative `project` absolute.
+    """Remove dydet's own arguments from `kwargs` (Ultralytics rejects them).
 
     Args:
         kwargs (dict): The caller's arguments, modified in place.
@@ -142,6 +141,4 @@ def drop_dydet_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     """
     for key in DYDET_ONLY_KEYS:
         kwargs.pop(key, None)
-    if kwargs.get("project"):
-        kwargs["project"] = str(Path(kwargs["project"]).resolve())
     return kwargs

@@ -30,7 +30,7 @@ from dydet.nn.checkpoint import (
     save_checkpoint,
 )
 from dydet.nn.transfer import read_pretrained
-from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
+from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
 from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
 from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
@@ -213,16 +213,14 @@ class DynamicModel(Model):
     ) -> tuple[DynamicDetMetrics, RoutedValidator]:
         """Run `Model.val` with the per-route validator (`(B)` at `routing`, None: the model's own); return it too.
 
-        Only what differs from `Model.val` is here: dydet's data shortcuts, an absolute `project`, and the routing
-        handed to the validator's constructor; the validator made is returned with its metrics.
+        Only what differs from `Model.val` is here: dydet's data shortcuts and the routing handed to the validator's
+        constructor; the validator made is returned with its metrics.
         """
         kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
             kwargs["data"] = self.overrides.get("data")  # the training data; never a default dataset
         check_run_args("val", kwargs)
         check_data(kwargs["data"], "val")  # missing YAML, URL, `download:`, labels beyond nc: before any folder
-        if kwargs.get("project"):
-            kwargs["project"] = str(Path(kwargs["project"]).resolve())
         validator_class = validator or self._smart_load("validator")
         made = []
 
@@ -249,7 +247,7 @@ class DynamicModel(Model):
         """
         self._require_pytorch("val")
         kwargs = check_args("val", kwargs)  # dydet/cfg/default.yaml: checks, and the default hard_ratios
-        hard_ratios = tuple(check_hard_ratio(p) for p in kwargs.pop("hard_ratios"))
+        hard_ratios = tuple(kwargs.pop("hard_ratios"))
         routing = self._pop_routing(kwargs)
         metrics, v = self._validate(validator, routing=routing, **drop_dydet_args(kwargs))
         metrics.tradeoff = None
@@ -328,11 +326,13 @@ class DynamicModel(Model):
         self._require_pytorch("tune")
         if use_ray or args:
             raise ArgumentError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
-        kwargs = prepare_train_args(kwargs, self.overrides)
         if str(kwargs.pop("stage", 1)) != "1":
             raise ArgumentError(
                 "tune: each trial is a stage-1 training; leave out stage=, then train stage 2 on the best"
             )
+        kwargs = check_args("tune", {**kwargs, "iterations": iterations})
+        iterations = kwargs.pop("iterations")
+        kwargs = prepare_train_args(kwargs, self.overrides)
         for key in DYDET_ONLY_KEYS:
             kwargs.pop(key, None)
         if "optimizer" not in (kwargs.get("space") or {}):
@@ -397,7 +397,7 @@ class DynamicModel(Model):
         calibration = self.model.calibration or {}
         imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
         if kwargs.get("project") or kwargs.get("name"):
-            out = Path(kwargs.get("project") or Path.cwd()).resolve() / (kwargs.get("name") or "export")
+            out = Path(kwargs.get("project") or Path.cwd()) / (kwargs.get("name") or "export")  # absolute: check_args
         elif self.ckpt_path:
             out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{fmt}")
         else:

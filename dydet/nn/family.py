@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dydet.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec, route_batch
+from dydet.routing import DEFAULT_THRESHOLD, Routing, RoutingSpec, as_routing, route_batch
 
 
 class RoutedRunner(ABC):
@@ -72,10 +72,7 @@ class RoutedRunner(ABC):
         Returns:
             (tuple[Any, Routing]): The detection output in the original image order, and which route each image took.
         """
-        if routing is None:
-            spec = self.default_routing()
-        else:
-            spec = routing if isinstance(routing, RoutingSpec) else RoutingSpec.at(routing)
+        spec = as_routing(routing) or self.default_routing()
         state, scores = self.run_trunk(x, score=spec.route is None)
         out, record = route_batch(
             scores,

@@ -4,7 +4,8 @@ It owns:
 
 - the route names (`ROUTES`) and the routing rule (`hard_mask`: easy if score >= threshold, 1 sends all hard);
 - the routing value a caller asks for (`RoutingSpec`: a score cut or a forced route), resolved once from
-  `threshold=` / `hard_ratio=` / `route=` / `gflops=` / `latency=` by `resolve_routing`;
+  `threshold=` / `hard_ratio=` / `route=` / `gflops=` / `latency=` by `resolve_routing` (arguments `dydet.cfg`
+  checked) or `as_routing` (a raw value, checked there);
 - the hard-ratio <-> threshold rule of a calibration and the paper's budget rule (Eq. 14);
 - `route_batch`: split a batch by the rule, run each route's tail on its subset only, merge the outputs back in batch
   order, and return them with the record of what happened (`Routing`).
@@ -30,7 +31,7 @@ from dydet.routing.rule import (
     check_threshold,
     hard_mask,
 )
-from dydet.routing.spec import RoutingSpec, resolve_routing
+from dydet.routing.spec import RoutingSpec, as_routing, resolve_routing
 
 __all__ = [
     "BUDGETS",
@@ -39,6 +40,7 @@ __all__ = [
     "ROUTES",
     "Routing",
     "RoutingSpec",
+    "as_routing",
     "budget_hard_ratio",
     "check_hard_ratio",
     "check_route",
