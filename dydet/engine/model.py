@@ -16,7 +16,14 @@ from ultralytics.utils import ASSETS, DEFAULT_CFG_DICT, LOGGER, RANK
 
 from dydet.cfg import check_args
 from dydet.data.shortcuts import resolve_data
-from dydet.engine.args import DYDET_ONLY_KEYS, drop_dydet_args, pop_routing, prepare_train_args, uses_demo_data
+from dydet.engine.args import (
+    DYDET_ONLY_KEYS,
+    drop_dydet_args,
+    pop_routing,
+    prepare_train_args,
+    prepare_train_run,
+    uses_demo_data,
+)
 from dydet.engine.benchmarks import run_benchmark
 from dydet.engine.calibration import build_calibration, center_router, save_calibrated
 from dydet.engine.exported import predict_exported
@@ -169,8 +176,8 @@ class DynamicModel(Model):
             for key, value in (self.model.train_defaults() if not self.ckpt else {}).items():
                 kwargs.setdefault(key, value)  # the family's own defaults (R-CNN: SGD, no mosaic), before the demo's
             check = self.model.check_pretrained if self.model.own_pretrained else None
-            kwargs = prepare_train_args(kwargs, self.overrides, check_pretrained=check)
-            return run_plan(self, make_plan(kwargs, demo=demo), trainer)
+            kwargs, weights = prepare_train_run(kwargs, self.overrides, check_pretrained=check)
+            return run_plan(self, make_plan(kwargs, demo=demo), trainer, pretrained=weights)
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
         """Run the router over the validation split and store the calibration in the model and its checkpoint.

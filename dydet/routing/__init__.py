@@ -10,6 +10,9 @@ It owns:
 - `route_batch`: split a batch by the rule, run each route's tail on its subset only, merge the outputs back in batch
   order, and return them with the record of what happened (`Routing`).
 
+- `RoutedRunner`: the one `routed` of every runner (PyTorch families, export runtimes, CUDA graphs), on top of the
+  runner's `run_trunk` / `run_tail` hooks.
+
 A family (see `dydet.nn.family`) only supplies its trunk + router and its two tails; nothing here knows about layers.
 """
 
@@ -31,6 +34,7 @@ from dydet.routing.rule import (
     check_threshold,
     hard_mask,
 )
+from dydet.routing.runner import RoutedRunner
 from dydet.routing.spec import RoutingSpec, as_routing, resolve_routing
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "DEFAULT_HARD_RATIO",
     "DEFAULT_THRESHOLD",
     "ROUTES",
+    "RoutedRunner",
     "Routing",
     "RoutingSpec",
     "as_routing",
