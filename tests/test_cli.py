@@ -244,3 +244,29 @@ def test_console_script():
     assert proc.returncode == 0 and "threshold" in proc.stdout
     proc = subprocess.run([str(script), "train", "--treshold", "0.3"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Did you mean 'threshold'?" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------------------- checked once, once
+def test_a_threshold_on_the_command_line_is_checked_once(capsys, monkeypatch, tmp_path):
+    """`dydet predict ... threshold=0.4`: the CLI parses, `check_args` checks, the routing rules trust the value."""
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (90, 120, 150)).save(tmp_path / "img.jpg")
+    checked, check = [], cfg.Arg.check
+
+    def counting(arg, value):
+        checked.append((arg.name, value))
+        return check(arg, value)
+
+    monkeypatch.setattr(cfg.Arg, "check", counting)
+    argv = ["predict", "model=dy-yolo11n.yaml", f"source={tmp_path / 'img.jpg'}", "threshold=0.4", "imgsz=32"]
+    code, _, err = run_cli(capsys, *argv, "--no-save", f"project={tmp_path}")
+    assert code == 0, err
+    assert [v for name, v in checked if name == "threshold"] == [0.4]
+
+
+def test_exit_code_2_for_a_bad_value_and_1_for_a_missing_model(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "predict", "model=dy-yolo11n.yaml", "source=x.jpg", "threshold=7")
+    assert code == 2 and "threshold=7 is out of range [0, 1]. See 'dydet predict help'." in err
+    code, _, err = run_cli(capsys, "predict", f"model={tmp_path / 'missing.pt'}", "source=x.jpg", "threshold=0.4")
+    assert code == 1 and "missing.pt" in err and err.count("\n") == 1
