@@ -1,32 +1,11 @@
-"""Validation of dydet's run-time routing arguments, with one-line errors that say how to fix them."""
+"""Checks of the environment a feature needs (optional packages), with one-line errors that say how to fix them."""
 
 from __future__ import annotations
 
 import importlib
-import math
 from types import ModuleType
 
-from dydet.utils.errors import ArgumentError, DependencyError
-
-
-def check_unit_interval(name: str, value: float, hint: str = "") -> float:
-    """Return `value` as a float if it is a number in [0, 1], else raise a ValueError naming `name`.
-
-    Args:
-        name (str): Argument name for the message, e.g. 'threshold'.
-        value (float): The value to check.
-        hint (str): What the value means, appended to the message.
-
-    Returns:
-        (float): The value as a float.
-    """
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if isinstance(value, bool) or not 0.0 <= v <= 1.0:
-        raise ArgumentError(f"{name}={value!r} is invalid: it must be a number in [0, 1]{hint}")
-    return v
+from dydet.utils.errors import DependencyError
 
 
 def require_package(module: str, feature: str, extra: str) -> ModuleType:
