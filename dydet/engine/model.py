@@ -167,9 +167,10 @@ class DynamicModel(Model):
         kwargs = dict(kwargs)
         check_run_args("train", kwargs)
         with trusting(kwargs.pop(TRUST_ARG, None) or self.trust_checkpoint):
-            if kwargs.get("resume"):
-                return resume_plan(self, kwargs.pop("resume"), kwargs)
-            kwargs = check_args("train", kwargs)  # dydet/cfg/default.yaml: checks and dydet's defaults
+            checked = check_args("train", kwargs)  # dydet/cfg/default.yaml: the one check, and dydet's defaults
+            if kwargs.get("resume"):  # the run's own settings, with only the arguments given (checked)
+                return resume_plan(self, kwargs.pop("resume"), {k: checked[k] for k in kwargs})
+            kwargs = checked
             if str(kwargs.get("stage")) == "calibrate":
                 return run_plan(self, make_plan(kwargs))
             demo = uses_demo_data(kwargs, self.overrides)
