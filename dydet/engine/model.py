@@ -385,6 +385,7 @@ class DynamicModel(Model):
         from dydet.engine.exporter import export_onnx, export_openvino
 
         self._require_pytorch("export")
+        kwargs = check_args("export", kwargs)  # values first: a bad one is a usage error whatever else is missing
         if self.model.export_refusal:  # a family that cannot export (R-CNN): before any file
             raise ArgumentError(self.model.export_refusal)
         fmt = str(format).lower()
@@ -394,7 +395,6 @@ class DynamicModel(Model):
                 "route)"
             )
         require_export_extra()
-        kwargs = check_args("export", kwargs)
         if kwargs.get("nms") is True:
             raise ArgumentError(
                 "nms=True (NMS inside the exported graph) is not available for split exports: leave nms unset (NMS "
