@@ -2,9 +2,11 @@
 
 Arguments are Ultralytics' (``ultralytics/cfg/default.yaml``) plus dydet's own (``dydet/cfg/default.yaml``, read by
 `dydet.cfg`). Values are parsed as Ultralytics does (ints, floats, bools, None/null, lists); hyphens in names become
-underscores. A bad command line is reported in one line with exit code 2; a user error raised while running (any
-`dydet.utils.errors.DydetError`) in one line with exit code 1; anything else is a bug and keeps its traceback. Set
-``DYDET_DEBUG=1`` to get tracebacks for every error.
+underscores. The command only parses: it knows the argument names (to read ``--flag`` forms and suggest a name for a
+typo) and hands the dict to the model's mode method, where `dydet.cfg.check_args` checks every value once. A bad
+command line (a `dydet.utils.errors.UsageError`, also when `check_args` raises it) is reported in one line with exit
+code 2; another user error raised while running (any `dydet.utils.errors.DydetError`) in one line with exit code 1;
+anything else is a bug and keeps its traceback. Set ``DYDET_DEBUG=1`` to get tracebacks for every error.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dydet import cfg
-from dydet.cfg import Arg
-from dydet.utils.errors import ArgumentError, DydetError
+from dydet.utils.errors import DydetError, UsageError
 from dydet.utils.offline import set_offline_env, setup_offline
 
 MODES = {
@@ -133,10 +134,6 @@ HELP_OVERRIDES = {
 # Ultralytics arguments that a mode of dydet does not use, left out of its help screen
 HELP_HIDDEN = {"export": frozenset({"optimize", "workspace", "data", "fraction", "batch"})}
 TRAIN_LIKE_MODES = frozenset({"train", "tune"})  # modes that build a new model from DEFAULT_MODEL without model=
-
-
-class UsageError(ArgumentError):
-    """A bad command line: printed as one ``dydet: ...`` line, exit code 2."""
 
 
 # ---------------------------------------------------------------------------------------------------------- arguments
@@ -256,47 +253,13 @@ def _iter_pairs(tokens: list[str], mode: str) -> Iterator[tuple[str, Any]]:
         yield key, raw
 
 
-def _resolve_key(key: str, mode: str) -> str:
-    """Return `key` if it is an argument of `mode`, else raise a `UsageError` (with the closest name if unknown)."""
+def _known_key(key: str, mode: str) -> str:
+    """Return `key` if it is an argument name of any mode, else raise a `UsageError` naming the closest one."""
     if key not in valid_keys():
         raise UsageError(
             f"'{key}' is not a valid argument.{_suggest(key, valid_keys() - DEPRECATED_KEYS)} {_help_hint(mode)}"
         )
-    own = cfg.load_args().get(key)
-    if own is not None and mode not in own.modes:
-        raise UsageError(f"'{key}' does not apply to '{mode}' (only to: {', '.join(own.modes)}). {_help_hint(mode)}")
     return key
-
-
-def check_dydet_value(arg: Arg, value: Any, mode: str = "train") -> Any:
-    """Check one dydet argument's value against ``dydet/cfg/default.yaml`` (`dydet.cfg.Arg.check`).
-
-    Args:
-        arg (Arg): The argument.
-        value (Any): Its parsed value.
-        mode (str): The mode, for the help hint of the error.
-
-    Returns:
-        (Any): The value, normalized (ints to floats for float arguments, tuples and scalars to lists for lists).
-
-    Raises:
-        UsageError: If the value has the wrong type, is not one of the choices or is out of range.
-    """
-    try:
-        return arg.check(value)
-    except ArgumentError as e:
-        raise UsageError(f"{e}. {_help_hint(mode)}") from None
-
-
-def _check_ultralytics_values(overrides: dict[str, Any], mode: str) -> None:
-    """Run Ultralytics' own type/range check on its arguments now, so a bad value fails before any work starts."""
-    from ultralytics.cfg import check_cfg
-
-    ultra = {k: v for k, v in overrides.items() if k not in cfg.load_args() and k not in DEPRECATED_KEYS}
-    try:
-        check_cfg(ultra, hard=True)
-    except (TypeError, ValueError) as e:
-        raise UsageError(_with_hint(str(e), mode)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
@@ -306,11 +269,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
         argv (list[str] | None): The arguments after ``dydet``; None reads ``sys.argv[1:]``.
 
     Returns:
-        (tuple[str, dict[str, Any]]): The mode and its arguments. Help requests give ``("help", {"mode": MODE})``
-            (or ``("help", {})`` for the general screen) and ``("version", {})``.
+        (tuple[str, dict[str, Any]]): The mode and its arguments, as parsed (their values are checked by the mode
+            method, `dydet.cfg.check_args`). Help requests give ``("help", {"mode": MODE})`` (or ``("help", {})``
+            for the general screen) and ``("version", {})``.
 
     Raises:
-        UsageError: For an unknown mode or argument, a missing value, or a bad dydet value.
+        UsageError: For an unknown mode or argument name, or a missing value.
     """
     from ultralytics.cfg import merge_equals_args
 
@@ -339,7 +303,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
         key, negated = raw_key, False
         if raw_key.startswith("no_") and raw_key not in valid_keys() and is_flag_key(raw_key[3:]):
             key, negated = raw_key[3:], True
-        key = _resolve_key(key, mode)
+        key = _known_key(key, mode)
         if raw is ...:
             if not is_flag_key(key):
                 raise UsageError(f"'{key}' needs a value, e.g. {key}=VALUE. {_help_hint(mode)}")
@@ -348,10 +312,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, dict[str, Any]]:
             raise UsageError(f"'no-{key}' takes no value. {_help_hint(mode)}")
         else:
             value = _smart_value(key, raw)
-        if key in cfg.load_args():
-            value = check_dydet_value(cfg.load_args()[key], value, mode)
         overrides[key] = value
-    _check_ultralytics_values(overrides, mode)
     return mode, overrides
 
 
@@ -505,6 +466,7 @@ def entrypoint(argv: list[str] | None = None) -> None:
     """
     debug = os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
     set_offline_env()  # before anything imports Ultralytics, which reads these variables once, at import
+    mode = None
     try:
         mode, overrides = parse_args(argv)
         if mode == "help":
@@ -516,7 +478,8 @@ def entrypoint(argv: list[str] | None = None) -> None:
     except UsageError as e:
         if debug:
             raise
-        _fail(str(e), 2)
+        hint = mode in MODES and _help_hint(mode) not in str(e)  # a value refused by `check_args` in the mode method
+        _fail(_with_hint(str(e), mode) if hint else str(e), 2)
     except DydetError as e:
         if debug:
             raise

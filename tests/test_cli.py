@@ -62,10 +62,15 @@ def test_flag_followed_by_a_value_or_another_argument():
                   "plots": True}  # fmt: skip
 
 
-def test_dydet_values_are_normalized():
-    assert parse_args(["val", "model=a.pt", "threshold=0"])[1]["threshold"] == 0.0  # int accepted for a float
-    assert parse_args(["val", "model=a.pt", "hard_ratios=0.5"])[1]["hard_ratios"] == [0.5]  # scalar -> list
-    assert parse_args(["val", "model=a.pt", "--hard-ratios", "0,1"])[1]["hard_ratios"] == [0, 1]  # tuple -> list
+def test_dydet_values_are_handed_on_as_parsed_and_normalized_by_check_args():
+    for argv, key, parsed, checked in [
+        (["val", "model=a.pt", "threshold=0"], "threshold", 0, 0.0),  # int accepted for a float
+        (["val", "model=a.pt", "hard_ratios=0.5"], "hard_ratios", 0.5, [0.5]),  # scalar -> list
+        (["val", "model=a.pt", "--hard-ratios", "0,1"], "hard_ratios", (0, 1), [0, 1]),  # tuple -> list
+    ]:
+        mode, kw = parse_args(argv)
+        assert kw[key] == parsed  # the command only parses ...
+        assert cfg.check_args(mode, {k: v for k, v in kw.items() if k != "model"})[key] == checked  # ... once
 
 
 @pytest.mark.parametrize(
@@ -76,9 +81,10 @@ def test_dydet_values_are_normalized():
         (["train", "epoch=3"], "'epoch' is not a valid argument. Did you mean 'epochs'?"),
         (["predict", "model=a.pt", "--threshold"], "'threshold' needs a value"),
         (["predict", "model=a.pt", "threshold="], "'threshold' is missing a value"),
-        (["predict", "model=a.pt", "threshold=1.5"], "threshold=1.5 is out of range [0, 1]"),
-        (["predict", "model=a.pt", "route=medium"], "route='medium' is not one of None, easy, hard"),
-        (["predict", "model=a.pt", "stage=1"], "'stage' does not apply to 'predict' (only to: train)"),
+        # values: checked by the mode method (`dydet.cfg.check_args`), after the model is built
+        (["predict", "model=dy-yolo11n.yaml", "threshold=1.5"], "threshold=1.5 is out of range [0, 1]"),
+        (["predict", "model=dy-yolo11n.yaml", "route=medium"], "route='medium' is not one of None, easy, hard"),
+        (["predict", "model=dy-yolo11n.yaml", "stage=1"], "'stage' does not apply to 'predict' (only to: train)"),
         (["train", "stage=3"], "stage=3 is not one of all, 1, 2"),
         (["train", "epochs=abc"], "'epochs=abc' is of invalid type str"),
         (["train", "imgsz=[320,"], "unmatched '[' or ']' bracket"),
@@ -243,7 +249,7 @@ def test_other_errors_keep_their_traceback(monkeypatch, fake_model, error):
 
 
 def test_api_errors_from_the_cfg_are_one_line(capsys, monkeypatch):
-    """A value the CLI lets through but the API refuses (here: a mode check) is still one line, exit 1."""
+    """The CLI hands values on; the API's check refuses them (here: a mode check): one line, exit 2."""
 
     class Model(FakeModel):
         def val(self, **kw):
@@ -251,7 +257,7 @@ def test_api_errors_from_the_cfg_are_one_line(capsys, monkeypatch):
 
     monkeypatch.setattr(dydet, "DynamicYOLO", Model, raising=False)
     code, _, err = run_cli(capsys, "val", "model=best.pt")
-    assert code == 1 and err == "dydet: 'stage' does not apply to 'val' (only to: train)\n"
+    assert code == 2 and err == "dydet: 'stage' does not apply to 'val' (only to: train). See 'dydet val help'.\n"
 
 
 def test_console_script():
@@ -288,3 +294,29 @@ def test_help_examples_run_offline(tmp_path):
             continue
         out = subprocess.run([dydet, *example.split()[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=1800)
         assert out.returncode == 0, f"{example}: {out.stderr[-2000:]}"
+
+
+# ------------------------------------------------------------------------------------------------- checked once, once
+def test_a_threshold_on_the_command_line_is_checked_once(capsys, monkeypatch, tmp_path):
+    """`dydet predict ... threshold=0.4`: the CLI parses, `check_args` checks, the routing rules trust the value."""
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (90, 120, 150)).save(tmp_path / "img.jpg")
+    checked, check = [], cfg.Arg.check
+
+    def counting(arg, value):
+        checked.append((arg.name, value))
+        return check(arg, value)
+
+    monkeypatch.setattr(cfg.Arg, "check", counting)
+    argv = ["predict", "model=dy-yolo11n.yaml", f"source={tmp_path / 'img.jpg'}", "threshold=0.4", "imgsz=32"]
+    code, _, err = run_cli(capsys, *argv, "--no-save", f"project={tmp_path}")
+    assert code == 0, err
+    assert [v for name, v in checked if name == "threshold"] == [0.4]
+
+
+def test_exit_code_2_for_a_bad_value_and_1_for_a_missing_model(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "predict", "model=dy-yolo11n.yaml", "source=x.jpg", "threshold=7")
+    assert code == 2 and "threshold=7 is out of range [0, 1]. See 'dydet predict help'." in err
+    code, _, err = run_cli(capsys, "predict", f"model={tmp_path / 'missing.pt'}", "source=x.jpg", "threshold=0.4")
+    assert code == 1 and "missing.pt" in err and err.count("\n") == 1

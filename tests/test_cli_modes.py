@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import dydet
-from dydet import cli
+from dydet import cfg, cli
 from dydet.cli import entrypoint, parse_args
 
 DYDET = str(Path(sys.executable).with_name("dydet"))
@@ -64,7 +64,7 @@ def test_benchmark_takes_reps_and_seq():
         {"model": "b.pt", "reps": 3, "seq": 4},
     )
     with pytest.raises(cli.UsageError, match="reps"):
-        parse_args(["benchmark", "model=b.pt", "reps=0"])
+        cfg.check_args("benchmark", parse_args(["benchmark", "reps=0"])[1])
 
 
 def test_settings_and_checks_take_their_own_words():

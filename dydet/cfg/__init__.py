@@ -1,9 +1,11 @@
 """dydet's configuration: its own arguments (`default.yaml`), model YAMLs (`models/`) and dataset YAMLs (`datasets/`).
 
-`default.yaml` is the one source of dydet's argument defaults, types, ranges and help. This module is its one loader:
-the ``dydet`` command checks a command line with it (`Arg.check`) and shows it in the help screens, and the Python
-API (`DynamicYOLO`, `run_benchmark`, the trade-off table) takes its defaults and checks from `check_args`, so that
-what ``dydet MODE help`` shows is what both run. It imports neither torch nor Ultralytics.
+`default.yaml` is the one source of dydet's argument defaults, types, ranges and help. This module is its one loader
+and `check_args` the one place where argument values are checked: the ``dydet`` command only parses a command line and
+hands the dict to the Python API (`DynamicYOLO`, `run_benchmark`), whose methods pass it through `check_args` once;
+the rest of dydet trusts the values it returns. A routing value given outside the arguments (``model.routed(x, 0.4)``)
+is checked against the same entry of `default.yaml` by `check_value`. It imports neither torch nor Ultralytics at
+import time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from dydet.utils.errors import ArgumentError
+from dydet.utils.errors import ArgumentError, UsageError
 
 CFG_DIR = Path(__file__).resolve().parent
 MODELS_DIR = CFG_DIR / "models"
@@ -148,22 +150,48 @@ def mode_defaults(mode: str) -> dict[str, Any]:
     return {k: _copy(v) for k, v in _mode_defaults().get(mode, {}).items()}
 
 
+def check_value(name: str, value: Any) -> Any:
+    """Check one value of dydet argument `name` against `default.yaml` (`Arg.check`) and return it normalized.
+
+    For values that do not come in as arguments of a mode, e.g. the score cut of ``model.routed(x, 0.4)``
+    (`dydet.routing.RoutingSpec.at`); a mode's arguments go through `check_args` instead.
+
+    Raises:
+        ArgumentError: For a value of the wrong type, not one of the choices or out of range.
+    """
+    return load_args()[name].check(value)
+
+
+def _check_ultralytics_values(kwargs: dict[str, Any]) -> None:
+    """Run Ultralytics' own type/range check on its arguments now, so a bad value fails before any work starts."""
+    from ultralytics.cfg import check_cfg
+
+    ultra = {k: v for k, v in kwargs.items() if k not in load_args()}  # a copy: check_cfg converts in place
+    try:
+        check_cfg(ultra, hard=True)
+    except (TypeError, ValueError) as e:
+        raise UsageError(" ".join(str(e).split())) from None
+
+
 def check_args(mode: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Apply `default.yaml` to the arguments of one mode, as the ``dydet`` command does.
+    """Check and complete the arguments of one mode: the one place where argument values are checked.
 
     dydet's own arguments are checked (`Arg.check`) and normalized; those of `mode` that are missing (or None) are
     filled in with their defaults, and so are the Ultralytics arguments that `default.yaml` gives a mode default
-    (`mode_defaults`). A dydet argument of another mode is refused. Other arguments are left to Ultralytics.
+    (`mode_defaults`). A dydet argument of another mode is refused. Ultralytics' arguments get Ultralytics' own type
+    and range check (`ultralytics.cfg.check_cfg`), now rather than when its trainer or predictor is built. A relative
+    `project` is made absolute here, once.
 
     Args:
-        mode (str): 'train', 'val', 'predict', 'export' or 'benchmark'.
+        mode (str): 'train', 'val', 'predict', 'export', 'benchmark' or 'tune'.
         kwargs (dict[str, Any]): The caller's arguments (not modified).
 
     Returns:
         (dict[str, Any]): A new dict of the arguments to run with.
 
     Raises:
-        ArgumentError: For a bad value of a dydet argument, or one that does not apply to `mode`.
+        UsageError: For a bad value, or a dydet argument that does not apply to `mode` (the ``dydet`` command's exit
+            code 2).
     """
     args = load_args()
     out = {**mode_defaults(mode), **{k: v for k, v in kwargs.items() if not (k in mode_defaults(mode) and v is None)}}
@@ -172,8 +200,14 @@ def check_args(mode: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         if arg is None:
             continue
         if mode not in arg.modes:
-            raise ArgumentError(f"'{key}' does not apply to '{mode}' (only to: {', '.join(arg.modes)})")
-        out[key] = _copy(arg.default) if value is None and arg.default is not None else arg.check(value)
+            raise UsageError(f"'{key}' does not apply to '{mode}' (only to: {', '.join(arg.modes)})")
+        try:
+            out[key] = _copy(arg.default) if value is None and arg.default is not None else arg.check(value)
+        except ArgumentError as e:
+            raise UsageError(str(e)) from None
+    _check_ultralytics_values(out)
+    if out.get("project"):
+        out["project"] = str(Path(out["project"]).resolve())
     for key, value in defaults(mode).items():
         out.setdefault(key, value)
     return out
@@ -191,6 +225,7 @@ __all__ = (
     "Arg",
     "arg_names",
     "check_args",
+    "check_value",
     "default",
     "defaults",
     "load_args",

@@ -10,8 +10,7 @@ from ultralytics.utils import LOGGER
 from dydet.cfg import arg_names
 from dydet.cfg.training import ROUTER_DEFAULTS, ROUTER_FIXED
 from dydet.data.shortcuts import embedded_name, resolve_data
-from dydet.nn.checkpoint import load_checkpoint_dict, require_detection
-from dydet.nn.transfer import pretrained_paths
+from dydet.nn.transfer import read_pretrained
 from dydet.routing import resolve_routing
 from dydet.utils.inputs import check_data
 
@@ -56,16 +55,24 @@ def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
 def prepare_train_args(
     kwargs: dict[str, Any], overrides: dict[str, Any], check_pretrained: Any = None
 ) -> dict[str, Any]:
-    """Fill in dydet's training defaults and check file arguments early, with clear errors.
+    """Return `prepare_train_run`'s arguments alone (the `pretrained=` file is still read, and so checked)."""
+    return prepare_train_run(kwargs, overrides, check_pretrained)[0]
+
+
+def prepare_train_run(
+    kwargs: dict[str, Any], overrides: dict[str, Any], check_pretrained: Any = None
+) -> tuple[dict[str, Any], Any]:
+    """Fill in dydet's training defaults and read the files a run starts from early, with clear errors.
 
     Args:
-        kwargs (dict): Arguments given by the user.
+        kwargs (dict): Arguments given by the user, checked by `dydet.cfg.check_args`.
         overrides (dict): The model's own overrides (e.g. `data` from a checkpoint).
         check_pretrained (Callable, optional): The model family's check of a `pretrained=` file (R-CNN: torchvision
-            weights); default: an Ultralytics / dydet detection checkpoint.
+            weights); default: an Ultralytics / dydet detection checkpoint, read here.
 
     Returns:
-        (dict): The arguments to train with.
+        (tuple[dict, Any]): The arguments to train with, and the model(s) read from `pretrained=` (None when it names
+            no file or the family reads its own), to hand to the run so that the file is read once.
     """
     kwargs = dict(kwargs)
     if uses_demo_data(kwargs, overrides):  # settings that train the demo on a laptop CPU in minutes
@@ -80,16 +87,13 @@ def prepare_train_args(
     data = kwargs.get("data") or overrides.get("data")
     if data is not None and not kwargs.get("resume"):
         check_data(data)  # bad YAML, missing splits, URLs, labels beyond nc: one-line errors before any run folder
-    project = kwargs.get("project")
-    kwargs["project"] = str(Path(project).resolve()) if project else str(Path.cwd() / "runs" / "detect")
-    pretrained = kwargs.get("pretrained")
+    kwargs["project"] = kwargs.get("project") or str(Path.cwd() / "runs" / "detect")  # absolute: check_args
+    pretrained, weights = kwargs.get("pretrained"), None
     if isinstance(pretrained, (str, Path)) and check_pretrained is not None:
         check_pretrained(pretrained)
-    elif isinstance(pretrained, (str, Path)) and not isinstance(pretrained, bool):
-        for path in pretrained_paths(pretrained):  # one checkpoint, or two: 'easy.pt,hard.pt'
-            ckpt = load_checkpoint_dict(path)  # fails early and clearly on a missing or unreadable file
-            require_detection(ckpt.get("ema") or ckpt.get("model"), path)  # ... and on a non-detection model
-    return kwargs
+    elif isinstance(pretrained, (str, Path)):
+        weights = read_pretrained(pretrained)  # one checkpoint or two ('easy.pt,hard.pt'), each checked as it is read
+    return kwargs, weights
 
 
 def router_train_args(kwargs: dict[str, Any], router: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +136,7 @@ def pop_routing(model: Any, kwargs: dict[str, Any], device: Any = None, precisio
 
 
 def drop_dydet_args(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Remove dydet's own arguments from `kwargs` (Ultralytics rejects them) and make a relative `project` absolute.
+    """Remove dydet's own arguments from `kwargs` (Ultralytics rejects them).
 
     Args:
         kwargs (dict): The caller's arguments, modified in place.
@@ -142,6 +146,4 @@ def drop_dydet_args(kwargs: dict[str, Any]) -> dict[str, Any]:
     """
     for key in DYDET_ONLY_KEYS:
         kwargs.pop(key, None)
-    if kwargs.get("project"):
-        kwargs["project"] = str(Path(kwargs["project"]).resolve())
     return kwargs

@@ -69,6 +69,7 @@ class SafeCheckpoints:
     """
 
     plan: dict[str, Any] | None = None
+    pretrained_weights: Any = None  # the model(s) the front end already read from `pretrained=`; None: read it here
     _pending_rng: dict[str, Any] | None = None
     run_workers: int | None = None  # a resumed run's dataloader workers (its checkpoint's, or resume's workers=)
 
@@ -176,7 +177,9 @@ class SafeCheckpoints:
             weights = checkpoint_model(ckpt)
             cfg = weights.yaml
         if isinstance(self.args.pretrained, (str, Path)) and not self.resume:
-            weights = read_pretrained(self.args.pretrained)  # one model, or an (easy, hard) pair
+            weights = self.pretrained_weights  # one model, or an (easy, hard) pair, when the front end read it
+            if weights is None:
+                weights = read_pretrained(self.args.pretrained)
         elif self.args.pretrained is False and not self.resume:
             weights = None
         self.model = self.get_model(cfg=cfg, weights=weights, verbose=RANK in {-1, 0})

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from ultralytics.utils import LOGGER
 
+from dydet.cfg import check_args
 from dydet.engine.args import drop_dydet_args, pop_routing
 from dydet.engine.predictor import RoutedPredictor
 from dydet.nn.backends.runtime import ExportedDynamicModel, default_device, load_export
@@ -95,10 +96,11 @@ def predict_exported(
     model = export_dir if isinstance(export_dir, ExportedDynamicModel) else None
     if model is None:
         model = load_export(export_dir, device=default_device(predict_kwargs.get("device"), export_dir))
-    if routing is None:
+    if routing is None:  # called directly, not from `DynamicModel.predict` (which checked and resolved them)
+        predict_kwargs = check_args("predict", predict_kwargs)
         precision = model.metadata.get("precision") or ("fp16" if model.fp16 else "fp32")  # int8 exports: "int8"
         routing = pop_routing(model, predict_kwargs, device=model.device, precision=precision)
-    drop_dydet_args(predict_kwargs)  # also makes `project` absolute
+    drop_dydet_args(predict_kwargs)
     imgsz = predict_kwargs.pop("imgsz", None)
     if imgsz is not None and list(np.broadcast_to(imgsz, 2)) != list(model.imgsz):
         LOGGER.warning(

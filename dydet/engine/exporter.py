@@ -37,8 +37,8 @@ from ultralytics.utils import LOGGER
 from dydet.nn.backends.format import EXPORT_KIND, EXPORT_VERSION, GRAPHS, IMAGES, METADATA_FILE, OUTPUT, SCORE
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.routing import RoutingSpec
-from dydet.utils.checks import require_package
 from dydet.utils.errors import ArgumentError
+from dydet.utils.inputs import require_package
 from dydet.utils.torch_utils import fused_eval_copy
 
 MIN_OPSET = 11

@@ -22,6 +22,7 @@ from dydet.engine.args import (
     drop_dydet_args,
     pop_routing,
     prepare_train_args,
+    prepare_train_run,
     uses_demo_data,
 )
 from dydet.engine.benchmarks import run_benchmark
@@ -39,7 +40,7 @@ from dydet.nn.checkpoint import (
     save_checkpoint,
 )
 from dydet.nn.transfer import read_pretrained
-from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
+from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
 from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
 from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
@@ -170,17 +171,18 @@ class DynamicModel(Model):
         check_run_args("train", kwargs)
         join_process_group(kwargs.get("device"))  # one of several processes started by torchrun: train together
         with trusting(kwargs.pop(TRUST_ARG, None) or self.trust_checkpoint):
-            if kwargs.get("resume"):
-                return resume_plan(self, kwargs.pop("resume"), kwargs)
-            kwargs = check_args("train", kwargs)  # dydet/cfg/default.yaml: checks and dydet's defaults
+            checked = check_args("train", kwargs)  # dydet/cfg/default.yaml: the one check, and dydet's defaults
+            if kwargs.get("resume"):  # the run's own settings, with only the arguments given (checked)
+                return resume_plan(self, kwargs.pop("resume"), {k: checked[k] for k in kwargs})
+            kwargs = checked
             if str(kwargs.get("stage")) == "calibrate":
                 return run_plan(self, make_plan(kwargs))
             demo = uses_demo_data(kwargs, self.overrides)
             for key, value in (self.model.train_defaults() if not self.ckpt else {}).items():
                 kwargs.setdefault(key, value)  # the family's own defaults (R-CNN: SGD, no mosaic), before the demo's
             check = self.model.check_pretrained if self.model.own_pretrained else None
-            kwargs = prepare_train_args(kwargs, self.overrides, check_pretrained=check)
-            return run_plan(self, make_plan(kwargs, demo=demo), trainer)
+            kwargs, weights = prepare_train_run(kwargs, self.overrides, check_pretrained=check)
+            return run_plan(self, make_plan(kwargs, demo=demo), trainer, pretrained=weights)
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
         """Run the router over the validation split and store the calibration in the model and its checkpoint.
@@ -225,16 +227,14 @@ class DynamicModel(Model):
     ) -> tuple[DynamicDetMetrics, RoutedValidator]:
         """Run `Model.val` with the per-route validator (`(B)` at `routing`, None: the model's own); return it too.
 
-        Only what differs from `Model.val` is here: dydet's data shortcuts, an absolute `project`, and the routing
-        handed to the validator's constructor; the validator made is returned with its metrics.
+        Only what differs from `Model.val` is here: dydet's data shortcuts and the routing handed to the validator's
+        constructor; the validator made is returned with its metrics.
         """
         kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
             kwargs["data"] = self.overrides.get("data")  # the training data; never a default dataset
         check_run_args("val", kwargs)
         check_data(kwargs["data"], "val")  # missing YAML, URL, `download:`, labels beyond nc: before any folder
-        if kwargs.get("project"):
-            kwargs["project"] = str(Path(kwargs["project"]).resolve())
         validator_class = validator or self._smart_load("validator")
         made = []
 
@@ -260,7 +260,7 @@ class DynamicModel(Model):
                 `.tradeoff` the table rows when the model is calibrated and no routing was asked for.
         """
         kwargs = check_args("val", kwargs)  # dydet/cfg/default.yaml: checks, and the default hard_ratios
-        hard_ratios = tuple(check_hard_ratio(p) for p in kwargs.pop("hard_ratios"))
+        hard_ratios = tuple(kwargs.pop("hard_ratios"))
         routing = self._pop_routing(kwargs)
         if self.exported is not None:  # an export folder: the same report, from the exported graphs
             from dydet.engine.exported_val import ExportedValidator
@@ -348,11 +348,13 @@ class DynamicModel(Model):
         self._require_pytorch("tune")
         if use_ray or args:
             raise ArgumentError("tune: use_ray=True and positional arguments are not supported; dydet tunes in process")
-        kwargs = prepare_train_args(kwargs, self.overrides)
         if str(kwargs.pop("stage", 1)) != "1":
             raise ArgumentError(
                 "tune: each trial is a stage-1 training; leave out stage=, then train stage 2 on the best"
             )
+        kwargs = check_args("tune", {**kwargs, "iterations": iterations})
+        iterations = kwargs.pop("iterations")
+        kwargs = prepare_train_args(kwargs, self.overrides)
         for key in DYDET_ONLY_KEYS:
             kwargs.pop(key, None)
         if "optimizer" not in (kwargs.get("space") or {}):
@@ -400,6 +402,7 @@ class DynamicModel(Model):
         from dydet.engine.exporter import export_onnx, export_openvino
 
         self._require_pytorch("export")
+        kwargs = check_args("export", kwargs)  # values first: a bad one is a usage error whatever else is missing
         if self.model.export_refusal:  # a family that cannot export (R-CNN): before any file
             raise ArgumentError(self.model.export_refusal)
         fmt = str(format).lower()
@@ -409,7 +412,6 @@ class DynamicModel(Model):
                 "route)"
             )
         require_export_extra()
-        kwargs = check_args("export", kwargs)
         precision = export_precision(kwargs)  # quantize=8|16, or Ultralytics' deprecated int8= / half=
         if precision == INT8:
             check_int8_args(fmt, kwargs.get("data"), kwargs.get("fraction", 1.0))
@@ -430,7 +432,7 @@ class DynamicModel(Model):
         suffix = f"int8_{fmt}" if precision == INT8 else fmt  # beside the fp32 export, not over it
         imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
         if kwargs.get("project") or kwargs.get("name"):
-            out = Path(kwargs.get("project") or Path.cwd()).resolve() / (kwargs.get("name") or "export")
+            out = Path(kwargs.get("project") or Path.cwd()) / (kwargs.get("name") or "export")  # absolute: check_args
         elif self.ckpt_path:
             out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{suffix}")
         else:

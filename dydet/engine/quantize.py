@@ -46,9 +46,9 @@ from dydet.routing import (
     hard_ratio_for_threshold,
     resolve_routing,
 )
-from dydet.utils.checks import require_package
 from dydet.utils.errors import ArgumentError, MissingFileError
 from dydet.utils.flops import route_gflops
+from dydet.utils.inputs import require_package
 from dydet.utils.timing import interleaved_medians
 from dydet.utils.torch_utils import fused_eval_copy
 

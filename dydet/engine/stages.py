@@ -28,7 +28,9 @@ ROUTER_KEYS = ("stage2_epochs", "stage2_lr", "stage2_batch")
 
 
 # ------------------------------------------------------------------------------------------------------------ one fit
-def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, Any] | None = None) -> Any:
+def fit(
+    yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, Any] | None = None, pretrained: Any = None
+) -> Any:
     """Run one trainer, as `ultralytics.engine.model.Model.train` does, with dydet's safe loading and run folders.
 
     Unlike the stock method, it never substitutes a default dataset, loads every checkpoint through dydet's safe
@@ -39,12 +41,14 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
         trainer_cls (type): The trainer class.
         kwargs (dict): Training arguments (Ultralytics keys only).
         plan (dict, optional): The run's plan, stored in its checkpoints.
+        pretrained (Any, optional): The model(s) already read from the `pretrained=` file(s) of `kwargs`
+            (`dydet.engine.args.prepare_train_run`), used instead of reading the file(s) again.
 
     Returns:
         (Any): The final validation metrics.
     """
     args = {**yolo.overrides, "model": yolo.overrides["model"], "task": "detect", **kwargs, "mode": "train"}
-    pretrained = args.setdefault("pretrained", yolo.overrides.get("pretrained", True))
+    loaded, pretrained = pretrained, args.setdefault("pretrained", yolo.overrides.get("pretrained", True))
     created = None
     if not args.get("resume") and not args.get("save_dir"):
         if RANK in {-1, 0}:
@@ -59,11 +63,14 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
     try:
         trainer = trainer_cls(overrides=args, _callbacks=yolo.callbacks)
         trainer.plan = plan
+        trainer.pretrained_weights = loaded
         yolo.trainer = trainer
         if not args.get("resume") and yolo.ckpt:
             weights = None if pretrained is False else yolo.model
             if isinstance(pretrained, (str, Path)):  # the R-CNN family reads its own (torchvision) files
-                weights = str(pretrained) if yolo.model.own_pretrained else read_pretrained(pretrained)  # or a pair
+                weights = str(pretrained) if yolo.model.own_pretrained else loaded  # read by the front end
+                if weights is None:
+                    weights = read_pretrained(pretrained)  # one model, or an (easy, hard) pair
             trainer.model = trainer.get_model(weights=weights, cfg=yolo.model.yaml)
             yolo.model = trainer.model
             yolo.predictor = None
@@ -115,7 +122,9 @@ def make_plan(kwargs: dict[str, Any], demo: bool = False) -> dict[str, Any]:
     }
 
 
-def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start: str | None = None) -> Any:
+def run_plan(
+    yolo: Any, plan: dict[str, Any], trainer: type | None = None, start: str | None = None, pretrained: Any = None
+) -> Any:
     """Run the stages of `plan` from `start` (default: the plan's first stage).
 
     Args:
@@ -123,6 +132,7 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
         plan (dict): See `make_plan`.
         trainer (type, optional): A custom stage-1 trainer class.
         start (str, optional): '1', '2' or 'calibrate': where to begin.
+        pretrained (Any, optional): The model(s) read from stage 1's `pretrained=` file(s), so they are read once.
 
     Returns:
         (Any): The last stage's metrics (the calibration record for `stage=calibrate`).
@@ -134,7 +144,7 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
     start = start or ("1" if stage == "all" else stage)
     stage1_dir = None
     if start == "1":
-        yolo.metrics = fit(yolo, trainer or classes["trainer"], {**kwargs, **threads}, plan)
+        yolo.metrics = fit(yolo, trainer or classes["trainer"], {**kwargs, **threads}, plan, pretrained=pretrained)
         stage1_dir = Path(yolo.trainer.save_dir)
         report_payoff(yolo.metrics, "after stage 1")
         if stage == "1":

@@ -64,11 +64,34 @@ class DualGraph:
         return self.easy if route == "easy" else self.hard
 
 
+# How a scaled model name reads, per family: `base` is the stem of the shipped YAML, `scale` the scale it asks for.
+# The YOLO families' letters (dy-yolo11n, and dy-yolo11n-s for a scale pair); other families add theirs with
+# `register_scaled_name` (R-CNN: dy-faster-rcnn-r50).
+SCALED_NAMES: list[re.Pattern] = [re.compile(r"^(?P<base>.*\d+)(?P<scale>[nslmx])(?:-[nslmx])?$")]
+
+
+def register_scaled_name(pattern: str) -> None:
+    """Teach `resolve_model_yaml` a family's scaled names: a regex on the file stem with groups `base` and `scale`."""
+    compiled = re.compile(pattern)
+    if compiled.pattern not in {p.pattern for p in SCALED_NAMES}:
+        SCALED_NAMES.append(compiled)
+
+
+def scaled_name(cfg: str | Path) -> re.Match | None:
+    """Return the match of a model name against the families' scaled-name patterns (groups `base`, `scale`)."""
+    stem = Path(cfg).stem
+    return next((m for p in SCALED_NAMES if (m := p.match(stem))), None)
+
+
 def resolve_model_yaml(cfg: str | Path) -> Path:
-    """Find a dydet model YAML by path or by scaled name, e.g. `dy-yolo11n.yaml` -> `dydet/cfg/models/dy-yolo11.yaml`.
+    """Find a model YAML of any family by path or by scaled name: the one resolver of model names.
+
+    `dy-yolo11n.yaml` resolves to the shipped `dydet/cfg/models/dy-yolo11.yaml`, `dy-faster-rcnn-r50.yaml` to
+    `dy-faster-rcnn.yaml`, as Ultralytics resolves `yolo11n.yaml` to `yolo11.yaml` (the scale is read from the name by
+    the caller, `scaled_name`).
 
     Args:
-        cfg (str | Path): A YAML path, or the name of a shipped model with or without its scale letter.
+        cfg (str | Path): A YAML path, or the name of a shipped model with or without its scale.
 
     Returns:
         (Path): The YAML file to read.
@@ -79,12 +102,16 @@ def resolve_model_yaml(cfg: str | Path) -> Path:
     path = Path(cfg)
     if path.is_file():
         return path
-    unscaled = re.sub(r"(\d+)([nslmx])(-[nslmx])?(\.yaml)?$", r"\1", path.stem) + ".yaml"  # dy-yolo11n(-s)
-    for candidate in (MODELS_DIR / path.name, MODELS_DIR / unscaled):
+    m = scaled_name(path)
+    candidates = [MODELS_DIR / path.name] + ([MODELS_DIR / f"{m['base']}{path.suffix or '.yaml'}"] if m else [])
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     shipped = ", ".join(sorted(p.name for p in MODELS_DIR.glob("*.yaml")))
-    raise MissingFileError(f"dydet model YAML '{cfg}' not found; pass a file path or one of: {shipped} (+ n/s/m/l/x)")
+    raise MissingFileError(
+        f"dydet model YAML '{cfg}' not found; pass a file path or one of: {shipped} (with a scale, e.g. "
+        "dy-yolo11n.yaml or dy-faster-rcnn-r50.yaml)"
+    )
 
 
 def guess_scale(cfg: str | Path) -> str | None:

@@ -18,7 +18,7 @@ from dydet.nn.family import DetectorFamily
 from dydet.nn.hetero import is_hetero, parse_hetero
 from dydet.nn.modules import Router
 from dydet.nn.parse import parse_model
-from dydet.routing import DEFAULT_THRESHOLD, RoutingSpec, take
+from dydet.routing import DEFAULT_THRESHOLD, as_routing, take
 from dydet.utils.errors import ArgumentError
 from dydet.utils.flops import route_gflops
 from dydet.utils.loss import DualDetectionLoss, DualE2ELoss, RouterLoss, is_end2end
@@ -351,10 +351,7 @@ class DynamicDetectionModel(ParsedDetectionModel, DetectorFamily):
         Returns:
             (Any): The Detect eval output for the batch, in the original image order.
         """
-        spec = RoutingSpec.forced(route) if route else None if threshold is None else RoutingSpec.at(threshold)
-        if route and threshold is not None:
-            raise ArgumentError("give either route= or threshold=, not both (route= forces every image)")
-        return self.routed(x, spec)[0]
+        return self.routed(x, as_routing(threshold=threshold, route=route or None))[0]
 
     def predict(
         self,

@@ -21,7 +21,7 @@ from torch import nn
 from ultralytics.nn.modules import CBLinear
 from ultralytics.utils import LOGGER
 
-from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
+from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_detection
 from dydet.utils.errors import ArgumentError
 
 ROUTES = ("easy", "hard")
@@ -207,6 +207,13 @@ def pretrained_paths(pretrained: str | Path | tuple | list) -> list[str]:
 
 
 def read_pretrained(pretrained: str | Path | tuple | list) -> nn.Module | tuple[nn.Module, ...]:
-    """Load the model(s) a `pretrained=` value names, with dydet's safe loader: one model, or a pair as a tuple."""
-    models = tuple(checkpoint_model(load_checkpoint_dict(p)) for p in pretrained_paths(pretrained))
-    return models if is_pair(pretrained) else models[0]
+    """Load the model(s) a `pretrained=` value names, with dydet's safe loader: one model, or a pair as a tuple.
+
+    Each file is read once and refused with a one-line error when it is missing, unreadable or not a detection model.
+    """
+    models = []
+    for path in pretrained_paths(pretrained):
+        ckpt = load_checkpoint_dict(path)
+        require_detection(ckpt.get("ema") or ckpt.get("model"), path)
+        models.append(checkpoint_model(ckpt))
+    return tuple(models) if is_pair(pretrained) else models[0]

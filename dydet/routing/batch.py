@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from dydet.routing.rule import hard_mask
-from dydet.routing.spec import RoutingSpec
+from dydet.routing.spec import RoutingSpec, as_routing
 
 
 @dataclass
@@ -108,7 +108,7 @@ def route_batch(
     Returns:
         (tuple[Any, Routing]): The outputs in batch order and the record of the routing.
     """
-    spec = routing if isinstance(routing, RoutingSpec) else RoutingSpec.at(routing)
+    spec = as_routing(routing)
     n = batch_size if batch_size is not None else len(scores)
     if spec.route is not None:
         hard = torch.full((n,), spec.route == "hard", dtype=torch.bool)

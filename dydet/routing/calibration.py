@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from dydet.routing.rule import BUDGETS, check_hard_ratio, check_threshold, hard_mask
+from dydet.routing.rule import BUDGETS, hard_mask
 from dydet.utils.errors import ArgumentError, CheckpointError
 
 
@@ -20,14 +20,13 @@ def threshold_for_hard_ratio(calibration: dict[str, Any], hard_ratio: float) -> 
 
     Args:
         calibration (dict): `model.calibration`.
-        hard_ratio (float): Share of images to send to the hard route, in [0, 1].
+        hard_ratio (float): Share of images to send to the hard route, in [0, 1] (checked by the caller).
 
     Returns:
         (float): The threshold.
     """
-    p = check_hard_ratio(hard_ratio)
     scores = np.sort(np.asarray(calibration["scores"], dtype=np.float64))
-    k = round(p * len(scores))
+    k = round(hard_ratio * len(scores))
     if k <= 0:
         return 0.0
     if k >= len(scores):
@@ -37,9 +36,8 @@ def threshold_for_hard_ratio(calibration: dict[str, Any], hard_ratio: float) -> 
 
 def hard_ratio_for_threshold(calibration: dict[str, Any], threshold: float) -> float:
     """Return the share of calibration images that a threshold sends to the hard route."""
-    t = check_threshold(threshold)
     scores = np.asarray(calibration["scores"])
-    return float(hard_mask(scores, t).mean())
+    return float(hard_mask(scores, threshold).mean())
 
 
 def route_costs(calibration: dict[str, Any], kind: str) -> tuple[float, float]:
@@ -74,18 +72,12 @@ def budget_hard_ratio(calibration: dict[str, Any], kind: str, budget: float) -> 
     Args:
         calibration (dict): `model.calibration`.
         kind (str): 'gflops' or 'latency'.
-        budget (float): Mean cost per image, in GFLOPs or ms.
+        budget (float): Mean cost per image, in GFLOPs or ms (a number, checked by `dydet.cfg.check_args`).
 
     Returns:
         (float): The hard ratio in [0, 1].
     """
-    unit = BUDGETS[kind][0]
-    try:
-        b = float(budget)
-    except (TypeError, ValueError):
-        b = math.nan
-    if isinstance(budget, bool) or not math.isfinite(b):
-        raise ArgumentError(f"{kind}={budget!r} is invalid: it must be a number, a mean cost per image in {unit}")
+    unit, b = BUDGETS[kind][0], float(budget)
     easy, hard = route_costs(calibration, kind)
     lo, hi = min(easy, hard), max(easy, hard)
     tol = 1e-9 * max(abs(hi), 1.0)

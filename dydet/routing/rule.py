@@ -1,7 +1,8 @@
 """The routing rule and its values: the route names, the score cut that sends an image hard, and the value checks.
 
-Every routing value (a threshold, a hard ratio, a forced route) is checked here, once, where it is turned into a
-`RoutingSpec` (see `dydet.routing.spec`).
+A routing value is checked once, against its entry of ``dydet/cfg/default.yaml``: by `dydet.cfg.check_args` when it
+comes in as an argument, by these checks (`dydet.cfg.check_value`) when it comes in as a raw value, e.g. through
+`dydet.routing.as_routing`. The rules below trust their inputs.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dydet.utils.checks import check_unit_interval
-from dydet.utils.errors import ArgumentError
+from dydet.cfg import check_value
 
 # The two routes, in the order every per-route table and loop uses.
 ROUTES = ("easy", "hard")
@@ -41,17 +41,15 @@ def hard_mask(score: torch.Tensor | np.ndarray, threshold: float) -> torch.Tenso
 
 
 def check_threshold(threshold: float) -> float:
-    """Validate a router score threshold (easy route if score >= threshold)."""
-    return check_unit_interval("threshold", threshold, " (0 sends every image easy, 1 sends every image hard)")
+    """Check a raw router score threshold (easy route if score >= threshold) against ``threshold`` in default.yaml."""
+    return check_value("threshold", threshold)
 
 
 def check_hard_ratio(hard_ratio: float) -> float:
-    """Validate a hard ratio (share of images sent to the hard route)."""
-    return check_unit_interval("hard_ratio", hard_ratio, " (the share of images sent to the hard route)")
+    """Check a raw hard ratio (share of images sent to the hard route) against ``hard_ratio`` in default.yaml."""
+    return check_value("hard_ratio", hard_ratio)
 
 
 def check_route(route: str | None) -> str | None:
-    """Validate a forced route: None (let the router decide), 'easy' or 'hard'."""
-    if route is None or route in ROUTES:
-        return route
-    raise ArgumentError(f"route={route!r} is invalid: use 'easy', 'hard', or leave it unset to let the router decide")
+    """Check a raw forced route: None (let the router decide), 'easy' or 'hard'."""
+    return check_value("route", route)

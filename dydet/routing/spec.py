@@ -1,10 +1,16 @@
-"""The routing value a caller asks for (`RoutingSpec`), resolved once from the user's routing arguments."""
+"""The routing value a caller asks for (`RoutingSpec`), resolved once from the user's routing arguments.
+
+Two ways in, each checking a value once: `resolve_routing` takes arguments that `dydet.cfg.check_args` already checked
+(``threshold=`` on the command line or in ``model.predict(...)``) and trusts them; `as_routing` takes a raw value
+(``model.routed(x, 0.4)``, ``model(x, threshold=0.4)``) and checks it (`dydet.cfg.check_value`) before resolving it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from dydet.cfg import check_value
 from dydet.routing.calibration import (
     _met_hard_ratio,
     budget_hard_ratio,
@@ -12,7 +18,7 @@ from dydet.routing.calibration import (
     mean_cost,
     threshold_for_hard_ratio,
 )
-from dydet.routing.rule import BUDGETS, check_hard_ratio, check_route, check_threshold
+from dydet.routing.rule import BUDGETS
 from dydet.utils.errors import ArgumentError, CheckpointError
 
 
@@ -38,23 +44,22 @@ class RoutingSpec:
     cost: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
-        """Check the value: exactly one of threshold and route, each valid."""
+        """Check the form: exactly one of threshold and route (their values are checked where they come in)."""
         if (self.threshold is None) == (self.route is None):
             raise ValueError("a RoutingSpec needs exactly one of threshold= and route=")
-        if self.route is not None:
-            check_route(self.route)
-        else:
-            object.__setattr__(self, "threshold", check_threshold(self.threshold))
 
     @classmethod
     def at(cls, threshold: float) -> RoutingSpec:
-        """Return the routing at a raw score cut."""
-        return cls(threshold=threshold)
+        """Return the routing at a raw score cut, checked against ``threshold`` in default.yaml."""
+        return cls(threshold=check_value("threshold", threshold))
 
     @classmethod
     def forced(cls, route: str) -> RoutingSpec:
-        """Return the routing that sends every image through `route`."""
-        return cls(route=check_route(route), source="route")
+        """Return the routing that sends every image through `route` ('easy' or 'hard'), checked."""
+        route = check_value("route", route)
+        if route is None:
+            raise ArgumentError("route=None forces no route: give route='easy' or route='hard'")
+        return cls(route=route, source="route")
 
     def describe(self) -> str:
         """Return a short human description, e.g. `'threshold 0.4213 (hard ratio 0.30 on the calibration split)'`."""
@@ -109,10 +114,13 @@ def resolve_routing(
     device: str | None = None,
     precision: str | None = None,
 ) -> RoutingSpec | None:
-    """Turn the user's routing arguments into one `RoutingSpec`, checked once, with one-line errors.
+    """Turn the user's routing arguments, as `dydet.cfg.check_args` checked them, into one `RoutingSpec`.
 
-    Exactly one of `threshold`, `hard_ratio`, `gflops`, `latency` may be given (all but `threshold` need a
-    calibration); `route` forces a route and may not be combined with them.
+    Each value is trusted (type and range were checked); what is refused here is what needs the combination or the
+    calibration: several routing arguments at once, a budget the routes cannot meet, a calibration-based value on an
+    uncalibrated model, a latency budget on another device. Exactly one of `threshold`, `hard_ratio`, `gflops`,
+    `latency` may be given (all but `threshold` need a calibration); `route` forces a route and may not be combined
+    with them.
 
     Args:
         calibration (dict, optional): The model's calibration record.
@@ -127,7 +135,6 @@ def resolve_routing(
     Returns:
         (RoutingSpec | None): The routing, or None when no routing argument was given (the caller's default).
     """
-    route = check_route(route)
     given = {
         k: v
         for k, v in (("threshold", threshold), ("hard_ratio", hard_ratio), ("gflops", gflops), ("latency", latency))
@@ -136,7 +143,7 @@ def resolve_routing(
     if route is not None:
         if given:
             raise ArgumentError(f"give either route= or {'/'.join(given)}=, not both (route= forces every image)")
-        return RoutingSpec.forced(route)
+        return RoutingSpec(route=route, source="route")
     if len(given) > 1:
         if set(given) == {"threshold", "hard_ratio"}:
             raise ArgumentError(
@@ -147,13 +154,9 @@ def resolve_routing(
         return None
     ((source, value),) = given.items()
     if source == "threshold":
-        t = check_threshold(value)
-        p = hard_ratio_for_threshold(calibration, t) if calibration else None
-        return RoutingSpec(
-            threshold=t, source=source, hard_ratio=p, cost=mean_cost(calibration, p) if p is not None else None
-        )
-    if source == "hard_ratio":
-        check_hard_ratio(value)
+        p = hard_ratio_for_threshold(calibration, value) if calibration else None
+        cost = mean_cost(calibration, p) if p is not None else None
+        return RoutingSpec(threshold=float(value), source=source, hard_ratio=p, cost=cost)
     if not calibration:
         raise CheckpointError(
             f"{source}= needs a calibrated model and this checkpoint has none: use final.pt (the calibrated model "
@@ -162,7 +165,7 @@ def resolve_routing(
         )
     budget = None
     if source == "hard_ratio":
-        p = check_hard_ratio(value)
+        p = float(value)
     else:
         if source == "latency":
             _check_latency_device(calibration, device, precision)
@@ -171,3 +174,29 @@ def resolve_routing(
     t = threshold_for_hard_ratio(calibration, p)
     p_met = hard_ratio_for_threshold(calibration, t)
     return RoutingSpec(threshold=t, source=source, hard_ratio=p_met, budget=budget, cost=mean_cost(calibration, p_met))
+
+
+def as_routing(
+    routing: RoutingSpec | float | str | None = None, threshold: float | None = None, route: str | None = None
+) -> RoutingSpec | None:
+    """Return the `RoutingSpec` of a raw routing value: the one coercion every runner and model entry point uses.
+
+    Args:
+        routing (RoutingSpec | float | str, optional): A spec (returned as it is), a score cut, or 'easy' / 'hard'.
+        threshold (float, optional): A score cut, as ``model(x, threshold=...)`` takes it.
+        route (str, optional): 'easy' or 'hard', as ``model(x, route=...)`` takes it.
+
+    Returns:
+        (RoutingSpec | None): The routing; None when nothing was given (the caller's default applies).
+
+    Raises:
+        ArgumentError: For a value out of its range, or a threshold and a route at once.
+    """
+    if isinstance(routing, RoutingSpec):
+        return routing
+    if isinstance(routing, str):
+        route = routing if route is None else route
+    elif routing is not None:
+        threshold = routing if threshold is None else threshold
+    given = {"threshold": threshold, "route": route}
+    return resolve_routing(None, **{k: check_value(k, v) for k, v in given.items() if v is not None})

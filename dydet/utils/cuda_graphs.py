@@ -8,9 +8,10 @@ comparison replays each piece of work as a CUDA graph on static input buffers. A
   buffers;
 - each route's tail (H1; B2 + H2) on those buffers, one graph each per subset size.
 
-The routed path replays the trunk + router and hands the scores to `route_batch`, which reads the decision back to
-the host (one synchronisation, as eager routing does); each tail copies its subset of the trunk state into that
-subset size's buffers (not needed when the whole batch takes one route) and replays its graph.
+The routed path (`RoutedRunner.routed`, as in eager mode) replays the trunk + router and hands the scores to
+`route_batch`, which reads the decision back to the host (one synchronisation, as eager routing does); each tail
+copies its subset of the trunk state into that subset size's buffers (not needed when the whole batch takes one
+route) and replays its graph.
 Everything here needs CUDA; nothing runs on import.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from dydet.routing import Routing, RoutingSpec, route_batch
+from dydet.routing import RoutedRunner
 
 
 def capture(fn: Callable[[], Any], warmup: int = 3) -> tuple[torch.cuda.CUDAGraph, Any]:
@@ -116,11 +117,12 @@ def _copy_subset(dst: Any, src: Any, index: torch.Tensor) -> None:
             d.copy_(s.index_select(0, index))
 
 
-class DynamicModelGraphs:
+class DynamicModelGraphs(RoutedRunner):
     """A dynamic model (any `DetectorFamily`) captured in parts for one batch size and image size.
 
     The parts (see the module docstring) come from the family's public interface: `run_trunk` (trunk + router) and
-    `run_tail` (each route's tail); routing is `dydet.routing.route_batch`, as in eager mode.
+    `run_tail` (each route's tail). The graphs are a `RoutedRunner` of their own, whose trunk and tails replay the
+    captured parts, so that `routed(x, routing)` is the same `RoutedRunner.routed` as in eager mode.
 
     Attributes:
         n (int): Batch size of the input buffer.
@@ -134,6 +136,7 @@ class DynamicModelGraphs:
             x (torch.Tensor): An example input; its shape, dtype and device are fixed from now on.
         """
         self.model, self.n = model, x.shape[0]
+        self.threshold = model.threshold  # the routing of a call given none, as the model's own
         self.x = torch.zeros_like(x)
         self._heads: dict[tuple[str, int], tuple[torch.cuda.CUDAGraph, Any, Any]] = {}
         with torch.no_grad(), dynamic_heads(model):
@@ -159,10 +162,7 @@ class DynamicModelGraphs:
 
     def forced(self, route: str, x: torch.Tensor) -> Any:
         """Run every image through one route ('easy' or 'hard'), router skipped."""
-        self.x.copy_(x)
-        graph, out = self._forced[route]
-        graph.replay()
-        return out
+        return self.run_tail(route, self.run_trunk(x, score=False)[0])
 
     def _tail(self, route: str, index: torch.Tensor | None) -> Any:
         """Replay one route's tail on the batch positions `index` (None: the whole batch)."""
@@ -175,22 +175,27 @@ class DynamicModelGraphs:
         graph.replay()
         return out
 
-    def routed(self, x: torch.Tensor, routing: RoutingSpec | float) -> tuple[Any, Routing]:
-        """Route like `model.routed(x, routing)`: trunk + router, the decision read back once, then the chosen tails.
-
-        Args:
-            x (torch.Tensor): (n, C, H, W) input.
-            routing (RoutingSpec | float): The routing, or a score cut in [0, 1].
+    def run_trunk(self, x: torch.Tensor, score: bool = True) -> tuple[Any, Any]:
+        """Load `x` into the input buffer and replay the trunk + router (unless `score=False`: a route is forced).
 
         Returns:
-            (tuple[Any, Routing]): The tails' eval output in batch order (static buffers when the whole batch takes
-                one route) and the routing record.
+            (tuple[Any, Any]): The trunk's static buffers (None when not replayed: each forced graph runs its own
+                trunk) and the (n,) scores buffer (None when not scored).
         """
         self.x.copy_(x)
-        spec = routing if isinstance(routing, RoutingSpec) else RoutingSpec.at(routing)
-        if spec.route is not None:
-            return self.forced(spec.route, x), Routing(hard=torch.full((self.n,), spec.route == "hard"))
+        if not score:
+            return None, None
         self._trunk.replay()
-        return route_batch(
-            self.score, spec, lambda index: self._tail("easy", index), lambda index: self._tail("hard", index)
-        )
+        return self.state, self.score
+
+    def run_tail(self, route: str, state: Any, index: torch.Tensor | None = None) -> Any:
+        """Replay one route's tail on the batch positions `index` (None: all), or its forced graph (`state` None)."""
+        if state is None:
+            graph, out = self._forced[route]
+            graph.replay()
+            return out
+        return self._tail(route, index)
+
+    def batch_size(self, x: torch.Tensor) -> int:
+        """Return the batch size the graphs were captured for."""
+        return self.n

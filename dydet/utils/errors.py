@@ -2,8 +2,8 @@
 
 Every class derives from `DydetError` *and* from the builtin exception that such an error has always been (a bad
 argument is still a `ValueError`, a missing file still a `FileNotFoundError`), so ``except ValueError`` keeps working.
-The ``dydet`` command prints any `DydetError` as one ``dydet: <message>`` line with exit code 1; anything else is a bug
-and keeps its traceback.
+The ``dydet`` command prints any `DydetError` as one ``dydet: <message>`` line with exit code 1 (2 for a `UsageError`, a
+bad command line); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ class DydetError(Exception):
 
 class ArgumentError(DydetError, ValueError):
     """An argument has the wrong type, is out of range, is not one of its choices or does not apply to the mode."""
+
+
+class UsageError(ArgumentError):
+    """A bad argument name or value as the user gave it (`dydet.cfg.check_args`): the ``dydet`` command exits 2."""
 
 
 class ConfigError(DydetError, ValueError):
@@ -45,4 +49,5 @@ __all__ = (
     "DependencyError",
     "DydetError",
     "MissingFileError",
+    "UsageError",
 )

@@ -8,16 +8,17 @@ by default), and then it is fetched by dydet with a timeout of a few seconds (`U
 
 from __future__ import annotations
 
+import importlib
 import os
 import tempfile
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from dydet.data.checks import check_detection_dataset
-from dydet.utils.checks import require_package
-from dydet.utils.errors import ArgumentError, MissingFileError
+from dydet.utils.errors import ArgumentError, DependencyError, MissingFileError
 from dydet.utils.files import ARCHIVE_SUFFIXES
 
 URL_TIMEOUT_S = 5.0
@@ -224,6 +225,25 @@ def check_source(source: Any) -> Any:
 
 
 # -------------------------------------------------------------------------------------------------------------- extras
+def require_package(module: str, feature: str, extra: str) -> ModuleType:
+    """Import an optional package a feature needs, or raise a `DependencyError` saying how to install it.
+
+    Args:
+        module (str): The module to import, e.g. 'onnx'.
+        feature (str): What needs it, for the message, e.g. 'ONNX export'.
+        extra (str): The dydet extra that installs it, e.g. 'export' (``pip install 'dydet[export]'``).
+
+    Returns:
+        (ModuleType): The imported module.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise DependencyError(
+            f"{feature} needs the '{module}' package, which is not installed: pip install 'dydet[{extra}]'"
+        ) from e
+
+
 def require_export_extra() -> None:
     """Refuse ONNX export with a one-line install hint when the `export` extra is missing."""
     for module in ("onnx", "onnxruntime"):

@@ -20,6 +20,7 @@ from dydet.engine.benchmarks import (
     split_thresholds,
 )
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.routing import RoutedRunner
 
 FAST = {"imgsz": 64, "reps": 2, "warmup": 1, "progress": False}
 
@@ -306,6 +307,7 @@ def test_graph_runners_logic_on_cpu(monkeypatch, cfg, std):
         return ReplayEmulator(fn, out), out
 
     monkeypatch.setattr(cg, "capture", fake_capture)
+    assert issubclass(cg.DynamicModelGraphs, RoutedRunner) and "routed" not in vars(cg.DynamicModelGraphs)  # the one
     model = spread_model(cfg=cfg, std=std).fuse(verbose=False)
     x = benchmark_images(8, 64)
     with torch.no_grad():

@@ -5,6 +5,7 @@ import pytest
 
 from dydet import DynamicYOLO, cfg
 from dydet.routing import hard_ratio_for_threshold, threshold_for_hard_ratio
+from dydet.utils.errors import UsageError
 
 
 def test_threshold_for_hard_ratio_sends_exactly_that_share():
@@ -18,10 +19,10 @@ def test_threshold_for_hard_ratio_sends_exactly_that_share():
     assert threshold_for_hard_ratio(cal, 0) == 0.0 and threshold_for_hard_ratio(cal, 1) == 1.0
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.01, 7, "half", None])
+@pytest.mark.parametrize("bad", [-0.1, 1.01, 7, "half"])
 def test_bad_hard_ratio(bad):
-    with pytest.raises((ValueError, TypeError)):
-        threshold_for_hard_ratio({"scores": [0.2, 0.8]}, bad)
+    with pytest.raises(UsageError, match="hard_ratio="):  # where it enters; the rule then trusts it
+        cfg.check_args("val", {"hard_ratio": bad})
 
 
 def test_val_at_a_hard_ratio_routes_that_share_of_the_validation_split(full_run, tiny_data, tmp_path):

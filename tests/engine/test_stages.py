@@ -1,5 +1,8 @@
 """The stage plan: stage 2 of a run keeps the CPU set-up stage 1 chose."""
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from dydet import DynamicYOLO
@@ -38,3 +41,31 @@ def test_stage_2_keeps_stage_1s_cpu_threads_and_workers(tiny_data, tiny_train, t
     assert (first, second) == ("DynamicTrainer", "RouterTrainer")
     assert (t1, w1) == (max(1, min(usable_cpu_cores(), 8)), 0)  # the idle choice
     assert (t2, w2) == (t1, w1)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_pretrained_file_is_read_once_per_run(tiny_data, tiny_train, tmp_path, monkeypatch):
+    """The front end reads `pretrained=` (and checks it) once and hands the weights on to the trainer."""
+    import dydet.utils.checkpoint.read as read
+
+    pre = tmp_path / "pre.pt"
+    DynamicYOLO("dy-yolo11n.yaml").save(pre)
+    reads, load = [], read._torch_load_weights_only
+
+    def counting(path):
+        reads.append(Path(path).resolve())
+        return load(path)
+
+    monkeypatch.setattr(read, "_torch_load_weights_only", counting)
+    model = DynamicYOLO("dy-yolo11n.yaml")
+
+    def stop(trainer):  # the model is set up (pretrained weights loaded): enough
+        raise _Stop
+
+    model.add_callback("on_pretrain_routine_end", stop)
+    with pytest.raises(_Stop):
+        model.train(data=str(tiny_data), pretrained=str(pre), stage=1, project=str(tmp_path / "runs"), **tiny_train)
+    assert reads.count(pre.resolve()) == 1

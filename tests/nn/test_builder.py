@@ -9,6 +9,14 @@ def test_resolve_scaled_names():
     assert load_model_yaml("dy-yolo11s.yaml")["scale"] == "s"
 
 
+def test_one_resolver_finds_every_familys_scaled_names():
+    import dydet.nn.rcnn  # noqa: F401  (the R-CNN family registers its names with the one resolver)
+
+    assert resolve_model_yaml("dy-faster-rcnn-r50.yaml").name == "dy-faster-rcnn.yaml"
+    assert resolve_model_yaml("dy-yolo11n-s.yaml").name == "dy-yolo11.yaml"
+    assert not hasattr(dydet.nn.rcnn.config, "resolve_rcnn_yaml")  # no second resolver
+
+
 def test_unknown_model_names_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="dy-yolo11.yaml"):
         resolve_model_yaml("dy-yolo99q.yaml")

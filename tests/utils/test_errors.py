@@ -5,7 +5,7 @@ import pytest
 from dydet.data.checks import check_detection_dataset
 from dydet.routing import check_route, check_threshold
 from dydet.utils import errors
-from dydet.utils.checks import require_package
+from dydet.utils.inputs import require_package
 
 
 @pytest.mark.parametrize(

@@ -365,7 +365,7 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     imgsz = kw.pop("imgsz")
     if isinstance(imgsz, (list, tuple)):
         imgsz = int(imgsz[0])
-    project = Path(kw.pop("project", None) or Path.cwd() / "runs" / "benchmark").resolve()
+    project = Path(kw.pop("project", None) or Path.cwd() / "runs" / "benchmark")  # absolute: check_args
     save_dir = increment_path(project / (kw.pop("name", None) or "speed"), exist_ok=bool(kw.pop("exist_ok", False)))
     args = {
         "baselines": kw.pop("baselines", None),

@@ -17,7 +17,7 @@ import torch
 
 from dydet.nn.backends.format import FORMAT_LABELS, GRAPHS, IMAGES, OUTPUT, read_metadata
 from dydet.nn.family import RoutedRunner
-from dydet.routing import DEFAULT_THRESHOLD, RoutingSpec, check_route, check_threshold
+from dydet.routing import DEFAULT_THRESHOLD, RoutingSpec, as_routing, check_route, check_threshold
 from dydet.utils.errors import ArgumentError
 
 BACKENDS = {"onnx": "dydet.nn.backends.onnx", "openvino": "dydet.nn.backends.openvino"}
@@ -131,7 +131,7 @@ class ExportedDynamicModel(RoutedRunner):
     def default_routing(self) -> RoutingSpec:
         """Return the export's default routing: its forced route if it has one, else its threshold."""
         if self.route:
-            return RoutingSpec.forced(self.route)
+            return RoutingSpec(route=self.route, source="route")  # checked when the export was loaded
         return super().default_routing()
 
     def finish_routed(self, state: dict[str, np.ndarray], out: np.ndarray) -> torch.Tensor:
@@ -152,8 +152,7 @@ class ExportedDynamicModel(RoutedRunner):
         Returns:
             (torch.Tensor): The Detect output `y` (B, 4 + nc, A) in the original image order (on `self.device`).
         """
-        spec = RoutingSpec.forced(route) if route else None if threshold is None else RoutingSpec.at(threshold)
-        return self.routed(x, spec)[0]
+        return self.routed(x, as_routing(threshold=threshold, route=route or None))[0]
 
     def __repr__(self) -> str:
         name, nc = type(self).__name__, len(self.names)

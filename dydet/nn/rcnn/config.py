@@ -1,4 +1,8 @@
-"""R-CNN model YAMLs: find `dy-faster-rcnn-r50.yaml` / `faster-rcnn-r18.yaml`; the ResNet depth comes from the name."""
+"""R-CNN model YAMLs: load `dy-faster-rcnn-r50.yaml` / `faster-rcnn-r18.yaml`; the ResNet depth comes from the name.
+
+The file is found by the one model-YAML resolver, `dydet.nn.builder.resolve_model_yaml`, which this module teaches the
+family's scaled names (`SCALED`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
-from dydet.cfg import MODELS_DIR
+from dydet.nn.builder import register_scaled_name, resolve_model_yaml
 from dydet.utils.errors import ConfigError, MissingFileError
 
 DEPTHS = (18, 34, 50, 101)
-_SCALED = re.compile(r"^(.*)-(r\d+)$")
+SCALED = r"^(?P<base>.*)-(?P<scale>r\d+)$"  # dy-faster-rcnn-r50: the ResNet depth as the scale
+register_scaled_name(SCALED)
 
 
 def is_rcnn_cfg(cfg: Any) -> bool:
@@ -24,26 +29,6 @@ def is_rcnn_cfg(cfg: Any) -> bool:
         return load_rcnn_yaml(cfg).get("family") == "rcnn"
     except (ConfigError, MissingFileError, OSError):
         return False
-
-
-def resolve_rcnn_yaml(cfg: str | Path) -> tuple[Path, str | None]:
-    """Return the YAML file of an R-CNN model name and the scale the name asks for ('r50'), or None.
-
-    `dy-faster-rcnn-r50.yaml` resolves to the shipped `dy-faster-rcnn.yaml` with scale 'r50', as Ultralytics resolves
-    `yolo11n.yaml` to `yolo11.yaml` with scale 'n'.
-    """
-    path = Path(cfg)
-    m = _SCALED.match(path.stem)
-    scale = m.group(2) if m else None
-    if path.is_file():
-        return path, scale
-    candidates = [MODELS_DIR / path.name] + ([MODELS_DIR / f"{m.group(1)}{path.suffix or '.yaml'}"] if m else [])
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate, scale
-    raise MissingFileError(
-        f"model YAML '{cfg}' not found; pass a file path or a shipped name such as dy-faster-rcnn-r50.yaml"
-    )
 
 
 def load_rcnn_yaml(cfg: str | Path | dict) -> dict[str, Any]:
@@ -60,7 +45,8 @@ def load_rcnn_yaml(cfg: str | Path | dict) -> dict[str, Any]:
     if isinstance(cfg, dict):
         d = deepcopy(cfg)
     else:
-        path, scale = resolve_rcnn_yaml(cfg)
+        path, m = resolve_model_yaml(cfg), re.match(SCALED, Path(cfg).stem)
+        scale = m["scale"] if m else None
         d = YAML.load(path)
         if d.get("family") != "rcnn":
             return d  # not an R-CNN YAML: the caller decides

@@ -34,7 +34,7 @@ from dydet.nn.rcnn.parts import (
     stage_channels,
 )
 from dydet.nn.rcnn.pretrained import load_pretrained, read_state_dict
-from dydet.routing import DEFAULT_THRESHOLD, ROUTES, RoutingSpec, take
+from dydet.routing import DEFAULT_THRESHOLD, ROUTES, as_routing, take
 from dydet.utils.checkpoint import is_model_record
 from dydet.utils.errors import ArgumentError, ConfigError
 from dydet.utils.flops import route_gflops
@@ -297,10 +297,7 @@ class RCNNDetectionModel(RCNNCommon, nn.Module, DetectorFamily):
         """Both routes in training mode; per-image routing at `threshold` (or a forced `route`) in eval mode."""
         if self.training:
             return self.forward_both(x)
-        if route and threshold is not None:
-            raise ArgumentError("give either route= or threshold=, not both (route= forces every image)")
-        spec = RoutingSpec.forced(route) if route else None if threshold is None else RoutingSpec.at(threshold)
-        return self.routed(x, spec)[0]
+        return self.routed(x, as_routing(threshold=threshold, route=route or None))[0]
 
     # ------------------------------------------------------------------------------------------------------ losses
     def init_criterion(self):

@@ -5,7 +5,7 @@ from pathlib import Path
 from ultralytics import YOLO
 from ultralytics.utils import DEFAULT_CFG_DICT
 
-from dydet import DynamicYOLO
+from dydet import DynamicYOLO, cfg
 from dydet.data.synthetic import make_dataset
 from dydet.routing import RoutingSpec
 
@@ -41,7 +41,8 @@ def test_validate_runs_model_val_with_the_routing(tmp_path, monkeypatch):
     stock_metrics = stock.val(validator=RecordingValidator, data=data, project="runs", batch=2)
     expected = {**RecordingValidator.made[-1].args, **model.overrides}
     spec = RoutingSpec.at(0.5)
-    metrics, validator = model._validate(RecordingValidator, routing=spec, data=data, project="runs", batch=2)
+    project = cfg.check_args("val", {"project": "runs"})["project"]  # made absolute where arguments enter
+    metrics, validator = model._validate(RecordingValidator, routing=spec, data=data, project=project, batch=2)
     assert validator is RecordingValidator.made[-1] and validator.routing is spec and validator.model is model.model
     assert metrics == model.metrics == validator.metrics != stock_metrics
     assert validator.callbacks is model.callbacks
