@@ -237,7 +237,9 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
         "calibrate": done == 2,
         "train_args": {k: saved.get(k) for k in ("data", "imgsz", "batch", "device", "project", "name")},
     }
-    given = {k: v for k, v in kwargs.items() if v is not None and (k in RESUME_ALLOWED or k == "data")}
+    given = {
+        k: v for k, v in kwargs.items() if v is not None and (k in RESUME_ALLOWED or k in {"data", "project", "name"})
+    }
     plan["train_args"].update(given)
     ignored = sorted(set(kwargs) - set(given) - {"stage", *ROUTER_KEYS, "calibrate"})
     if ignored:
@@ -245,6 +247,9 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     yolo.metrics = fit(
         yolo, classes["router_trainer" if done == 2 else "trainer"], {**given, "resume": str(path)}, plan
     )
+    if yolo.trainer is not None:  # later stages go beside the resumed run, never where the file's plan says
+        run = Path(yolo.trainer.save_dir)
+        plan["train_args"].update(project=str(run.parent), name=run.name)
     if done == 1 and plan["stage"] == "all":
         return run_plan(yolo, plan, start="2")
     if done == 2 and plan["stage"] in {"all", "2"} and plan["calibrate"]:

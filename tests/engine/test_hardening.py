@@ -1,0 +1,63 @@
+"""Files that steer where dydet writes or what it loads, unbounded inputs and silent losses are refused or contained."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import dydet  # noqa: F401  (offline settings before ultralytics)
+from dydet import DynamicYOLO
+from dydet.utils.errors import ArgumentError
+from dydet.utils.files import make_run_dir, run_path
+
+
+def _unfinished(full_run, folder: Path, **train_args) -> Path:
+    """A copy of the tiny run's last.pt made to look interrupted, with `train_args` overridden (as a crafted file)."""
+    _, _, project = full_run
+    ckpt = torch.load(project / "full" / "weights" / "last.pt", weights_only=True)
+    ckpt["epoch"], ckpt["optimizer"] = 0, {"state": {}, "param_groups": []}
+    ckpt["train_args"] = {**ckpt["train_args"], **train_args}
+    path = folder / "weights" / "last.pt"
+    path.parent.mkdir(parents=True)
+    torch.save(ckpt, path)
+    return path
+
+
+def _resume_dir(path: Path, **overrides) -> Path:
+    trainer_cls = DynamicYOLO(str(path)).task_map["detect"]["trainer"]
+    trainer = trainer_cls(overrides={"model": str(path), "resume": str(path), **overrides})
+    return Path(trainer.save_dir)
+
+
+def test_resume_writes_beside_its_checkpoint_not_where_the_file_says(full_run, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    path = _unfinished(full_run, tmp_path / "copy", save_dir=str(victim), project=str(tmp_path), name="victim")
+    assert _resume_dir(path) == (tmp_path / "copy").resolve()
+
+
+def test_resume_into_another_existing_run_is_refused(full_run, tmp_path):
+    path = _unfinished(full_run, tmp_path / "mine")
+    (tmp_path / "other" / "weights").mkdir(parents=True)
+    with pytest.raises(ArgumentError, match="already holds another run"):
+        _resume_dir(path, project=str(tmp_path), name="other")
+    assert _resume_dir(path, project=str(tmp_path), name="fresh") == (tmp_path / "fresh").resolve()
+
+
+@pytest.mark.parametrize("name", ["../x", "../../x", "/abs/x", "a/../../x"])
+def test_name_cannot_leave_project(tmp_path, name):
+    with pytest.raises(ArgumentError, match="leads out of project"):
+        make_run_dir(tmp_path / "p", name)
+    assert run_path(tmp_path / "p", "a/b") == (tmp_path / "p" / "a" / "b").resolve()
+
+
+def test_predict_name_cannot_leave_project(full_run, tmp_path, tiny_data):
+    model, _, _ = full_run
+    with pytest.raises(ArgumentError, match="leads out of project"):
+        model.predict(
+            next((tiny_data.parent / "images" / "val").iterdir()),
+            project=str(tmp_path / "p"),
+            name="../../x",
+            save=True,
+        )
+    assert not (tmp_path.parent / "x").exists()
