@@ -28,11 +28,12 @@ from ultralytics.nn.modules import Detect
 from ultralytics.utils import DEFAULT_CFG_DICT
 
 from dydet.nn.family import DetectorFamily
+from dydet.nn.limits import check_model_size, check_parameters
 from dydet.nn.parse import DYDET_LAYERS
 from dydet.nn.rcnn import RCNNDetectionModel
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
 from dydet.utils.checkpoint import MODEL_FORMAT, MODEL_KEYS, atomic_write_bytes, is_model_record, load_raw, to_plain
-from dydet.utils.checkpoint.trust import _refusal
+from dydet.utils.checkpoint.trust import _TRUST, _refusal
 from dydet.utils.errors import CheckpointError
 
 # ----------------------------------------------------------------------------------------------------- model records
@@ -77,6 +78,10 @@ def model_record(model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
+# Layers that can fetch files while they are built (torchvision's pretrained weights): a stored YAML naming one could
+# make loading a checkpoint reach the network.
+FETCHING_LAYERS = frozenset({"TorchVision"})
+
 _ACTIVATION = re.compile(r"(torch\.)?nn\.[A-Za-z_]\w*\(.*\)", re.DOTALL)
 
 
@@ -107,6 +112,8 @@ def _check_model_yaml(cfg: dict[str, Any], source: Path) -> None:
             name = layer[2] if isinstance(layer, (list, tuple)) and len(layer) == 4 else None
             if not isinstance(name, str):
                 raise CheckpointError(f"checkpoint '{source}' is damaged: bad layer {layer!r} in its model YAML")
+            if name in FETCHING_LAYERS and not _TRUST.get():
+                raise _refusal(source, f"its model YAML names {name!r}, a layer that can download files when built")
             if name.startswith("nn."):
                 m = getattr(torch.nn, name[3:], None)
             elif name.startswith("torchvision.ops."):
@@ -153,7 +160,9 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
     model_class = MODEL_CLASSES.get(record.get("class", "DynamicDetectionModel"))
     if model_class is None:
         raise _refusal(source, f"its model record names the class {record.get('class')!r}, which dydet does not build")
+    check_parameters(record["state_dict"], f"checkpoint '{source}'")
     if model_class is not RCNNDetectionModel:
+        check_model_size(cfg, f"checkpoint '{source}'")
         _check_model_yaml(cfg, source)  # the R-CNN builder reads only numbers from its YAML (a ResNet depth, ...)
     try:
         with _restricted_build():

@@ -4,10 +4,15 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
-from dydet.utils.errors import ArgumentError
+from dydet.nn.checkpoint import load_checkpoint
+from dydet.nn.limits import check_model_size
+from dydet.nn.parse import parse_model
+from dydet.utils.checkpoint import load_raw
+from dydet.utils.errors import ArgumentError, CheckpointError, ConfigError
 from dydet.utils.files import make_run_dir, run_path
 
 
@@ -61,3 +66,46 @@ def test_predict_name_cannot_leave_project(full_run, tmp_path, tiny_data):
             save=True,
         )
     assert not (tmp_path.parent / "x").exists()
+
+
+def test_stored_yaml_with_a_fetching_layer_is_refused(full_run, tmp_path):
+    _, _, project = full_run
+    ckpt = torch.load(project / "full" / "weights" / "best.pt", weights_only=True)
+    for key in ("model", "ema"):
+        if ckpt.get(key):
+            ckpt[key]["yaml"]["backbone"][0] = [-1, 1, "TorchVision", [512, "resnet18", "DEFAULT", True, 2]]
+    torch.save(ckpt, tmp_path / "tv.pt")
+    with pytest.raises(CheckpointError, match="'TorchVision', a layer that can download"):
+        load_checkpoint(tmp_path / "tv.pt")
+
+
+class _Build:
+    """A pickle that builds a layer with arguments of its own (as `nn.Linear(200000, 200000)` would)."""
+
+    def __reduce__(self):
+        return torch.nn.Linear, (2, 3)
+
+
+def test_pickle_that_builds_a_layer_is_refused(tmp_path):
+    torch.save({"model": _Build(), "epoch": -1}, tmp_path / "build.pt")
+    with pytest.raises(CheckpointError, match="builds torch.nn.modules.linear.Linear with arguments"):
+        load_raw(tmp_path / "build.pt")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"row": [-1, 200, "C3k2", [64, False]]}, "repeated 200 times"),
+        ({"row": [-1, 1, "Conv", [20000, 3, 2]]}, "argument 20000"),
+        ({"width_multiple": 1000}, "multiple 1000"),
+    ],
+)
+def test_model_yaml_too_large_is_refused_before_building(change, match):
+    d = yaml.safe_load((Path(dydet.__file__).parent / "cfg" / "models" / "dy-yolo11.yaml").read_text())
+    d.pop("scales", None)
+    d["backbone"] = [change["row"]] + d["backbone"][1:] if "row" in change else d["backbone"]
+    d.update({k: v for k, v in change.items() if k != "row"})
+    with pytest.raises(ConfigError, match=match):
+        check_model_size(d)
+    with pytest.raises(ConfigError, match=match):
+        parse_model(d, ch=3, verbose=False)

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from dydet.utils.checkpoint.calls import layer_calls
 from dydet.utils.checkpoint.trust import _TRUST, _refusal
 from dydet.utils.errors import CheckpointError, MissingFileError
 from dydet.utils.inputs import is_url
@@ -40,6 +41,13 @@ def _load_ultralytics_safe(path: Path) -> dict[str, Any]:
 
     if not _SafeLoad.SUPPORTED:  # torch < 2.6: Ultralytics' safe mode would silently fall back to plain pickle
         raise _refusal(path, "it holds pickled Python objects and this torch cannot load them restricted")
+    calls = layer_calls(path)
+    if calls is None:
+        raise _refusal(path, "its pickle could not be checked")
+    if calls:
+        raise _refusal(
+            path, f"its pickle builds {calls[0]} with arguments of its own (it could download or exhaust memory)"
+        )
     allow_dydet_layers(path)
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
