@@ -33,7 +33,8 @@ from dydet.nn.transfer import read_pretrained
 from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, check_hard_ratio, threshold_for_hard_ratio
 from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
-from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
+from dydet.utils.files import run_path
+from dydet.utils.inputs import check_data, check_imgsz, check_run_args, check_source, is_url, require_export_extra
 from dydet.utils.metrics import DynamicDetMetrics
 from dydet.utils.offline import setup_offline
 from dydet.utils.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
@@ -387,6 +388,7 @@ class DynamicModel(Model):
             )
         require_export_extra()
         kwargs = check_args("export", kwargs)
+        check_imgsz(kwargs.get("imgsz"))
         if kwargs.get("nms") is True:
             raise ArgumentError(
                 "nms=True (NMS inside the exported graph) is not available for split exports: leave nms unset (NMS "
@@ -397,7 +399,7 @@ class DynamicModel(Model):
         calibration = self.model.calibration or {}
         imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
         if kwargs.get("project") or kwargs.get("name"):
-            out = Path(kwargs.get("project") or Path.cwd()).resolve() / (kwargs.get("name") or "export")
+            out = run_path(kwargs.get("project") or Path.cwd(), kwargs.get("name") or "export")
         elif self.ckpt_path:
             out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{fmt}")
         else:

@@ -72,12 +72,19 @@ def refuse_url(what: str, url: str) -> ArgumentError:
 
 # ---------------------------------------------------------------------------------------------------------- arguments
 def check_imgsz(imgsz: Any, name: str = "imgsz") -> None:
-    """Refuse an image size that is not a positive int (or a list of them); None means the default."""
+    """Refuse an image size that is not a positive int (or a list of them) up to the cap; None means the default.
+
+    The cap (`limits: imgsz` in `dydet/cfg/default.yaml`) stops a typo from allocating tens of gigabytes.
+    """
+    from dydet.cfg import max_imgsz
+
     values = imgsz if isinstance(imgsz, (list, tuple)) else [imgsz]
     if imgsz is None:
         return
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
         raise ArgumentError(f"{name}={imgsz!r} is invalid: it must be a positive image size in pixels, e.g. {name}=640")
+    if max(values) > (cap := max_imgsz()):
+        raise ArgumentError(f"{name}={imgsz!r} is too large: image sides go from 1 to {cap} pixels, e.g. {name}=640")
 
 
 def check_batch(batch: Any, mode: str) -> None:

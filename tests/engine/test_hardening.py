@@ -1,5 +1,7 @@
 """Files that steer where dydet writes or what it loads, unbounded inputs and silent losses are refused or contained."""
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -8,9 +10,13 @@ import yaml
 
 import dydet  # noqa: F401  (offline settings before ultralytics)
 from dydet import DynamicYOLO
+from dydet.engine.exporter import export_onnx
+from dydet.nn.backends.format import InvalidExportError
+from dydet.nn.backends.runtime import load_export
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.limits import check_model_size
 from dydet.nn.parse import parse_model
+from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_raw
 from dydet.utils.errors import ArgumentError, CheckpointError, ConfigError
 from dydet.utils.files import make_run_dir, run_path
@@ -109,3 +115,55 @@ def test_model_yaml_too_large_is_refused_before_building(change, match):
         check_model_size(d)
     with pytest.raises(ConfigError, match=match):
         parse_model(d, ch=3, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    model = DynamicDetectionModel("dy-yolo11n.yaml", nc=3, verbose=False)
+    return export_onnx(model, tmp_path_factory.mktemp("export") / "tiny_onnx", imgsz=64)
+
+
+def _graph_outside(folder: Path, absolute: bool) -> dict:
+    outside = folder.parent / "outside"
+    outside.mkdir()
+    shutil.copy(folder / "router.onnx", outside / "x.onnx")
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["graphs"]["router"]["file"] = str(outside / "x.onnx") if absolute else "../outside/x.onnx"
+    return {"graphs": meta["graphs"]}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda p: _graph_outside(p, absolute=False), "router graph file '../outside/x.onnx' is not inside"),
+        (lambda p: _graph_outside(p, absolute=True), "router graph file .* is not inside"),
+        (lambda p: {"names": {}}, "'names' must be a non-empty table"),
+        (lambda p: {"imgsz": "abc"}, "'imgsz' must be"),
+        (lambda p: {"imgsz": [100000, 100000]}, "'imgsz' must be .* 1 to 8192"),
+        (lambda p: {"strides": []}, "'strides' must be a non-empty list"),
+    ],
+    ids=["graph-up", "graph-absolute", "no-names", "imgsz-text", "imgsz-huge", "no-strides"],
+)
+def test_export_metadata_that_points_outside_or_is_malformed_is_one_line(exported, tmp_path, change, message):
+    folder = Path(shutil.copytree(exported, tmp_path / "copy"))
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta.update(change(folder))
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InvalidExportError, match=message) as e:
+        load_export(folder)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("imgsz", [100000, [64, 100000]])
+def test_imgsz_beyond_the_cap_is_one_line(full_run, imgsz):
+    model, _, _ = full_run
+    with pytest.raises(ArgumentError, match="image sides go from 1 to 8192"):
+        model.predict(torch.zeros(1, 3, 64, 64), imgsz=imgsz)
+
+
+def test_export_imgsz_and_name_are_checked(full_run, tmp_path):
+    model, _, _ = full_run
+    with pytest.raises(ArgumentError, match="image sides go from 1 to 8192"):
+        model.export(format="onnx", imgsz=100000, project=str(tmp_path))
+    with pytest.raises(ArgumentError, match="leads out of project"):
+        model.export(format="onnx", imgsz=64, project=str(tmp_path / "p"), name="../x")
