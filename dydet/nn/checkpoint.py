@@ -207,7 +207,18 @@ def load_checkpoint_dict(path: str | Path, trust: bool | None = None) -> dict[st
             ckpt[key] = build_model(ckpt[key], path)
     if not isinstance(ckpt.get("ema") or ckpt.get("model"), torch.nn.Module):
         raise CheckpointError(f"checkpoint '{path}' holds no model: it is not an Ultralytics/dydet checkpoint")
+    require_finite(ckpt.get("ema") or ckpt["model"], path)
     return ckpt
+
+
+def require_finite(model: torch.nn.Module, source: str | Path) -> None:
+    """Refuse a model with NaN or infinite weights (it would predict nothing, silently), naming the first tensor."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(
+                f"checkpoint '{source}' has non-finite (NaN or infinite) weights in '{name}': the training diverged "
+                "or the file is damaged; use an earlier checkpoint or train again"
+            )
 
 
 def checkpoint_model(ckpt: dict[str, Any]) -> torch.nn.Module:

@@ -167,3 +167,15 @@ def test_export_imgsz_and_name_are_checked(full_run, tmp_path):
         model.export(format="onnx", imgsz=100000, project=str(tmp_path))
     with pytest.raises(ArgumentError, match="leads out of project"):
         model.export(format="onnx", imgsz=64, project=str(tmp_path / "p"), name="../x")
+
+
+def test_non_finite_weights_are_refused_naming_the_tensor(full_run, tmp_path):
+    _, _, project = full_run
+    ckpt = torch.load(project / "full" / "weights" / "best.pt", weights_only=True)
+    record = ckpt["ema"] or ckpt["model"]
+    name = next(k for k, v in record["state_dict"].items() if v.is_floating_point())
+    record["state_dict"][name] = torch.full_like(record["state_dict"][name], float("nan"))
+    torch.save(ckpt, tmp_path / "nan.pt")
+    with pytest.raises(CheckpointError, match=f"non-finite .* in '{name}'") as e:
+        DynamicYOLO(str(tmp_path / "nan.pt"))
+    assert "\n" not in str(e.value)
