@@ -18,7 +18,7 @@ from dydet.engine.demo import finish_demo
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.transfer import read_pretrained
 from dydet.utils.checkpoint import load_raw, to_plain
-from dydet.utils.errors import ArgumentError, MissingFileError
+from dydet.utils.errors import ArgumentError, MissingFileError, WriteError
 from dydet.utils.files import make_run_dir, remove_if_unused
 
 STAGES = ("all", "1", "2", "calibrate")
@@ -64,9 +64,9 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
             yolo.model = trainer.model
             yolo.predictor = None
         trainer.train()
-    except BaseException:
+    except BaseException as e:
         if created is not None:
-            remove_if_unused(created)
+            remove_if_unused(created, keep_results=not isinstance(e, WriteError))
         raise
     if RANK in {-1, 0}:
         ckpt = trainer.best if trainer.best.exists() else trainer.last

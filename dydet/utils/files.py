@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from dydet.utils.errors import ArgumentError
+from dydet.utils.errors import ArgumentError, WriteError
 
 # File endings of a dataset archive (Ultralytics downloads and unpacks these): dydet leaves such a `data=` to it.
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2", ".7z")
@@ -29,19 +30,27 @@ def make_run_dir(project: str | Path, name: str, exist_ok: bool = False) -> tupl
         (tuple[Path, bool]): The folder, and whether this call created it.
     """
     base = run_path(project, name)
-    base.parent.mkdir(parents=True, exist_ok=True)
-    if exist_ok:
-        existed = base.is_dir()
-        base.mkdir(exist_ok=True)
-        return base, not existed
-    n = 1
-    while True:
-        path = base if n == 1 else Path(f"{base}-{n}")
-        try:
-            os.mkdir(path)
-            return path, True
-        except FileExistsError:
-            n += 1
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(base.parent, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "read-only or not writable")
+        if exist_ok:
+            existed = base.is_dir()
+            base.mkdir(exist_ok=True)
+            return base, not existed
+        n = 1
+        while True:
+            path = base if n == 1 else Path(f"{base}-{n}")
+            try:
+                os.mkdir(path)
+                return path, True
+            except FileExistsError:
+                n += 1
+    except OSError as e:
+        why = os.strerror(e.errno) if e.errno else " ".join(str(e).split())
+        raise WriteError(
+            f"cannot create the run folder '{base}' ({why}): choose a writable folder with project="
+        ) from e
 
 
 def run_path(project: str | Path, name: str) -> Path:
@@ -91,9 +100,12 @@ def resume_folder(checkpoint: str | Path, project: Any = None, name: Any = None)
     return target
 
 
-def remove_if_unused(folder: Path) -> None:
-    """Delete a run folder this run created if the failed run left nothing worth keeping (no checkpoint, no results)."""
-    if not folder.is_dir() or any(folder.rglob("*.pt")) or (folder / "results.csv").exists():
+def remove_if_unused(folder: Path, keep_results: bool = True) -> None:
+    """Delete a run folder this run created if the failed run left nothing worth keeping (no checkpoint, no results).
+
+    `keep_results=False`: results without a checkpoint are not worth keeping (the run could not write its weights).
+    """
+    if not folder.is_dir() or any(folder.rglob("*.pt")) or (keep_results and (folder / "results.csv").exists()):
         return
     shutil.rmtree(folder, ignore_errors=True)
 

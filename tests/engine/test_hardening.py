@@ -1,6 +1,7 @@
 """Files that steer where dydet writes or what it loads, unbounded inputs and silent losses are refused or contained."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from dydet.nn.limits import check_model_size
 from dydet.nn.parse import parse_model
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import load_raw
-from dydet.utils.errors import ArgumentError, CheckpointError, ConfigError
+from dydet.utils.errors import ArgumentError, CheckpointError, ConfigError, WriteError
 from dydet.utils.files import make_run_dir, run_path
 
 
@@ -179,3 +180,51 @@ def test_non_finite_weights_are_refused_naming_the_tensor(full_run, tmp_path):
     with pytest.raises(CheckpointError, match=f"non-finite .* in '{name}'") as e:
         DynamicYOLO(str(tmp_path / "nan.pt"))
     assert "\n" not in str(e.value)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Every atomic write goes to /dev/full: its flush fails with ENOSPC, as on a full filesystem."""
+    import dydet.utils.checkpoint.save as save
+
+    def mkstemp(dir, prefix, suffix):
+        return os.open("/dev/full", os.O_WRONLY), str(Path(dir) / f"{prefix}x{suffix}")
+
+    monkeypatch.setattr(save.tempfile, "mkstemp", mkstemp)
+
+
+def test_predict_onto_a_full_disk_is_one_line_and_reports_nothing_saved(full_run, tmp_path, tiny_data, full_disk):
+    model, _, _ = full_run
+    image = next((tiny_data.parent / "images" / "val").iterdir())
+    with pytest.raises(WriteError, match="No space left on device") as e:
+        model.predict(image, project=str(tmp_path / "p"), name="out", save=True)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "p" / "out").exists()
+
+
+def test_training_onto_a_full_disk_is_one_line_and_removes_its_folder(tiny_data, tmp_path, tiny_train, full_disk):
+    with pytest.raises(WriteError, match="No space left on device"):
+        DynamicYOLO("dy-yolo11n.yaml").train(
+            data=str(tiny_data), project=str(tmp_path), name="full", stage="1", **{**tiny_train, "epochs": 1}
+        )
+    assert not (tmp_path / "full").exists()
+
+
+@pytest.mark.parametrize("mode", ["predict", "val"])
+def test_unwritable_project_folder_is_one_line(full_run, tmp_path, tiny_data, monkeypatch, mode):
+    import dydet.utils.files as files
+
+    model, _, _ = full_run
+    monkeypatch.setattr(files.os, "access", lambda path, how: False)  # as a read-only folder (we may run as root)
+    with pytest.raises(WriteError, match="cannot create the run folder .*: choose a writable folder") as e:
+        if mode == "predict":
+            model.predict(next((tiny_data.parent / "images" / "val").iterdir()), project=str(tmp_path), save=True)
+        else:
+            model.val(data=str(tiny_data), project=str(tmp_path), batch=4)
+    assert "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_project_that_cannot_hold_folders_is_one_line(tmp_path):
+    with pytest.raises(WriteError, match="cannot create the run folder '/proc/x/"):
+        make_run_dir("/proc/x", "exp")

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from dydet.utils.errors import WriteError
+
 
 def fsync_dir(folder: Path) -> None:
     """Flush a folder's entries (a rename) to disk, where the OS allows it."""
@@ -31,20 +33,32 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         (Path): `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise write_error(path, e) from e
         raise
     fsync_dir(path.parent)
     return path
+
+
+def write_error(path: str | Path, e: OSError) -> WriteError:
+    """Return the one-line error for a failed write of `path` (full disk, read-only or unwritable folder)."""
+    why = os.strerror(e.errno) if e.errno else " ".join(str(e).split())
+    return WriteError(
+        f"could not write '{path}' ({why}): free some disk space or choose a writable folder with project="
+    )
 
 
 def remove_partial_writes(folder: str | Path) -> list[Path]:
