@@ -228,3 +228,10 @@ def test_unwritable_project_folder_is_one_line(full_run, tmp_path, tiny_data, mo
 def test_project_that_cannot_hold_folders_is_one_line(tmp_path):
     with pytest.raises(WriteError, match="cannot create the run folder '/proc/x/"):
         make_run_dir("/proc/x", "exp")
+
+
+def test_text_file_named_pt_is_one_short_line(tmp_path):
+    (tmp_path / "notes.pt").write_text("hello, this is text\n")
+    with pytest.raises(CheckpointError, match="is not a readable PyTorch checkpoint") as e:
+        load_raw(tmp_path / "notes.pt")
+    assert "\n" not in str(e.value) and len(str(e.value)) < 200 + len(str(tmp_path))
