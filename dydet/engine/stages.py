@@ -17,7 +17,7 @@ from dydet.engine.checkpointing import RESUME_ALLOWED, resumable, run_info
 from dydet.engine.demo import finish_demo
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.transfer import read_pretrained
-from dydet.utils.checkpoint import load_raw, to_plain
+from dydet.utils.checkpoint import load_raw, remove_abandoned_writes, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError, WriteError
 from dydet.utils.files import make_run_dir, remove_if_unused
 
@@ -54,6 +54,8 @@ def fit(yolo: Any, trainer_cls: type, kwargs: dict[str, Any], plan: dict[str, An
         created = folder if new else None
     try:
         trainer = trainer_cls(overrides=args, _callbacks=yolo.callbacks)
+        if RANK in {-1, 0} and (removed := remove_abandoned_writes(Path(trainer.save_dir).parent)):
+            LOGGER.info(f"Removed {len(removed)} temporary file(s) left by runs killed while writing")
         trainer.plan = plan
         yolo.trainer = trainer
         if not args.get("resume") and yolo.ckpt:
@@ -158,7 +160,11 @@ def run_plan(yolo: Any, plan: dict[str, Any], trainer: type | None = None, start
     data = kwargs.get("data") or yolo.overrides.get("data")
     if not data:
         raise ArgumentError("calibration needs the validation data: pass data=path/to/data.yaml")
-    run = Path(yolo.trainer.save_dir) if yolo.trainer is not None else Path(yolo.ckpt_path).resolve().parent.parent
+    if yolo.trainer is not None:
+        run = Path(yolo.trainer.save_dir)
+    else:  # `<run>/weights/x.pt` -> `<run>`; a checkpoint elsewhere: its own folder
+        weights = Path(yolo.ckpt_path).resolve().parent
+        run = weights.parent if weights.name == "weights" else weights
     calibration = yolo.calibrate(
         data=data,
         imgsz=kwargs.get("imgsz"),

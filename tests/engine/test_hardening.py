@@ -235,3 +235,37 @@ def test_text_file_named_pt_is_one_short_line(tmp_path):
     with pytest.raises(CheckpointError, match="is not a readable PyTorch checkpoint") as e:
         load_raw(tmp_path / "notes.pt")
     assert "\n" not in str(e.value) and len(str(e.value)) < 200 + len(str(tmp_path))
+
+
+def test_temp_files_name_their_writer_and_only_abandoned_ones_are_removed(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import dydet.utils.checkpoint.save as save
+
+    seen = []
+    chmod = save.os.chmod
+    monkeypatch.setattr(save.os, "chmod", lambda path, mode: (seen.append(Path(path).name), chmod(path, mode)))
+    save.atomic_write_bytes(tmp_path / "run" / "weights" / "last.pt", b"x")
+    assert seen[0].startswith(f".last.pt.{os.getpid()}.") and seen[0].endswith(".tmp")
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    weights = tmp_path / "run" / "weights"
+    dead = weights / f".last.pt.{int(gone.stdout)}.abc.tmp"
+    live = [weights / f".best.pt.{os.getpid()}.abc.tmp", weights / ".epoch1.pt.1.abc.tmp"]  # this process, init
+    for f in [dead, *live]:
+        f.write_bytes(b"half")
+    assert save.remove_abandoned_writes(tmp_path) == [dead]
+    assert all(f.exists() for f in live)
+
+
+def test_calibrate_never_rewrites_its_input_and_writes_beside_it(full_run, tmp_path):
+    _, _, project = full_run
+    given = tmp_path / "x" / "final.pt"
+    given.parent.mkdir()
+    shutil.copy(project / "full-router" / "weights" / "final.pt", given)
+    before = given.read_bytes(), given.stat().st_mtime_ns
+    DynamicYOLO(str(given)).train(stage="calibrate", batch=8)
+    assert (given.read_bytes(), given.stat().st_mtime_ns) == before
+    assert (tmp_path / "x" / "final-2.pt").is_file()
+    assert (tmp_path / "x" / "calibration").is_dir() and not (tmp_path / "calibration").exists()
