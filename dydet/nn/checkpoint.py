@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,11 +183,26 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
         model.stride = record["stride"].float()
     if isinstance(model, DetectorFamily):  # routing state; a static model has none
         model.threshold = float(record.get("threshold", model.threshold))
-        model.calibration = record.get("calibration")
+        model.calibration = _checked_calibration(record.get("calibration"), source)
         model.stage = int(record.get("stage", 0))
     model.args = dict(record.get("args") or {})
     model.task = "detect"
     return model
+
+
+def _checked_calibration(calibration: Any, source: Path) -> dict[str, Any] | None:
+    """Return a record's calibration, refusing one whose scores are not a non-empty list of finite numbers."""
+    if calibration is None:
+        return None
+    scores = calibration.get("scores") if isinstance(calibration, dict) else None
+    ok = isinstance(scores, (list, tuple)) and len(scores) > 0
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores)
+    if not ok:
+        raise CheckpointError(
+            f"checkpoint '{source}' is damaged: its calibration scores are not a list of numbers; calibrate again: "
+            f"dydet train model={source} stage=calibrate"
+        )
+    return calibration
 
 
 # ---------------------------------------------------------------------------------------------------------- loading

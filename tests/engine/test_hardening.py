@@ -269,3 +269,16 @@ def test_calibrate_never_rewrites_its_input_and_writes_beside_it(full_run, tmp_p
     assert (given.read_bytes(), given.stat().st_mtime_ns) == before
     assert (tmp_path / "x" / "final-2.pt").is_file()
     assert (tmp_path / "x" / "calibration").is_dir() and not (tmp_path / "calibration").exists()
+
+
+@pytest.mark.parametrize("scores", ["0.1,0.2", [], [0.1, float("nan")]])
+def test_calibration_scores_that_are_not_numbers_are_one_line(full_run, tmp_path, scores):
+    _, _, project = full_run
+    ckpt = torch.load(project / "full-router" / "weights" / "final.pt", weights_only=True)
+    for key in ("model", "ema"):
+        if ckpt.get(key):
+            ckpt[key]["calibration"]["scores"] = scores
+    torch.save(ckpt, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="calibration scores are not a list of numbers") as e:
+        DynamicYOLO(str(tmp_path / "bad.pt")).predict(torch.zeros(1, 3, 64, 64), hard_ratio=0.5)
+    assert "\n" not in str(e.value)
