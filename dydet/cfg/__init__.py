@@ -22,7 +22,8 @@ CFG_DIR = Path(__file__).resolve().parent
 MODELS_DIR = CFG_DIR / "models"
 DATASETS_DIR = CFG_DIR / "datasets"
 DEFAULT_CFG_PATH = CFG_DIR / "default.yaml"
-MODE_DEFAULTS_KEY = "mode_defaults"  # the one entry of default.yaml that is not an argument
+MODE_DEFAULTS_KEY = "mode_defaults"  # the entries of default.yaml that are not arguments: this one
+LIMITS_KEY = "limits"  # and this one
 TYPES = ("int", "float", "bool", "str", "list")
 
 
@@ -101,7 +102,7 @@ def load_args() -> dict[str, Arg]:
     Returns:
         (dict[str, Arg]): Arguments by name, in file order.
     """
-    entries = {k: v for k, v in _load_yaml().items() if k != MODE_DEFAULTS_KEY}
+    entries = {k: v for k, v in _load_yaml().items() if k not in {MODE_DEFAULTS_KEY, LIMITS_KEY}}
     args = {}
     for name, e in entries.items():
         if e.get("type") not in (None, *TYPES):
@@ -213,6 +214,12 @@ def check_args(mode: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@cache
+def max_imgsz() -> int:
+    """Return the largest image side dydet accepts (`limits: imgsz` in `default.yaml`)."""
+    return int((_load_yaml().get(LIMITS_KEY) or {})["imgsz"])
+
+
 def _copy(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
 
@@ -229,5 +236,6 @@ __all__ = (
     "default",
     "defaults",
     "load_args",
+    "max_imgsz",
     "mode_defaults",
 )

@@ -113,6 +113,8 @@ def save_calibrated(
 ) -> Path:
     """Write `final.pt` beside `checkpoint`: the same checkpoint with the calibration and default threshold set.
 
+    A `final.pt` input is never rewritten: its calibrated copy is `final-2.pt` (`calibrated_path`).
+
     The file is weights-only and written to a temporary name, flushed and renamed into place, so an interruption never
     leaves a broken `final.pt`; the source checkpoint is not modified.
 
@@ -141,4 +143,17 @@ def save_calibrated(
             record.calibration, record.threshold = calibration, threshold
             if router is not None:
                 record.router.load_state_dict(router.state_dict())
-    return save_checkpoint(ckpt, checkpoint.with_name("final.pt"))
+    return save_checkpoint(ckpt, calibrated_path(checkpoint))
+
+
+def calibrated_path(checkpoint: str | Path) -> Path:
+    """Return where the calibrated copy of `checkpoint` goes: `final.pt` beside it, never over the input itself.
+
+    Calibrating a `final.pt` again writes `final-2.pt` (or the next free `final-N.pt`).
+    """
+    checkpoint = Path(checkpoint)
+    out, n = checkpoint.with_name("final.pt"), 1
+    while out.resolve() == checkpoint.resolve() or (n > 1 and out.exists()):
+        n += 1
+        out = checkpoint.with_name(f"final-{n}.pt")
+    return out

@@ -43,11 +43,15 @@ from dydet.utils.checkpoint import (
     to_plain,
 )
 from dydet.utils.errors import CheckpointError, MissingFileError
+from dydet.utils.files import resume_folder
 
 # Arguments a resumed run may change (as Ultralytics' `check_resume` allows): memory, device, logging.
 RESUME_ALLOWED = frozenset(
     {"imgsz", "batch", "device", "close_mosaic", "save_period", "workers", "cache", "patience", "time", "val", "plots"}
 )
+
+# Arguments a resume takes as given without a warning: what to resume and where it writes.
+RESUME_KEPT = frozenset({"model", "data", "mode", "resume", "pretrained", "save_dir", "project", "name"})
 
 
 def resumable(ckpt: dict[str, Any]) -> bool:
@@ -204,15 +208,16 @@ class SafeCheckpoints:
             args = {k: v for k, v in (ckpt.get("train_args") or {}).items() if k in DEFAULT_CFG_KEYS or k == "save_dir"}
             self.args = get_cfg({**DEFAULT_CFG_DICT, **args})
             self.args.model = self.args.resume = str(resume)
+            # beside the checkpoint (or where the user says), never where the file says: it may name another run
+            run = resume_folder(resume, overrides.get("project"), overrides.get("name"))
+            self.args.save_dir, self.args.project, self.args.name = str(run), str(run.parent), run.name
             if overrides.get("data"):  # e.g. the dataset moved; by default the run's own data
                 self.args.data = overrides["data"]
             ignored = []
             for k, v in overrides.items():
                 if k in RESUME_ALLOWED:
                     setattr(self.args, k, v)
-                elif k not in {"model", "data", "mode", "resume", "pretrained", "save_dir"} and v != getattr(
-                    self.args, k, None
-                ):
+                elif k not in RESUME_KEPT and v != getattr(self.args, k, None):
                     ignored.append(k)
             if ignored:
                 LOGGER.warning(f"Resume ignores {ignored}, using checkpoint values. Start a new run to change them.")

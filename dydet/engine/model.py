@@ -43,7 +43,8 @@ from dydet.nn.transfer import read_pretrained
 from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
 from dydet.utils.checkpoint import TRUST_ARG, trusting
 from dydet.utils.errors import ArgumentError
-from dydet.utils.inputs import check_data, check_run_args, check_source, is_url, require_export_extra
+from dydet.utils.files import run_path
+from dydet.utils.inputs import check_data, check_imgsz, check_run_args, check_source, is_url, require_export_extra
 from dydet.utils.metrics import DynamicDetMetrics, report_payoff
 from dydet.utils.offline import setup_offline
 from dydet.utils.tradeoff import format_table, routed_latency, save_tradeoff, tradeoff_table
@@ -412,6 +413,7 @@ class DynamicModel(Model):
                 "route)"
             )
         require_export_extra()
+        check_imgsz(kwargs.get("imgsz"))
         precision = export_precision(kwargs)  # quantize=8|16, or Ultralytics' deprecated int8= / half=
         if precision == INT8:
             check_int8_args(fmt, kwargs.get("data"), kwargs.get("fraction", 1.0))
@@ -432,7 +434,7 @@ class DynamicModel(Model):
         suffix = f"int8_{fmt}" if precision == INT8 else fmt  # beside the fp32 export, not over it
         imgsz = kwargs.get("imgsz") or calibration.get("imgsz") or 640
         if kwargs.get("project") or kwargs.get("name"):
-            out = Path(kwargs.get("project") or Path.cwd()) / (kwargs.get("name") or "export")  # absolute: check_args
+            out = run_path(kwargs.get("project") or Path.cwd(), kwargs.get("name") or "export")
         elif self.ckpt_path:
             out = Path(self.ckpt_path).with_name(f"{Path(self.ckpt_path).stem}_{suffix}")
         else:

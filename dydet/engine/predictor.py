@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 import torch
 from ultralytics.models.yolo.detect import DetectionPredictor
@@ -13,6 +16,8 @@ from ultralytics.utils import LOGGER
 from dydet.engine.results import RoutedResults, route_label
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.routing import ROUTES, Routing, RoutingSpec
+from dydet.utils.checkpoint import atomic_write_bytes, write_error
+from dydet.utils.errors import WriteError
 from dydet.utils.files import claim_save_dir
 from dydet.utils.preprocess import preprocess_images
 
@@ -126,3 +131,24 @@ class RoutedPredictor(DetectionPredictor):
         # the stock line ends with "<detections>, <inference time>ms": the route and score go before the time
         head, sep, tail = line.rpartition(f"{result.speed['inference']:.1f}ms")
         return f"{head}{route_label(route, result.score)}, {sep}{tail}" if sep else line
+
+    def save_predicted_images(self, save_path: Path, frame: int | None = 0) -> None:
+        """Save the plotted image (or video frame) with its route banner; an image that cannot be written is an error.
+
+        The stock `cv2.imwrite` returns False on a full disk or a read-only folder and the run reports "Results saved"
+        all the same; images are written atomically here instead, and a failed write stops the run in one line.
+        """
+        if self.dataset.mode in {"stream", "video"}:
+            return super().save_predicted_images(save_path, frame)
+        path = Path(save_path).with_suffix(".jpg")
+        ok, buffer = cv2.imencode(".jpg", self.plotted_img)
+        try:
+            if not ok:
+                raise OSError(errno.EIO, "the image could not be encoded")
+            atomic_write_bytes(path, buffer.tobytes())
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                Path(self.save_dir).rmdir()  # the folder this run claimed, when it holds nothing yet
+            if isinstance(e, WriteError):
+                raise
+            raise write_error(path, e) from e

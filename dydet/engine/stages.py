@@ -18,8 +18,8 @@ from dydet.engine.demo import finish_demo
 from dydet.engine.distributed import claim_run_dir
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.transfer import read_pretrained
-from dydet.utils.checkpoint import load_raw, to_plain
-from dydet.utils.errors import ArgumentError, MissingFileError
+from dydet.utils.checkpoint import load_raw, remove_abandoned_writes, to_plain
+from dydet.utils.errors import ArgumentError, MissingFileError, WriteError
 from dydet.utils.files import make_run_dir, remove_if_unused
 from dydet.utils.metrics import report_payoff
 
@@ -62,6 +62,8 @@ def fit(
         args["save_dir"] = claim_run_dir(args.get("save_dir"))  # the other processes of a group take rank 0's
     try:
         trainer = trainer_cls(overrides=args, _callbacks=yolo.callbacks)
+        if RANK in {-1, 0} and (removed := remove_abandoned_writes(Path(trainer.save_dir).parent)):
+            LOGGER.info(f"Removed {len(removed)} temporary file(s) left by runs killed while writing")
         trainer.plan = plan
         trainer.pretrained_weights = loaded
         yolo.trainer = trainer
@@ -75,9 +77,9 @@ def fit(
             yolo.model = trainer.model
             yolo.predictor = None
         trainer.train()
-    except BaseException:
+    except BaseException as e:
         if created is not None:
-            remove_if_unused(created)
+            remove_if_unused(created, keep_results=not isinstance(e, WriteError))
         raise
     # every process of a group goes on with rank 0's checkpoint (finished: Ultralytics' final_eval waits for it)
     if RANK in {-1, 0} or trainer.best.exists() or trainer.last.exists():
@@ -174,7 +176,11 @@ def run_plan(
     data = kwargs.get("data") or yolo.overrides.get("data")
     if not data:
         raise ArgumentError("calibration needs the validation data: pass data=path/to/data.yaml")
-    run = Path(yolo.trainer.save_dir) if yolo.trainer is not None else Path(yolo.ckpt_path).resolve().parent.parent
+    if yolo.trainer is not None:
+        run = Path(yolo.trainer.save_dir)
+    else:  # `<run>/weights/x.pt` -> `<run>`; a checkpoint elsewhere: its own folder
+        weights = Path(yolo.ckpt_path).resolve().parent
+        run = weights.parent if weights.name == "weights" else weights
     args = {
         "data": data,
         "imgsz": kwargs.get("imgsz"),
@@ -257,7 +263,9 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
         "calibrate": done == 2,
         "train_args": {k: saved.get(k) for k in ("data", "imgsz", "batch", "device", "project", "name")},
     }
-    given = {k: v for k, v in kwargs.items() if v is not None and (k in RESUME_ALLOWED or k == "data")}
+    given = {
+        k: v for k, v in kwargs.items() if v is not None and (k in RESUME_ALLOWED or k in {"data", "project", "name"})
+    }
     plan["train_args"].update(given)
     ignored = sorted(set(kwargs) - set(given) - {"stage", *ROUTER_KEYS, "calibrate"})
     if ignored:
@@ -265,6 +273,9 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     yolo.metrics = fit(
         yolo, classes["router_trainer" if done == 2 else "trainer"], {**given, "resume": str(path)}, plan
     )
+    if yolo.trainer is not None:  # later stages go beside the resumed run, never where the file's plan says
+        run = Path(yolo.trainer.save_dir)
+        plan["train_args"].update(project=str(run.parent), name=run.name)
     if done == 1 and plan["stage"] == "all":
         return run_plan(yolo, plan, start="2")
     if done == 2 and plan["stage"] in {"all", "2"} and plan["calibrate"]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,11 +29,12 @@ from ultralytics.nn.modules import Detect
 from ultralytics.utils import DEFAULT_CFG_DICT
 
 from dydet.nn.family import DetectorFamily
+from dydet.nn.limits import check_model_size, check_parameters
 from dydet.nn.parse import DYDET_LAYERS
 from dydet.nn.rcnn import RCNNDetectionModel
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
 from dydet.utils.checkpoint import MODEL_FORMAT, MODEL_KEYS, atomic_write_bytes, is_model_record, load_raw, to_plain
-from dydet.utils.checkpoint.trust import _refusal
+from dydet.utils.checkpoint.trust import _TRUST, _refusal
 from dydet.utils.errors import CheckpointError
 
 # ----------------------------------------------------------------------------------------------------- model records
@@ -77,6 +79,10 @@ def model_record(model: torch.nn.Module) -> dict[str, Any]:
     }
 
 
+# Layers that can fetch files while they are built (torchvision's pretrained weights): a stored YAML naming one could
+# make loading a checkpoint reach the network.
+FETCHING_LAYERS = frozenset({"TorchVision"})
+
 _ACTIVATION = re.compile(r"(torch\.)?nn\.[A-Za-z_]\w*\(.*\)", re.DOTALL)
 
 
@@ -107,6 +113,8 @@ def _check_model_yaml(cfg: dict[str, Any], source: Path) -> None:
             name = layer[2] if isinstance(layer, (list, tuple)) and len(layer) == 4 else None
             if not isinstance(name, str):
                 raise CheckpointError(f"checkpoint '{source}' is damaged: bad layer {layer!r} in its model YAML")
+            if name in FETCHING_LAYERS and not _TRUST.get():
+                raise _refusal(source, f"its model YAML names {name!r}, a layer that can download files when built")
             if name.startswith("nn."):
                 m = getattr(torch.nn, name[3:], None)
             elif name.startswith("torchvision.ops."):
@@ -153,7 +161,9 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
     model_class = MODEL_CLASSES.get(record.get("class", "DynamicDetectionModel"))
     if model_class is None:
         raise _refusal(source, f"its model record names the class {record.get('class')!r}, which dydet does not build")
+    check_parameters(record["state_dict"], f"checkpoint '{source}'")
     if model_class is not RCNNDetectionModel:
+        check_model_size(cfg, f"checkpoint '{source}'")
         _check_model_yaml(cfg, source)  # the R-CNN builder reads only numbers from its YAML (a ResNet depth, ...)
     try:
         with _restricted_build():
@@ -173,11 +183,26 @@ def build_model(record: dict[str, Any], source: str | Path = "checkpoint") -> to
         model.stride = record["stride"].float()
     if isinstance(model, DetectorFamily):  # routing state; a static model has none
         model.threshold = float(record.get("threshold", model.threshold))
-        model.calibration = record.get("calibration")
+        model.calibration = _checked_calibration(record.get("calibration"), source)
         model.stage = int(record.get("stage", 0))
     model.args = dict(record.get("args") or {})
     model.task = "detect"
     return model
+
+
+def _checked_calibration(calibration: Any, source: Path) -> dict[str, Any] | None:
+    """Return a record's calibration, refusing one whose scores are not a non-empty list of finite numbers."""
+    if calibration is None:
+        return None
+    scores = calibration.get("scores") if isinstance(calibration, dict) else None
+    ok = isinstance(scores, (list, tuple)) and len(scores) > 0
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in scores)
+    if not ok:
+        raise CheckpointError(
+            f"checkpoint '{source}' is damaged: its calibration scores are not a list of numbers; calibrate again: "
+            f"dydet train model={source} stage=calibrate"
+        )
+    return calibration
 
 
 # ---------------------------------------------------------------------------------------------------------- loading
@@ -198,7 +223,18 @@ def load_checkpoint_dict(path: str | Path, trust: bool | None = None) -> dict[st
             ckpt[key] = build_model(ckpt[key], path)
     if not isinstance(ckpt.get("ema") or ckpt.get("model"), torch.nn.Module):
         raise CheckpointError(f"checkpoint '{path}' holds no model: it is not an Ultralytics/dydet checkpoint")
+    require_finite(ckpt.get("ema") or ckpt["model"], path)
     return ckpt
+
+
+def require_finite(model: torch.nn.Module, source: str | Path) -> None:
+    """Refuse a model with NaN or infinite weights (it would predict nothing, silently), naming the first tensor."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(
+                f"checkpoint '{source}' has non-finite (NaN or infinite) weights in '{name}': the training diverged "
+                "or the file is damaged; use an earlier checkpoint or train again"
+            )
 
 
 def checkpoint_model(ckpt: dict[str, Any]) -> torch.nn.Module:

@@ -24,6 +24,7 @@ from ultralytics.nn.modules import CBFuse, CBLinear, Concat, Conv, Detect, RepCo
 from ultralytics.utils import LOGGER
 from ultralytics.utils.ops import make_divisible
 
+from dydet.nn.limits import check_model_size
 from dydet.nn.modules import SPPCSPC, ReOrg
 from dydet.utils.errors import ConfigError
 
@@ -63,6 +64,7 @@ def parse_model(d: dict[str, Any], ch: int, verbose: bool = True) -> tuple[nn.Se
     Returns:
         (tuple[nn.Sequential, list[int]]): The layers and the sorted indices of layers whose outputs later layers read.
     """
+    check_model_size(d)
     legacy = Detect.legacy
     try:
         if needs_dydet_parser(d):

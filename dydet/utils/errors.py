@@ -37,6 +37,10 @@ class MissingFileError(DydetError, FileNotFoundError):
     """A file or folder the user named does not exist."""
 
 
+class WriteError(DydetError, OSError):
+    """dydet cannot write where it was asked to: a full disk, a read-only or unwritable folder."""
+
+
 class DependencyError(DydetError, ImportError):
     """An optional package a feature needs is not installed (e.g. onnx for export)."""
 
@@ -50,4 +54,5 @@ __all__ = (
     "DydetError",
     "MissingFileError",
     "UsageError",
+    "WriteError",
 )

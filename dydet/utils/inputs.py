@@ -3,14 +3,20 @@
 Each check raises a one-line `ArgumentError` / `MissingFileError` (dydet's errors: also a `ValueError` /
 `FileNotFoundError`) that names the value or file and the fix. None of
 them reaches the network: a URL is refused unless the user opted in by setting ``YOLO_OFFLINE=0`` (dydet sets it to 1
-by default), and then it is fetched by dydet with a timeout of a few seconds (`URL_TIMEOUT_S`).
+by default), and then it is fetched by dydet with a timeout of a few seconds without progress (`URL_TIMEOUT_S`) and a
+total deadline (`URL_DEADLINE_S`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import importlib
 import os
+import shutil
+import socket
 import tempfile
+import threading
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,7 +27,8 @@ from dydet.data.checks import check_detection_dataset
 from dydet.utils.errors import ArgumentError, DependencyError, MissingFileError
 from dydet.utils.files import ARCHIVE_SUFFIXES
 
-URL_TIMEOUT_S = 5.0
+URL_TIMEOUT_S = 5.0  # without progress
+URL_DEADLINE_S = 60.0  # in all
 URL_SCHEMES = ("http://", "https://", "ftp://", "rtsp://", "rtmp://", "tcp://", "ul://")
 STREAM_SCHEMES = ("rtsp://", "rtmp://", "tcp://")
 
@@ -37,48 +44,102 @@ def is_url(value: Any) -> bool:
     return isinstance(value, (str, Path)) and str(value).strip().lower().startswith(URL_SCHEMES)
 
 
-def fetch_url(url: str, timeout: float = URL_TIMEOUT_S) -> Path:
-    """Download `url` into a temporary folder, giving up after `timeout` seconds without progress.
+def fetch_url(url: str, timeout: float = URL_TIMEOUT_S, deadline: float = URL_DEADLINE_S) -> Path:
+    """Download `url` into a temporary folder, giving up after `timeout` s without progress or `deadline` s in all.
 
-    Only called when the user opted in to the network (`network_allowed`).
+    Only called when the user opted in to the network (`network_allowed`). A per-read timeout alone never ends a
+    server that sends a byte now and then: at the deadline a timer shuts the connection's socket, which ends any read.
 
     Args:
         url (str): An http(s)/ftp URL of one file.
         timeout (float): Seconds to wait for the connection and for each read.
+        deadline (float): Seconds the whole download may take.
 
     Returns:
         (Path): The downloaded file.
     """
     name = Path(urllib.parse.urlsplit(url).path).name or "download"
-    out = Path(tempfile.mkdtemp(prefix="dydet-url-")) / name
+    folder = Path(tempfile.mkdtemp(prefix="dydet-url-"))
+    out = folder / name
+    sockets: list[socket.socket] = []
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(deadline, expire)
+    timer.daemon = True
+    timer.start()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(out, "wb") as f:  # noqa: S310
-            while chunk := response.read(1 << 20):
+        opener = urllib.request.build_opener(*_handlers(sockets))
+        with opener.open(url, timeout=timeout) as response, open(out, "wb") as f:
+            while not expired.is_set() and (chunk := response.read1(1 << 16)):
                 f.write(chunk)
-    except (OSError, ValueError) as e:  # URLError, timeouts and HTTP errors are OSErrors
-        why = " ".join(str(getattr(e, "reason", e)).split())
+        if expired.is_set():
+            raise TimeoutError(f"not finished after {deadline:g} s")
+    except (OSError, ValueError, http.client.HTTPException) as e:  # URLError, timeouts and HTTP errors: OSErrors
+        shutil.rmtree(folder, ignore_errors=True)
+        why = (
+            f"not finished after {deadline:g} s" if expired.is_set() else " ".join(str(getattr(e, "reason", e)).split())
+        )
         raise ArgumentError(
-            f"could not download '{url}' within {timeout:g} s ({why}); download it yourself and pass the local path"
+            f"could not download '{url}' within {deadline:g} s ({why}); download it yourself and pass the local path"
         ) from e
+    finally:
+        timer.cancel()
     return out
+
+
+def _handlers(sockets: list[socket.socket]) -> tuple[urllib.request.BaseHandler, urllib.request.BaseHandler]:
+    """HTTP and HTTPS handlers whose connections record their sockets in `sockets` (for `fetch_url`'s deadline)."""
+
+    class Connection(http.client.HTTPConnection):
+        def connect(self):
+            super().connect()
+            sockets.append(self.sock)
+
+    class SecureConnection(http.client.HTTPSConnection):
+        def connect(self):
+            super().connect()
+            sockets.append(self.sock)
+
+    class Handler(urllib.request.HTTPHandler):
+        def http_open(self, req):
+            return self.do_open(Connection, req)
+
+    class SecureHandler(urllib.request.HTTPSHandler):
+        def https_open(self, req):
+            return self.do_open(SecureConnection, req, context=self._context)
+
+    return Handler(), SecureHandler()
 
 
 def refuse_url(what: str, url: str) -> ArgumentError:
     """Return the error for a URL given while offline."""
     return ArgumentError(
         f"{what}='{url}' is a URL and dydet works offline: download it first (e.g. curl -L -o FILE '{url}') and pass "
-        f"the local path, or set YOLO_OFFLINE=0 to let dydet fetch it (with a {URL_TIMEOUT_S:g} s timeout)"
+        f"the local path, or set YOLO_OFFLINE=0 to let dydet fetch it (giving up after {URL_DEADLINE_S:g} s)"
     )
 
 
 # ---------------------------------------------------------------------------------------------------------- arguments
 def check_imgsz(imgsz: Any, name: str = "imgsz") -> None:
-    """Refuse an image size that is not a positive int (or a list of them); None means the default."""
+    """Refuse an image size that is not a positive int (or a list of them) up to the cap; None means the default.
+
+    The cap (`limits: imgsz` in `dydet/cfg/default.yaml`) stops a typo from allocating tens of gigabytes.
+    """
+    from dydet.cfg import max_imgsz
+
     values = imgsz if isinstance(imgsz, (list, tuple)) else [imgsz]
     if imgsz is None:
         return
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in values):
         raise ArgumentError(f"{name}={imgsz!r} is invalid: it must be a positive image size in pixels, e.g. {name}=640")
+    if max(values) > (cap := max_imgsz()):
+        raise ArgumentError(f"{name}={imgsz!r} is too large: image sides go from 1 to {cap} pixels, e.g. {name}=640")
 
 
 def check_batch(batch: Any, mode: str) -> None:

@@ -220,3 +220,39 @@ def test_failed_run_leaves_no_run_folder(capsys, tmp_path, tiny_data):
     line = run_cli(capsys, "train", f"data={tiny_data}", f"pretrained={other}", f"project={project}", "epochs=1")
     assert "same base and scale" in line
     assert no_runs(project)
+
+
+def test_opt_in_download_has_a_total_deadline(tmp_path):
+    """A server that sends one byte a second never trips a per-read timeout; the total deadline ends the download."""
+    import http.server
+    import threading
+    import time
+
+    from dydet.utils.errors import ArgumentError
+    from dydet.utils.inputs import fetch_url
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "30")
+            self.end_headers()
+            for _ in range(30):  # bounded: the server stops by itself
+                try:
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(1)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ArgumentError, match=r"within 2 s \(not finished after 2 s\)"):
+            fetch_url(f"http://127.0.0.1:{server.server_port}/img.jpg", timeout=5, deadline=2)
+    finally:
+        server.shutdown()
+        server.server_close()

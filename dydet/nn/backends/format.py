@@ -103,12 +103,41 @@ def read_metadata(export_dir: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise InvalidExportError(f"'{file}' lacks {', '.join(missing)}; {hint}")
-    problems = _graph_problems(meta["graphs"])
+    problems = _graph_problems(meta["graphs"]) or _value_problems(meta, export_dir)
     if problems:
         raise InvalidExportError(f"'{file}' is inconsistent: {'; '.join(problems)}; {hint}")
     meta["names"] = {int(k): v for k, v in meta["names"].items()}
     meta["format"] = fmt
     return meta
+
+
+def _value_problems(meta: dict[str, Any], export_dir: Path) -> list[str]:
+    """Return what is wrong with the metadata's values: class names, image size, strides, threshold, graph paths."""
+    from dydet.cfg import max_imgsz
+
+    problems = []
+    names = meta["names"]
+    if not names or not isinstance(names, dict) or not all(str(k).isdigit() for k in names):
+        problems.append("'names' must be a non-empty table of class index -> name")
+    imgsz, cap = meta["imgsz"], max_imgsz()
+    if not (
+        isinstance(imgsz, list)
+        and len(imgsz) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= cap for v in imgsz)
+    ):
+        problems.append(f"'imgsz' must be [height, width], each 1 to {cap}, not {imgsz!r}")
+    strides = meta["strides"]
+    if not (isinstance(strides, list) and strides and all(isinstance(v, int) and 0 < v <= cap for v in strides)):
+        problems.append(f"'strides' must be a non-empty list of positive integers, not {strides!r}")
+    threshold = meta["threshold"]
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+        problems.append(f"'threshold' must be a number, not {threshold!r}")
+    root = export_dir.resolve()
+    for g in GRAPHS:
+        file = meta["graphs"][g]["file"]
+        if not isinstance(file, str) or Path(file).is_absolute() or not (root / file).resolve().is_relative_to(root):
+            problems.append(f"the {g} graph file {file!r} is not inside the export folder")
+    return problems
 
 
 def _graph_problems(graphs: Any) -> list[str]:

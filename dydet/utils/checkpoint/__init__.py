@@ -21,7 +21,13 @@ Loading order (`load_checkpoint_dict`):
 
 from dydet.utils.checkpoint.read import DYDET_CLASS_MODULES, allow_dydet_layers, load_raw
 from dydet.utils.checkpoint.rng import rng_state, set_rng_state
-from dydet.utils.checkpoint.save import atomic_write_bytes, fsync_dir, remove_partial_writes
+from dydet.utils.checkpoint.save import (
+    atomic_write_bytes,
+    fsync_dir,
+    remove_abandoned_writes,
+    remove_partial_writes,
+    write_error,
+)
 from dydet.utils.checkpoint.trust import MODEL_FORMAT, MODEL_KEYS, TRUST_ARG, is_model_record, to_plain, trusting
 
 __all__ = [
@@ -34,9 +40,11 @@ __all__ = [
     "fsync_dir",
     "is_model_record",
     "load_raw",
+    "remove_abandoned_writes",
     "remove_partial_writes",
     "rng_state",
     "set_rng_state",
     "to_plain",
     "trusting",
+    "write_error",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from dydet.utils.checkpoint.calls import layer_calls
 from dydet.utils.checkpoint.trust import _TRUST, _refusal
 from dydet.utils.errors import CheckpointError, MissingFileError
 from dydet.utils.inputs import is_url
@@ -19,11 +20,9 @@ def _torch_load_weights_only(path: Path) -> Any:
 
 
 def _unreadable(path: Path, e: BaseException) -> CheckpointError:
-    why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
-    return CheckpointError(
-        f"checkpoint '{path}' is not a readable PyTorch checkpoint (empty, truncated or another kind of file: {why}); "
-        "use the original file or train again"
-    )
+    why = " ".join(f"{type(e).__name__}: {e}".split())
+    why = why if len(why) <= 60 else why[:57] + "..."
+    return CheckpointError(f"checkpoint '{path}' is not a readable PyTorch checkpoint ({why}): use the original file")
 
 
 def _needs_globals(path: Path) -> bool:
@@ -40,6 +39,13 @@ def _load_ultralytics_safe(path: Path) -> dict[str, Any]:
 
     if not _SafeLoad.SUPPORTED:  # torch < 2.6: Ultralytics' safe mode would silently fall back to plain pickle
         raise _refusal(path, "it holds pickled Python objects and this torch cannot load them restricted")
+    calls = layer_calls(path)
+    if calls is None:
+        raise _refusal(path, "its pickle could not be checked")
+    if calls:
+        raise _refusal(
+            path, f"its pickle builds {calls[0]} with arguments of its own (it could download or exhaust memory)"
+        )
     allow_dydet_layers(path)
     try:
         ckpt, _ = torch_safe_load(str(path), safe_only=True)
@@ -116,7 +122,7 @@ def load_raw(path: str | Path, trust: bool | None = None) -> dict[str, Any]:
         if not _needs_globals(path):  # not a torch.save archive, or broken: nothing to trust
             raise _unreadable(path, e) from e
         ckpt = _load_trusted(path) if trust else _load_ultralytics_safe(path)
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError) as e:
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError, KeyError, IndexError) as e:
         raise _unreadable(path, e) from e
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint '{path}' holds a {type(ckpt).__name__}, not an Ultralytics/dydet checkpoint")

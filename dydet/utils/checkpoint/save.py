@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from dydet.utils.errors import WriteError
+
 
 def fsync_dir(folder: Path) -> None:
     """Flush a folder's entries (a rename) to disk, where the OS allows it."""
@@ -31,26 +33,58 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         (Path): `path`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise write_error(path, e) from e
         raise
     fsync_dir(path.parent)
     return path
 
 
-def remove_partial_writes(folder: str | Path) -> list[Path]:
-    """Delete the temporary files `atomic_write_bytes` left in `folder` when its process was killed mid-write.
+def write_error(path: str | Path, e: OSError) -> WriteError:
+    """Return the one-line error for a failed write of `path` (full disk, read-only or unwritable folder)."""
+    why = os.strerror(e.errno) if e.errno else " ".join(str(e).split())
+    return WriteError(
+        f"could not write '{path}' ({why}): free some disk space or choose a writable folder with project="
+    )
 
-    Call it only where no other process is writing (e.g. a run's weights folder when the run resumes).
+
+def writer_alive(tmp: Path) -> bool:
+    """Return whether the process that named temporary file `tmp` (`.<name>.<pid>.<random>.tmp`) is still running.
+
+    A file without a process id (written by an older dydet) counts as abandoned.
+    """
+    parts = tmp.name.split(".")
+    pid = parts[-3] if len(parts) >= 5 else ""
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Delete the temporary files `atomic_write_bytes` left in `folder` when its writer was killed mid-write.
+
+    Files whose writing process still runs are left alone, so any run may call it on any folder.
 
     Args:
         folder (str | Path): The folder of the files written atomically.
@@ -60,6 +94,14 @@ def remove_partial_writes(folder: str | Path) -> list[Path]:
     """
     removed = []
     for tmp in Path(folder).glob(".*.tmp") if Path(folder).is_dir() else ():
-        tmp.unlink(missing_ok=True)
-        removed.append(tmp)
+        if not writer_alive(tmp):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
     return removed
+
+
+def remove_abandoned_writes(project: str | Path) -> list[Path]:
+    """Delete abandoned temporary files in every run of `project` (`<run>/` and `<run>/weights/`); see above."""
+    project = Path(project)
+    folders = [*project.glob("*/weights"), *project.glob("*/")] if project.is_dir() else []
+    return [tmp for folder in folders for tmp in remove_partial_writes(folder)]
