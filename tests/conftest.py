@@ -6,6 +6,7 @@ Ultralytics settings; then `setup_offline()` sets YOLO_OFFLINE / YOLO_AUTOINSTAL
 tests/test_offline.py checks the set-up itself in fresh interpreters with their own homes.
 """
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -86,6 +87,34 @@ def light_yaml(folder: Path) -> Path:
     path = folder / "dy-faster-rcnn-r18.yaml"
     path.write_text(yaml.safe_dump(d))
     return path
+
+
+class LogCapture(logging.Handler):
+    """Collects the messages Ultralytics' LOGGER emits (dydet logs through it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+    def __enter__(self):
+        from ultralytics.utils import LOGGER
+
+        LOGGER.addHandler(self)
+        return self.lines
+
+    def __exit__(self, *exc):
+        from ultralytics.utils import LOGGER
+
+        LOGGER.removeHandler(self)
+
+
+@pytest.fixture
+def captured():
+    with LogCapture() as lines:
+        yield lines
 
 
 @pytest.fixture

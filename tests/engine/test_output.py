@@ -1,29 +1,8 @@
 """What dydet prints: one line for stage-2 freezing, the route and score in each image's predict line."""
 
-import logging
 import re
 
-import pytest
-from ultralytics.utils import LOGGER
-
 from dydet import DynamicYOLO
-
-
-class _Capture(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def captured():
-    capture = _Capture()
-    LOGGER.addHandler(capture)
-    yield capture.lines
-    LOGGER.removeHandler(capture)
 
 
 def test_stage2_freezing_is_one_summary_line(full_run, tiny_data, tmp_path, tiny_train, captured):

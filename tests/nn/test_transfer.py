@@ -1,33 +1,14 @@
 """pretrained= a static model of another class count: what fits is transferred into each route, the rest reported."""
 
-import logging
 import re
 
 import pytest
 import torch
 from ultralytics import YOLO
-from ultralytics.utils import LOGGER
 
 from dydet import DynamicYOLO
 from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict
 from dydet.nn.tasks import DynamicDetectionModel
-
-
-class _Capture(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
-@pytest.fixture
-def captured():
-    capture = _Capture()
-    LOGGER.addHandler(capture)
-    yield capture.lines
-    LOGGER.removeHandler(capture)
 
 
 def coco_checkpoint(name: str, folder) -> str:

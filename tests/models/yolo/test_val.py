@@ -1,10 +1,8 @@
 """Metric keys of dynamic validation: `(B)` is the routed model at the routing asked for, `(E)` / `(H)` each route."""
 
-import logging
-
 import numpy as np
 import pytest
-from ultralytics.utils import LOGGER
+from conftest import LogCapture
 
 from dydet import DynamicYOLO
 from dydet.models.yolo.val import DynamicValidator
@@ -69,24 +67,11 @@ def test_fitness_is_the_routed_models_and_training_keeps_its_criterion():
     assert checkpoint_fitness(m) == pytest.approx(m.split.fitness)
 
 
-class _Capture(logging.Handler):
-    def __init__(self):
-        super().__init__()
-        self.lines = []
-
-    def emit(self, record):
-        self.lines.append(record.getMessage())
-
-
 def test_val_reports_routed_b_at_the_calibrated_default_and_per_class_table(full_run, tmp_path):
     model = DynamicYOLO(full_run[0].ckpt_path)
-    capture = _Capture()
-    LOGGER.addHandler(capture)
-    try:
+    with LogCapture() as lines:
         metrics = model.val(data="tiny", imgsz=64, batch=8, project=str(tmp_path), plots=False, verbose=True)
-    finally:
-        LOGGER.removeHandler(capture)
-    log = "\n".join(capture.lines)
+    log = "\n".join(lines)
     assert metrics.threshold == pytest.approx(model.model.threshold) and "calibrated default" in metrics.routing_text
     routed = metrics.routed(np.asarray(metrics.scores) < model.model.threshold)
     assert metrics.results_dict["metrics/mAP50-95(B)"] == pytest.approx(routed.box.map)
@@ -103,13 +88,9 @@ def test_training_runs_print_no_per_class_tables():
     v.seen, v.nc, v.names, v.training = 4, 2, {0: "a", 1: "b"}, False
     for in_training, expected in ((False, True), (True, False)):
         v.in_training_run = in_training
-        capture = _Capture()
-        LOGGER.addHandler(capture)
-        try:
+        with LogCapture() as lines:
             v.print_results()
-        finally:
-            LOGGER.removeHandler(capture)
-        assert any(line.startswith("Per class") for line in capture.lines) is expected
+        assert any(line.startswith("Per class") for line in lines) is expected
 
 
 def test_val_forced_route_sets_b(full_run, tmp_path):
