@@ -282,3 +282,11 @@ def test_calibration_scores_that_are_not_numbers_are_one_line(full_run, tmp_path
     with pytest.raises(CheckpointError, match="calibration scores are not a list of numbers") as e:
         DynamicYOLO(str(tmp_path / "bad.pt")).predict(torch.zeros(1, 3, 64, 64), hard_ratio=0.5)
     assert "\n" not in str(e.value)
+
+
+def test_pickle_that_builds_a_layer_is_refused_even_where_torch_allows_the_layer(tmp_path):
+    """Safe globals registered earlier in the process (by any library) must not let a crafted call through."""
+    torch.save({"model": _Build(), "epoch": -1}, tmp_path / "build.pt")
+    with torch.serialization.safe_globals([torch.nn.Linear]):
+        with pytest.raises(CheckpointError, match="builds torch.nn.modules.linear.Linear with arguments"):
+            load_raw(tmp_path / "build.pt")

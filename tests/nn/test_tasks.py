@@ -200,7 +200,7 @@ def test_route_summary_counts_each_part():
 def test_state_survives_checkpoint_round_trip(tmp_path):
     model = tiny_model()
     model.threshold = 0.37
-    model.calibration = {"quantiles": [0.1, 0.9]}
+    model.calibration = {"scores": [0.1, 0.9]}
     x = varied_images(4)
     t = mixed_threshold(model, x)
     with torch.no_grad():
@@ -210,7 +210,7 @@ def test_state_survives_checkpoint_round_trip(tmp_path):
     torch.load(path, weights_only=True)  # plain containers and tensors only
     loaded, _ = load_checkpoint(path)
     assert isinstance(loaded, DynamicDetectionModel)
-    assert loaded.threshold == 0.37 and loaded.calibration == {"quantiles": [0.1, 0.9]}
+    assert loaded.threshold == 0.37 and loaded.calibration == {"scores": [0.1, 0.9]}
     assert not hasattr(loaded, "routing")  # no per-call state on the model: `routed` returns the record
     with torch.no_grad():
         torch.testing.assert_close(loaded.eval()(x, threshold=t)[0], ref, rtol=1e-5, atol=1e-5)

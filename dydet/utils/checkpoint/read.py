@@ -116,6 +116,11 @@ def load_raw(path: str | Path, trust: bool | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise MissingFileError(f"checkpoint '{path}' not found: {_missing_hint(path)}")
     trust = _TRUST.get() if trust is None else trust
+    calls = [] if trust else layer_calls(path)
+    if calls:  # before any loader: safe globals registered earlier in this process would let the call through
+        raise _refusal(
+            path, f"its pickle builds {calls[0]} with arguments of its own (it could download or exhaust memory)"
+        )
     try:
         ckpt = _torch_load_weights_only(path)
     except pickle.UnpicklingError as e:
