@@ -52,8 +52,8 @@ def test_default_training_run_prints_one_table_per_validation_and_no_repeats(tin
     stage-2 epochs instead of 8 (3 rows each)."""
     dydet = str(Path(sys.executable).with_name("dydet"))
     argv = [dydet, "train", f"data={tiny_data}", "epochs=1", "stage2_epochs=2", "imgsz=64", "batch=8", "workers=0"]
-    run = subprocess.run([*argv, f"project={tmp_path}", "plots=False"], capture_output=True, text=True, timeout=1800)
-    out = run.stdout + run.stderr
+    run = subprocess.run([*argv, f"project={tmp_path}", "plots=False"], capture_output=True, timeout=1800)
+    out = (run.stdout + run.stderr).decode()  # bytes: text mode would turn each redraw's `\r` into a new line
     assert run.returncode == 0, out[-3000:]
     assert terminal_rows(out) <= 90, out
     assert "params  module" not in out  # the layer table: verbose=True only
