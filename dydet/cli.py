@@ -42,7 +42,7 @@ META_MODES = {
     "checks": "print the system, the installed packages and dydet's state (versions, offline, device)",
 }
 MODEL_FREE_MODES = frozenset({"settings", "checks"})  # meta modes that take their own words, not arguments
-DEFAULT_MODEL = "dy-yolo11n.yaml"  # `dydet train` without model=
+DEFAULT_MODEL = "dy-yolo11n.yaml"  # `dydet train` without model= (the demo's own: `dydet.engine.args.DEMO_MODEL`)
 HELP_TOKENS = frozenset({"help", "-h", "--help"})
 DEBUG_ENV = "DYDET_DEBUG"
 
@@ -326,9 +326,21 @@ def _rows(rows: list[tuple[str, str]], indent: int = 2, width: int = 30) -> list
     return [f"{pad}{left:<{width}} {right}" if len(left) < width else f"{pad}{left}  {right}" for left, right in rows]
 
 
+def _default_model(mode: str, overrides: dict[str, Any]) -> str | None:
+    """Return the model a mode builds without model=: the demo's own on the demo data, else `DEFAULT_MODEL`."""
+    if mode not in TRAIN_LIKE_MODES:
+        return None
+    from dydet.engine.args import DEMO_MODEL, uses_demo_data
+
+    return DEMO_MODEL if mode == "train" and uses_demo_data(overrides, {}) else DEFAULT_MODEL
+
+
 def _model_row(mode: str) -> tuple[str, str]:
     if mode in TRAIN_LIKE_MODES:
-        return f"model={DEFAULT_MODEL}", "model YAML (dy-*.yaml) or checkpoint to start from"
+        return (
+            f"model={DEFAULT_MODEL}",
+            "model YAML (dy-*.yaml) or checkpoint to start from (on the demo data: dy-yolo11n-s.yaml)",
+        )
     return "model=(required)", f"calibrated dydet checkpoint (e.g. {FINAL_PT}) or its export folder"
 
 
@@ -431,7 +443,7 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
         from dydet.utils.system import handle_settings, run_checks
 
         return handle_settings(overrides.get("args", [])) if mode == "settings" else run_checks()
-    model = overrides.pop("model", DEFAULT_MODEL if mode in TRAIN_LIKE_MODES else None)
+    model = overrides.pop("model", _default_model(mode, overrides))
     if model is None:
         raise UsageError(f"'dydet {mode}' needs a model, e.g. model=path/to/best.pt. {_help_hint(mode)}")
     streams = mode in {"predict", "track"}

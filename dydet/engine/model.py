@@ -182,7 +182,8 @@ class DynamicModel(Model):
             for key, value in (self.model.train_defaults() if not self.ckpt else {}).items():
                 kwargs.setdefault(key, value)  # the family's own defaults (R-CNN: SGD, no mosaic), before the demo's
             check = self.model.check_pretrained if self.model.own_pretrained else None
-            kwargs, weights = prepare_train_run(kwargs, self.overrides, check_pretrained=check)
+            model_yaml = None if self.ckpt else self.model.yaml.get("yaml_file")
+            kwargs, weights = prepare_train_run(kwargs, self.overrides, check, model_yaml)
             return run_plan(self, make_plan(kwargs, demo=demo), trainer, pretrained=weights)
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
