@@ -290,3 +290,20 @@ def test_pickle_that_builds_a_layer_is_refused_even_where_torch_allows_the_layer
     with torch.serialization.safe_globals([torch.nn.Linear]):
         with pytest.raises(CheckpointError, match="builds torch.nn.modules.linear.Linear with arguments"):
             load_raw(tmp_path / "build.pt")
+
+
+def test_finished_resume_suggests_the_next_stage_beside_its_own_run(full_run, tmp_path):
+    """The suggested stage-2 command writes `<run>-router` beside the checkpoint's run, not runs/detect/train-router."""
+    import shlex
+
+    _, _, project = full_run
+    weights = tmp_path / "copy" / "weights"
+    weights.mkdir(parents=True)
+    for f in ("best.pt", "last.pt"):  # a finished stage-1 run, copied: its train_args still name the original
+        shutil.copy(project / "full" / "weights" / f, weights / f)
+    with pytest.raises(ArgumentError, match="there is nothing to resume") as e:
+        DynamicYOLO(str(weights / "last.pt")).train(resume=True)
+    command = str(e.value).split("Train the router with: ")[1]
+    args = dict(a.split("=", 1) for a in shlex.split(command)[2:])
+    assert args.pop("stage") == "2" and Path(args["model"]) == (weights / "best.pt").resolve()
+    assert Path(args["project"]) / f"{args['name']}-router" == (tmp_path / "copy-router").resolve()
