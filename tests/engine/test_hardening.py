@@ -5,6 +5,8 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -307,3 +309,52 @@ def test_finished_resume_suggests_the_next_stage_beside_its_own_run(full_run, tm
     args = dict(a.split("=", 1) for a in shlex.split(command)[2:])
     assert args.pop("stage") == "2" and Path(args["model"]) == (weights / "best.pt").resolve()
     assert Path(args["project"]) / f"{args['name']}-router" == (tmp_path / "copy-router").resolve()
+
+
+def _video(path: Path, frames: int = 6) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for i in range(frames):
+        writer.write(np.full((64, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+class _StopsWriting:
+    """A video writer that stops writing after two frames without saying so, as OpenCV's does on a full disk."""
+
+    real = cv2.VideoWriter
+
+    def __init__(self, *args, **kwargs):
+        self.writer, self.n = self.real(*args, **kwargs), 0
+
+    def isOpened(self):
+        return self.writer.isOpened()
+
+    def write(self, image):
+        self.n += 1
+        if self.n <= 2:
+            self.writer.write(image)
+
+    def release(self):
+        self.writer.release()
+
+
+class _CannotOpen(_StopsWriting):
+    def isOpened(self):
+        return False
+
+
+@pytest.mark.parametrize(
+    "writer, message", [(_StopsWriting, "lacks frames of the 6 written"), (_CannotOpen, "cannot open")]
+)
+def test_predict_video_that_cannot_be_written_is_one_line_and_reports_nothing_saved(
+    full_run, tmp_path, monkeypatch, captured, writer, message
+):
+    model, _, _ = full_run
+    source = _video(tmp_path / "clip.avi")
+    monkeypatch.setattr(cv2, "VideoWriter", writer)
+    with pytest.raises(WriteError, match=f"could not write '.*clip.avi'.*{message}") as e:
+        model.predict(str(source), project=str(tmp_path / "p"), name="out", save=True, imgsz=64)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "p" / "out").exists()
+    assert not any("Results saved" in line for line in captured)
