@@ -358,3 +358,46 @@ def test_predict_video_that_cannot_be_written_is_one_line_and_reports_nothing_sa
     assert "\n" not in str(e.value)
     assert not (tmp_path / "p" / "out").exists()
     assert not any("Results saved" in line for line in captured)
+
+
+def _torchvision_yaml(folder: Path, *weights) -> Path:
+    """dy-yolo11 whose first layer is torchvision's resnet18 stem (64 channels, stride 2), with `weights` if given."""
+    d = yaml.safe_load((Path(dydet.__file__).parent / "cfg" / "models" / "dy-yolo11.yaml").read_text())
+    d["backbone"][0] = [-1, 1, "TorchVision", [64, "resnet18", *weights, True, 7] if weights else [64, "resnet18"]]
+    path = folder / "tv.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Path:
+    """An empty torch hub cache; any download fails the test."""
+
+    def download(url, *args, **kwargs):
+        raise AssertionError(f"downloaded {url}")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.mark.parametrize("weights", [("DEFAULT",), ("IMAGENET1K_V1",), ()], ids=["DEFAULT", "named", "left-out"])
+def test_model_yaml_with_torchvision_weights_is_refused_offline_before_any_download(tmp_path, hub, weights):
+    with pytest.raises(ConfigError, match=r"would download .*/resnet18-f37072fd.pth: put that file into .*checkpoints"):
+        DynamicYOLO(str(_torchvision_yaml(tmp_path, *weights)))
+
+
+def test_torchvision_layer_without_weights_or_with_cached_weights_or_allowed_online_is_built(
+    tmp_path, hub, monkeypatch
+):
+    from dydet.nn.parse import check_downloads
+
+    for weights in (None, False, "None"):
+        DynamicYOLO(str(_torchvision_yaml(tmp_path, weights)))
+    d = yaml.safe_load(_torchvision_yaml(tmp_path, "DEFAULT").read_text())
+    hub.mkdir(parents=True)
+    (hub / "resnet18-f37072fd.pth").write_bytes(b"")  # torchvision reads the cache and fetches nothing
+    check_downloads(d)
+    (hub / "resnet18-f37072fd.pth").unlink()
+    monkeypatch.setenv("YOLO_OFFLINE", "0")  # the user's own choice
+    check_downloads(d)
