@@ -19,7 +19,7 @@ from dydet.engine.demo import finish_demo
 from dydet.engine.distributed import claim_run_dir
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.transfer import read_pretrained
-from dydet.utils.checkpoint import load_raw, remove_abandoned_writes, to_plain
+from dydet.utils.checkpoint import as_write_error, load_raw, remove_abandoned_writes, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError, WriteError
 from dydet.utils.files import make_run_dir, remove_if_unused
 from dydet.utils.metrics import report_payoff
@@ -79,8 +79,11 @@ def fit(
             yolo.predictor = None
         trainer.train()
     except BaseException as e:
+        error = as_write_error(e, args.get("save_dir") or "the run folder")  # Ultralytics' own writers (plots) too
         if created is not None:
-            remove_if_unused(created, keep_results=not isinstance(e, WriteError))
+            remove_if_unused(created, keep_results=not isinstance(error or e, WriteError))
+        if error is not None:
+            raise error from e
         raise
     # every process of a group goes on with rank 0's checkpoint (finished: Ultralytics' final_eval waits for it)
     if RANK in {-1, 0} or trainer.best.exists() or trainer.last.exists():
