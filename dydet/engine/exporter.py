@@ -23,6 +23,7 @@ identity that lets B2 re-read the image) is the image itself and is fed as `imag
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -285,6 +286,8 @@ def export_folder(out_dir: Path) -> Iterator[Path]:
     out_dir = Path(out_dir).resolve()
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir.parent, os.W_OK | os.X_OK):  # as the run folders: root may write anyway
+            raise PermissionError(errno.EACCES, "read-only or not writable")
         with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
             new = Path(tmp) / "export"
             new.mkdir()

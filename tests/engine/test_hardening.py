@@ -401,3 +401,82 @@ def test_torchvision_layer_without_weights_or_with_cached_weights_or_allowed_onl
     (hub / "resnet18-f37072fd.pth").unlink()
     monkeypatch.setenv("YOLO_OFFLINE", "0")  # the user's own choice
     check_downloads(d)
+
+
+def _tampered(path: Path, folder: Path) -> Path:
+    """A copy of checkpoint `path` whose data.pkl has bytes overwritten in its middle."""
+    import zipfile
+
+    out = folder / "tampered.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = data[: len(data) // 2] + b"\x00garbage" + data[len(data) // 2 + 8 :]
+            dst.writestr(info, data)
+    return out
+
+
+def _string_scores(path: Path, folder: Path) -> Path:
+    ckpt = torch.load(path, weights_only=True)
+    for key in ("model", "ema"):
+        if ckpt.get(key):
+            ckpt[key]["calibration"]["scores"] = "0.1,0.2"
+    torch.save(ckpt, folder / "strscores.pt")
+    return folder / "strscores.pt"
+
+
+def _bad_export(exported: Path, folder: Path, **change) -> Path:
+    copy = Path(shutil.copytree(exported, folder / "export"))
+    meta = json.loads((copy / "metadata.json").read_text())
+    (copy / "metadata.json").write_text(json.dumps({**meta, **change}))
+    return copy
+
+
+def _text_pt(folder: Path) -> Path:
+    (folder / "notes.pt").write_text("hello, this is text\n")
+    return folder / "notes.pt"
+
+
+BENCH = ("imgsz=64", "baselines=none", "reps=1", "seq=1", "hard_ratios=[0]")
+UNWRITABLE = "choose a writable folder with project="
+FINAL, YAML = (lambda f, e, t: f), (lambda f, e, t: "dy-yolo11n.yaml")
+# mode, model= (from the tiny run's final.pt, its ONNX export, tmp_path), further arguments, part of the message
+CLI_CASES = {
+    "proc-train": ("train", YAML, ("data={data}", "imgsz=64", "project=/proc/x"), UNWRITABLE),
+    "proc-export": ("export", FINAL, ("imgsz=64", "project=/proc/x"), UNWRITABLE),
+    "proc-benchmark": ("benchmark", FINAL, (*BENCH, "project=/proc/x"), UNWRITABLE),
+    "read-only-train": ("train", YAML, ("data={data}", "imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-val": ("val", FINAL, ("data={data}", "imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-predict": ("predict", FINAL, ("source={image}", "imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-export": ("export", FINAL, ("imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-benchmark": ("benchmark", FINAL, (*BENCH, "project={ro}"), UNWRITABLE),
+    "text-pt": ("val", lambda f, e, t: _text_pt(t), ("data={data}",), "is not a readable PyTorch checkpoint"),
+    "string-scores": ("predict", lambda f, e, t: _string_scores(f, t), ("source={image}", "hard_ratio=0.5"), "scores"),
+    "no-names": ("predict", lambda f, e, t: _bad_export(e, t, names={}), ("source={image}",), "'names' must"),
+    "text-imgsz": ("val", lambda f, e, t: _bad_export(e, t, imgsz="abc"), ("data={data}",), "'imgsz' must"),
+    "no-strides": ("benchmark", lambda f, e, t: _bad_export(e, t, strides=[]), BENCH[1:], "'strides' must"),
+    "tampered-pkl": ("export", lambda f, e, t: _tampered(f, t), ("imgsz=64",), "is not a readable PyTorch checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_bad_files_and_unwritable_folders_are_one_line_through_the_command(
+    full_run, exported, tiny_data, tmp_path, capsys, monkeypatch, case
+):
+    """Each case of a bad file or a folder dydet cannot write, as a user types it: one `dydet:` line, exit code 1."""
+    import dydet.utils.files as files
+    from dydet.cli import entrypoint
+
+    mode, model, args, message = CLI_CASES[case]
+    _, _, project = full_run
+    if "{ro}" in " ".join(args):
+        monkeypatch.setattr(files.os, "access", lambda path, how: False)  # a read-only folder (we may run as root)
+    model = model(project / "full-router" / "weights" / "final.pt", exported, tmp_path)
+    image = next((tiny_data.parent / "images" / "val").iterdir())
+    argv = [mode, f"model={model}", *(a.format(ro=tmp_path / "ro", image=image, data=tiny_data) for a in args)]
+    with pytest.raises(SystemExit) as e:
+        entrypoint(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 1 and err.startswith("dydet: ") and "\n" not in err and message in err, err
+    assert not (tmp_path / "ro").exists() or not any((tmp_path / "ro").iterdir())
