@@ -15,6 +15,7 @@ import difflib
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from functools import cache
 from importlib import metadata, util
@@ -479,6 +480,9 @@ def entrypoint(argv: list[str] | None = None) -> None:
     debug = os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
     set_offline_env()  # before anything imports Ultralytics, which reads these variables once, at import
     mode = None
+    unwritten = []  # full-disk errors of Ultralytics' plotting threads, reported as one line once the run ends
+    hook = threading.excepthook
+    threading.excepthook = lambda args: unwritten.append(args.exc_value) if _write_error(args.exc_value) else hook(args)
     try:
         mode, overrides = parse_args(argv)
         if mode == "help":
@@ -487,6 +491,8 @@ def entrypoint(argv: list[str] | None = None) -> None:
             print(version_string())
         else:
             run(mode, overrides)
+            if unwritten:
+                raise _write_error(unwritten[0])
     except UsageError as e:
         if debug:
             raise
@@ -496,10 +502,23 @@ def entrypoint(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(str(e), 1)
+    except OSError as e:  # a full disk or read-only filesystem met by a writer dydet does not own
+        if debug or not _write_error(e):
+            raise
+        _fail(str(_write_error(e)), 1)
     except KeyboardInterrupt:
         if debug:
             raise
         _fail("interrupted", 130)
+    finally:
+        threading.excepthook = hook
+
+
+def _write_error(e: BaseException) -> DydetError | None:
+    """Return the one-line error for a full disk or read-only filesystem (`e` from any writer), else None."""
+    from dydet.utils.checkpoint import as_write_error
+
+    return as_write_error(e, "the output folder")
 
 
 if __name__ == "__main__":
