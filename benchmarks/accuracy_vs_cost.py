@@ -43,7 +43,7 @@ from dydet.utils.offline import setup_offline
 setup_offline()  # first: Ultralytics reads its offline settings once, when it is imported
 
 from dydet import DynamicYOLO
-from dydet.data.synthetic import make_dataset
+from dydet.data.synthetic import PRESETS, make_dataset
 from dydet.engine.benchmarks import benchmark_speed
 
 FIELDS = ("model", "curve", "hard_ratio", "gflops", "latency_ms", "mAP50-95", "mAP50")
@@ -52,6 +52,12 @@ FIELDS = ("model", "curve", "hard_ratio", "gflops", "latency_ms", "mAP50-95", "m
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (see the module docstring)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--preset",
+        default="bench",
+        choices=("bench", "demo"),
+        help="embedded dataset; demo: its fixed data (seed 0, 1152/512 images, 128 px; --n-train/--n-val ignored)",
+    )
     ap.add_argument("--dy", default="dy-yolo11n.yaml", help="dydet model YAML")
     ap.add_argument("--static", default="yolo11n.yaml,yolo11s.yaml", help="comma-separated static model YAMLs")
     ap.add_argument("--epochs", type=int, default=30, help="training epochs of every model (Dy: stage 1)")
@@ -252,7 +258,11 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     t0 = time.perf_counter()
     project = Path(args.project).expanduser().resolve()
     project.mkdir(parents=True, exist_ok=True)
-    data = make_dataset("bench", n_train=args.n_train, n_val=args.n_val, imgsz=args.imgsz, seed=args.seed)
+    if args.preset == "demo":  # the demo's own data, whatever the training seed (what `dydet train` uses)
+        data = make_dataset("demo")
+        args.n_train, args.n_val = PRESETS["demo"].n_train, PRESETS["demo"].n_val
+    else:
+        data = make_dataset("bench", n_train=args.n_train, n_val=args.n_val, imgsz=args.imgsz, seed=args.seed)
     train = recipe(args, data, project)
     val = {"data": str(data), "imgsz": args.imgsz, "batch": args.batch, "device": args.device, "plots": False}
 
@@ -288,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     latency_label = f"batch-1 latency, ms ({speed.meta['device_name']}, {speed.meta['precision']}, {mode})"
     wall = time.perf_counter() - t0
     header = (
-        f"Accuracy vs cost on the synthetic 'bench' dataset ({args.n_train} train / {args.n_val} val images, "
+        f"Accuracy vs cost on the synthetic '{args.preset}' dataset ({args.n_train} train / {args.n_val} val images, "
         f"{args.imgsz} px); recipe: {args.epochs} epochs, batch {args.batch}"
         f"{f', nbs {args.nbs}' if args.nbs else ''}, {args.optimizer} lr0={args.lr0}, "
         f"seed {args.seed}, device {args.device}; Dy stage 2: {args.stage2_epochs or 'default'} router epochs. "

@@ -15,6 +15,7 @@ import difflib
 import os
 import re
 import sys
+import threading
 from collections.abc import Iterator
 from functools import cache
 from importlib import metadata, util
@@ -42,7 +43,7 @@ META_MODES = {
     "checks": "print the system, the installed packages and dydet's state (versions, offline, device)",
 }
 MODEL_FREE_MODES = frozenset({"settings", "checks"})  # meta modes that take their own words, not arguments
-DEFAULT_MODEL = "dy-yolo11n.yaml"  # `dydet train` without model=
+DEFAULT_MODEL = "dy-yolo11n.yaml"  # `dydet train` without model= (the demo's own: `dydet.engine.args.DEMO_MODEL`)
 HELP_TOKENS = frozenset({"help", "-h", "--help"})
 DEBUG_ENV = "DYDET_DEBUG"
 
@@ -329,9 +330,21 @@ def _rows(rows: list[tuple[str, str]], indent: int = 2, width: int = 30) -> list
     return [f"{pad}{left:<{width}} {right}" if len(left) < width else f"{pad}{left}  {right}" for left, right in rows]
 
 
+def _default_model(mode: str, overrides: dict[str, Any]) -> str | None:
+    """Return the model a mode builds without model=: the demo's own on the demo data, else `DEFAULT_MODEL`."""
+    if mode not in TRAIN_LIKE_MODES:
+        return None
+    from dydet.engine.args import DEMO_MODEL, uses_demo_data
+
+    return DEMO_MODEL if mode == "train" and uses_demo_data(overrides, {}) else DEFAULT_MODEL
+
+
 def _model_row(mode: str) -> tuple[str, str]:
     if mode in TRAIN_LIKE_MODES:
-        return f"model={DEFAULT_MODEL}", "model YAML (dy-*.yaml) or checkpoint to start from"
+        return (
+            f"model={DEFAULT_MODEL}",
+            "model YAML (dy-*.yaml) or checkpoint to start from (on the demo data: dy-yolo11n-s.yaml)",
+        )
     return "model=(required)", f"calibrated dydet checkpoint (e.g. {FINAL_PT}) or its export folder"
 
 
@@ -434,7 +447,7 @@ def run(mode: str, overrides: dict[str, Any]) -> Any:
         from dydet.utils.system import handle_settings, run_checks
 
         return handle_settings(overrides.get("args", [])) if mode == "settings" else run_checks()
-    model = overrides.pop("model", DEFAULT_MODEL if mode in TRAIN_LIKE_MODES else None)
+    model = overrides.pop("model", _default_model(mode, overrides))
     if model is None:
         raise UsageError(f"'dydet {mode}' needs a model, e.g. model=path/to/best.pt. {_help_hint(mode)}")
     streams = mode in {"predict", "track"}
@@ -470,6 +483,9 @@ def entrypoint(argv: list[str] | None = None) -> None:
     debug = os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
     set_offline_env()  # before anything imports Ultralytics, which reads these variables once, at import
     mode = None
+    unwritten = []  # full-disk errors of Ultralytics' plotting threads, reported as one line once the run ends
+    hook = threading.excepthook
+    threading.excepthook = lambda args: unwritten.append(args.exc_value) if _write_error(args.exc_value) else hook(args)
     try:
         mode, overrides = parse_args(argv)
         if mode == "help":
@@ -478,6 +494,8 @@ def entrypoint(argv: list[str] | None = None) -> None:
             print(version_string())
         else:
             run(mode, overrides)
+            if unwritten:
+                raise _write_error(unwritten[0])
     except UsageError as e:
         if debug:
             raise
@@ -487,10 +505,23 @@ def entrypoint(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _fail(str(e), 1)
+    except OSError as e:  # a full disk or read-only filesystem met by a writer dydet does not own
+        if debug or not _write_error(e):
+            raise
+        _fail(str(_write_error(e)), 1)
     except KeyboardInterrupt:
         if debug:
             raise
         _fail("interrupted", 130)
+    finally:
+        threading.excepthook = hook
+
+
+def _write_error(e: BaseException) -> DydetError | None:
+    """Return the one-line error for a full disk or read-only filesystem (`e` from any writer), else None."""
+    from dydet.utils.checkpoint import as_write_error
+
+    return as_write_error(e, "the output folder")
 
 
 if __name__ == "__main__":

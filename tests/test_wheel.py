@@ -61,7 +61,8 @@ def test_wheel_installs_and_trains_outside_the_repository(tmp_path):
     where = run([python, "-c", "import dydet.cfg as c; print(c.__file__)"], cwd=work, env=env).stdout.strip()
     package = Path(where).parent.parent
     assert package.is_relative_to(purelib), f"dydet imported from {where}, not from the installed wheel"
-    for rel in ("cfg/default.yaml", "cfg/models/dy-yolo11.yaml", "cfg/models/dy-yolov8.yaml", "cfg/datasets/README.md"):
+    shipped = ("cfg/default.yaml", "cfg/models/dy-yolo11.yaml", "cfg/models/dy-yolov8.yaml", "cfg/datasets/README.md")
+    for rel in (*shipped, "assets/demo/yolo11n.pt", "assets/demo/yolo11s.pt"):  # the demo's static starts
         assert (package / rel).is_file(), f"{rel} is missing from the wheel"
 
     dydet = venv / "bin" / "dydet"

@@ -18,23 +18,29 @@ from dydet.utils.inputs import check_data
 DYDET_ONLY_KEYS = arg_names()
 
 # Used with `data=demo` or no `data=`: the embedded demo dataset with settings that train in minutes on a 2-core CPU
-# (measured figures: docs/BENCHMARKS.md, "The demo job"): small images, small batches with an
-# optimizer step after every batch (`nbs=batch`; Ultralytics' nbs=64 would step only every 8th), AdamW at lr 0.002,
-# no per-epoch validation (both stages validate once, at their end), and a router trained longer at a lower lr than
-# dydet's stage-2 default, which ranks the demo's images better (docs/ROUTER.md).
+# (measured figures: docs/BENCHMARKS.md, "The demo job"): small images, small batches with an optimizer step after
+# every batch (`nbs=batch`; Ultralytics' nbs=64 would step only every 8th), AdamW, no per-epoch validation (both
+# stages validate once, at their end), and a router trained longer at a lower lr than dydet's stage-2 default, which
+# ranks the demo's images better (docs/ROUTER.md).
 DEMO_TRAIN_DEFAULTS = {
-    "epochs": 11,
     "imgsz": 96,
     "batch": 8,
     "nbs": 8,
     "optimizer": "AdamW",
-    "lr0": 0.002,
-    "warmup_epochs": 1,
-    "close_mosaic": 2,
     "val": False,
     "stage2_epochs": 8,
     "stage2_lr": 3e-4,
 }
+# The demo's own model (what `dydet train` builds without model=): a scale pair whose routes start from the static
+# yolo11n and yolo11s that `scripts/demo_statics.py` trained on the demo's training split and dydet ships
+# (`DEMO_WEIGHTS`), so the hard route's lead is the lead of the larger scale and not the luck of a short schedule.
+# Stage 1 then fine-tunes both routes and the composite links briefly at a low lr, without warm-up (Ultralytics'
+# warm-up starts the biases at lr 0.1, which would undo the pretrained heads) and without mosaic.
+DEMO_MODEL = "dy-yolo11n-s.yaml"
+DEMO_WEIGHTS = tuple(Path(__file__).resolve().parents[1] / "assets" / "demo" / f for f in ("yolo11n.pt", "yolo11s.pt"))
+DEMO_FINETUNE_DEFAULTS = {"epochs": 2, "lr0": 5e-4, "warmup_epochs": 0, "close_mosaic": 2}
+# Any other model on the demo data starts from scratch: a longer stage 1 at a higher lr.
+DEMO_SCRATCH_DEFAULTS = {"epochs": 11, "lr0": 0.002, "warmup_epochs": 1, "close_mosaic": 2}
 
 
 def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
@@ -53,14 +59,29 @@ def uses_demo_data(kwargs: dict[str, Any], overrides: dict[str, Any]) -> bool:
 
 
 def prepare_train_args(
-    kwargs: dict[str, Any], overrides: dict[str, Any], check_pretrained: Any = None
+    kwargs: dict[str, Any], overrides: dict[str, Any], check_pretrained: Any = None, model_yaml: str | None = None
 ) -> dict[str, Any]:
     """Return `prepare_train_run`'s arguments alone (the `pretrained=` file is still read, and so checked)."""
-    return prepare_train_run(kwargs, overrides, check_pretrained)[0]
+    return prepare_train_run(kwargs, overrides, check_pretrained, model_yaml)[0]
+
+
+def demo_defaults(kwargs: dict[str, Any], model_yaml: str | None) -> dict[str, Any]:
+    """Return the demo recipe for a model: the demo model starts from the shipped statics, any other from scratch.
+
+    Args:
+        kwargs (dict): Arguments given by the user (`pretrained=` decides whether the shipped statics are used).
+        model_yaml (str, optional): File name of the YAML the model was built from (None: a checkpoint).
+
+    Returns:
+        (dict): The defaults to fill in where the user gave no value.
+    """
+    if model_yaml is not None and Path(model_yaml).name == DEMO_MODEL and kwargs.get("pretrained") is None:
+        return {**DEMO_TRAIN_DEFAULTS, **DEMO_FINETUNE_DEFAULTS, "pretrained": ",".join(map(str, DEMO_WEIGHTS))}
+    return {**DEMO_TRAIN_DEFAULTS, **DEMO_SCRATCH_DEFAULTS}
 
 
 def prepare_train_run(
-    kwargs: dict[str, Any], overrides: dict[str, Any], check_pretrained: Any = None
+    kwargs: dict[str, Any], overrides: dict[str, Any], check_pretrained: Any = None, model_yaml: str | None = None
 ) -> tuple[dict[str, Any], Any]:
     """Fill in dydet's training defaults and read the files a run starts from early, with clear errors.
 
@@ -69,6 +90,8 @@ def prepare_train_run(
         overrides (dict): The model's own overrides (e.g. `data` from a checkpoint).
         check_pretrained (Callable, optional): The model family's check of a `pretrained=` file (R-CNN: torchvision
             weights); default: an Ultralytics / dydet detection checkpoint, read here.
+        model_yaml (str, optional): File name of the YAML the model was built from (None: a checkpoint); on the demo
+            data it picks the demo recipe (`demo_defaults`).
 
     Returns:
         (tuple[dict, Any]): The arguments to train with, and the model(s) read from `pretrained=` (None when it names
@@ -79,7 +102,7 @@ def prepare_train_run(
         if kwargs.get("data") is None:
             kwargs["data"] = "demo"
             LOGGER.info("dydet: no data= given, training on the embedded demo dataset (data=demo)")
-        for k, v in DEMO_TRAIN_DEFAULTS.items():
+        for k, v in demo_defaults(kwargs, model_yaml).items():
             if kwargs.get(k) is None:  # unset, or None as dydet's cfg defaults leave its own keys (stage2_epochs)
                 kwargs[k] = v
     if kwargs.get("data") is not None:

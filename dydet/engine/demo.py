@@ -33,6 +33,11 @@ def demo_images(data: str | Path, quantiles: tuple[float, ...] = DEMO_PREDICT_QU
     return [next(folder.glob(f"{stem}.*")) for stem in picked]
 
 
+def display_name(stem: str) -> str:
+    """Return a model YAML's name as the docs write it: 'dy-yolo11n-s' -> 'Dy-YOLO11n-s' (other names unchanged)."""
+    return "Dy-YOLO" + stem[len("dy-yolo") :] if stem.startswith("dy-yolo") else stem
+
+
 def _row(rows: list[dict[str, float]], hard_ratio: float) -> dict[str, float]:
     return min(rows, key=lambda r: abs(r["hard_ratio"] - hard_ratio))
 
@@ -64,9 +69,9 @@ def demo_summary(
         (
             "",
             f"Demo finished: a {model_name} trained on the embedded demo dataset (validation split):",
-            f"  easy route (one backbone, {easy['GFLOPs']:.2f} GFLOPs)    mAP50 {easy['mAP50']:.3f}  "
+            f"  easy route ({easy['GFLOPs']:.2f} GFLOPs)               mAP50 {easy['mAP50']:.3f}  "
             f"mAP50-95 {easy['mAP50-95']:.3f}",
-            f"  hard route (both backbones, {hard['GFLOPs']:.2f} GFLOPs) mAP50 {hard['mAP50']:.3f}  "
+            f"  hard route ({hard['GFLOPs']:.2f} GFLOPs)               mAP50 {hard['mAP50']:.3f}  "
             f"mAP50-95 {hard['mAP50-95']:.3f}",
             f"  router at a 50/50 split ({half['GFLOPs']:.2f} GFLOPs)  mAP50 {half['mAP50']:.3f}  mAP50-95 "
             f"{half['mAP50-95']:.3f} (random routing {half['random_mAP50']:.3f} / {half['random_mAP50-95']:.3f}"
@@ -109,7 +114,7 @@ def finish_demo(model: Any, data: str | Path, stage1_dir: Path, imgsz: int | Non
     rows = getattr(model.metrics, "tradeoff", None)
     if rows:
         yaml_file = Path(str(getattr(model.model, "yaml", {}).get("yaml_file", "")))
-        name = yaml_file.stem if yaml_file.stem and yaml_file.stem != "dy-yolo11n" else "Dy-YOLO11n"
+        name = display_name(yaml_file.stem) if yaml_file.stem else "Dy-YOLO11n"
         LOGGER.info(demo_summary(rows, run_dir, predictions, Path(stage1_dir), model_name=name))
     return predictions
 

@@ -22,11 +22,14 @@ identity that lets B2 re-read the image) is the image itself and is fed as `imag
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,8 @@ from ultralytics.utils import LOGGER
 from dydet.nn.backends.format import EXPORT_KIND, EXPORT_VERSION, GRAPHS, IMAGES, METADATA_FILE, OUTPUT, SCORE
 from dydet.nn.tasks import DynamicDetectionModel
 from dydet.routing import RoutingSpec
-from dydet.utils.errors import ArgumentError
+from dydet.utils.checkpoint import write_error
+from dydet.utils.errors import ArgumentError, DydetError, WriteError
 from dydet.utils.inputs import require_package
 from dydet.utils.torch_utils import fused_eval_copy
 
@@ -239,45 +243,65 @@ def export_onnx(
         net, half = _prepare(model, half)
     finally:
         model.end2end = selected
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    needs = {route: route_inputs(net, route) for route in ("easy", "hard")}
-    feats = sorted({i for v in needs.values() for i in v if feature_name(net, i) != IMAGES})
-    param = next(net.parameters())
-    im = torch.zeros(2, net.yaml.get("channels", 3), *size, device=param.device, dtype=param.dtype)
-    graphs = {}
-    with torch.no_grad():
-        net(im, route="easy")  # caches the heads' anchors for this size, so they are traced as constants
-        net(im, route="hard")
-        y, _ = net.run_trunk(im, score=False)
-        router_out = [SCORE, *(feature_name(net, i) for i in feats)]
-        _export_graph(_RouterGraph(net, feats), (im,), out_dir / "router.onnx", [IMAGES], router_out, opset)
-        graphs["router"] = {"file": "router.onnx", "inputs": [IMAGES], "outputs": router_out}
-        for route, inputs in needs.items():
-            names = [feature_name(net, i) for i in inputs]
-            file = out_dir / f"{route}.onnx"
-            _export_graph(_RouteGraph(net, route, inputs), tuple(y[i] for i in inputs), file, names, [OUTPUT], opset)
-            graphs[route] = {"file": file.name, "inputs": names, "outputs": [OUTPUT]}
-    for g in graphs.values():
-        onnx.checker.check_model(str(out_dir / g["file"]))
-        if simplify:
-            _simplify(out_dir / g["file"])
-    meta = _metadata(model, size, half, opset, graphs, routing, end2end=net.end2end)
-    (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
+    final = Path(out_dir)
+    with export_folder(final) as out_dir:
+        needs = {route: route_inputs(net, route) for route in ("easy", "hard")}
+        feats = sorted({i for v in needs.values() for i in v if feature_name(net, i) != IMAGES})
+        param = next(net.parameters())
+        im = torch.zeros(2, net.yaml.get("channels", 3), *size, device=param.device, dtype=param.dtype)
+        graphs = {}
+        with torch.no_grad():
+            net(im, route="easy")  # caches the heads' anchors for this size, so they are traced as constants
+            net(im, route="hard")
+            y, _ = net.run_trunk(im, score=False)
+            router_out = [SCORE, *(feature_name(net, i) for i in feats)]
+            _export_graph(_RouterGraph(net, feats), (im,), out_dir / "router.onnx", [IMAGES], router_out, opset)
+            graphs["router"] = {"file": "router.onnx", "inputs": [IMAGES], "outputs": router_out}
+            for route, inputs in needs.items():
+                names = [feature_name(net, i) for i in inputs]
+                file = out_dir / f"{route}.onnx"
+                _export_graph(
+                    _RouteGraph(net, route, inputs), tuple(y[i] for i in inputs), file, names, [OUTPUT], opset
+                )
+                graphs[route] = {"file": file.name, "inputs": names, "outputs": [OUTPUT]}
+        for g in graphs.values():
+            onnx.checker.check_model(str(out_dir / g["file"]))
+            if simplify:
+                _simplify(out_dir / g["file"])
+        meta = _metadata(model, size, half, opset, graphs, routing, end2end=net.end2end)
+        (out_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2, default=_jsonable))
     if verbose:
         size_text = f"{size[0]}x{size[1]}"
-        LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size_text}) written to {out_dir}")
-    return out_dir
+        LOGGER.info(f"dydet export: router/easy/hard ONNX graphs (opset {opset}, {size_text}) written to {final}")
+    return final
 
 
-def _replace_dir(new: Path, target: Path, trash: Path) -> None:
-    """Move the finished folder `new` to `target`, moving an existing `target` to `trash` first (same filesystem)."""
-    if target.exists() and not target.is_dir():
-        raise FileExistsError(f"cannot export to '{target}': a file of that name exists; choose another name=")
-    if target.exists():
-        os.replace(target, trash)
-    os.replace(new, target)
+@contextlib.contextmanager
+def export_folder(out_dir: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `out_dir` to write an export into; it then replaces `out_dir` whole.
+
+    A reader never sees a half-written export, a failed export leaves the previous one and no partial files, and a
+    folder that cannot be written (read-only, full disk, not a real folder such as /proc) is a one-line `WriteError`.
+    """
+    out_dir = Path(out_dir).resolve()
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir.parent, os.W_OK | os.X_OK):  # as the run folders: root may write anyway
+            raise PermissionError(errno.EACCES, "read-only or not writable")
+        with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+            new = Path(tmp) / "export"
+            new.mkdir()
+            yield new
+            if out_dir.exists() and not out_dir.is_dir():
+                raise ArgumentError(f"cannot export to '{out_dir}': a file of that name exists; choose another name=")
+            if out_dir.exists():
+                os.replace(out_dir, Path(tmp) / "previous")
+            os.replace(new, out_dir)
+    except OSError as e:
+        cause = e.__cause__ if isinstance(e, WriteError) and isinstance(e.__cause__, OSError) else e  # nested export
+        if isinstance(cause, DydetError):
+            raise
+        raise write_error(out_dir, cause) from cause
 
 
 def export_openvino(
@@ -321,14 +345,11 @@ def export_openvino(
 
     ov = import_openvino()  # before any work: a one-line error naming the pip extra when it is missing
     out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+    with export_folder(out_dir) as ir_dir, tempfile.TemporaryDirectory(dir=ir_dir.parent) as tmp:
         onnx_dir = export_onnx(
             model, Path(tmp) / "onnx", imgsz, opset=opset, routing=routing, verbose=False, end2end=end2end
         )
         meta = json.loads((onnx_dir / METADATA_FILE).read_text())
-        ir_dir = Path(tmp) / "openvino"
-        ir_dir.mkdir()
         for g in GRAPHS:
             graph = core().read_model(str(onnx_dir / meta["graphs"][g]["file"]))
             ov.save_model(graph, str(ir_dir / f"{g}.xml"), compress_to_fp16=bool(half))
@@ -336,7 +357,6 @@ def export_openvino(
         precision = "auto" if half else "f32"  # auto: OpenVINO's choice, bf16 on CPUs that have it
         meta.update(format="openvino", openvino=ov.__version__, weights_fp16=bool(half), inference_precision=precision)
         (ir_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2))
-        _replace_dir(ir_dir, out_dir, Path(tmp) / "previous")
     size = "x".join(str(s) for s in meta["imgsz"])
     LOGGER.info(f"dydet export: router/easy/hard OpenVINO IR graphs ({size}) written to {out_dir}")
     return out_dir

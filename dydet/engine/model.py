@@ -8,6 +8,7 @@ A family's front end (`dydet.models.yolo.DynamicYOLO`, `dydet.models.rcnn.Dynami
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from dydet.nn.checkpoint import (
 )
 from dydet.nn.transfer import read_pretrained
 from dydet.routing import DEFAULT_HARD_RATIO, RoutingSpec, threshold_for_hard_ratio
-from dydet.utils.checkpoint import TRUST_ARG, trusting
+from dydet.utils.checkpoint import TRUST_ARG, as_write_error, trusting
 from dydet.utils.errors import ArgumentError
 from dydet.utils.files import run_path
 from dydet.utils.inputs import check_data, check_imgsz, check_run_args, check_source, is_url, require_export_extra
@@ -182,7 +183,8 @@ class DynamicModel(Model):
             for key, value in (self.model.train_defaults() if not self.ckpt else {}).items():
                 kwargs.setdefault(key, value)  # the family's own defaults (R-CNN: SGD, no mosaic), before the demo's
             check = self.model.check_pretrained if self.model.own_pretrained else None
-            kwargs, weights = prepare_train_run(kwargs, self.overrides, check_pretrained=check)
+            model_yaml = None if self.ckpt else self.model.yaml.get("yaml_file")
+            kwargs, weights = prepare_train_run(kwargs, self.overrides, check, model_yaml)
             return run_plan(self, make_plan(kwargs, demo=demo), trainer, pretrained=weights)
 
     def calibrate(self, data: str | None = None, imgsz: int | None = None, batch: int | None = None, **kwargs: Any):
@@ -245,7 +247,14 @@ class DynamicModel(Model):
             made[-1].print_table = table
             return made[-1]
 
-        metrics = super().val(validator=make, **kwargs)
+        try:
+            metrics = super().val(validator=make, **kwargs)
+        except OSError as e:  # a full disk or read-only filesystem met by Ultralytics' writers (plots, JSON)
+            if (error := as_write_error(e, made[-1].save_dir if made else kwargs.get("project"))) is None:
+                raise
+            if made and not kwargs.get("exist_ok"):  # the folder this run claimed, with what it could write
+                shutil.rmtree(made[-1].save_dir, ignore_errors=True)
+            raise error from e
         return metrics, made[-1]
 
     def val(self, validator=None, **kwargs: Any) -> DynamicDetMetrics:
@@ -300,7 +309,12 @@ class DynamicModel(Model):
         LOGGER.info(
             "\nTrade-off over hard ratios (router vs random vs oracle routing):\n" + format_table(metrics.tradeoff)
         )
-        save_tradeoff(metrics.tradeoff, Path(validator.save_dir))
+        try:
+            save_tradeoff(metrics.tradeoff, Path(validator.save_dir))
+        except OSError as e:
+            if (error := as_write_error(e, validator.save_dir)) is None:
+                raise
+            raise error from e
 
     def predict(self, source=None, stream: bool = False, predictor=None, **kwargs: Any):
         """Predict with per-image routing; each `Results` carries `route` and `score`.

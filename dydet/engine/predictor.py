@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -11,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 from ultralytics.models.yolo.detect import DetectionPredictor
-from ultralytics.utils import LOGGER
+from ultralytics.utils import LOGGER, MACOS, WINDOWS
 
 from dydet.engine.results import RoutedResults, route_label
 from dydet.nn.checkpoint import load_checkpoint
@@ -57,7 +58,13 @@ class RoutedPredictor(DetectionPredictor):
     def stream_inference(self, source=None, model=None, *args, routing: RoutingSpec | None = None, **kwargs):
         """Run the stock prediction loop with `routing` for every batch, then log the routing summary."""
         self.routed_images = {r: 0 for r in ROUTES}
-        yield from super().stream_inference(source, model, *args, routing=routing, **kwargs)
+        try:
+            yield from super().stream_inference(source, model, *args, routing=routing, **kwargs)
+        except WriteError:  # a video was incomplete (and deleted): stop reading the source, leave no empty folder
+            if callable(close := getattr(self.dataset, "close", None)):
+                close()
+            self._release_run_dir()
+            raise
         n = sum(self.routed_images.values())
         if self.args.verbose and n:
             spec = routing or self.dynamic_model().default_routing()
@@ -74,8 +81,9 @@ class RoutedPredictor(DetectionPredictor):
         super().setup_model(model, verbose)
 
     def setup_source(self, source, *args, **kwargs) -> None:
-        """Set up the source as Ultralytics does; claim the output folder atomically when results are saved."""
+        """Set up the source as Ultralytics does, with checked video files; claim the output folder atomically."""
         super().setup_source(source, *args, **kwargs)
+        self.vid_writer = VideoFiles()
         if (self.args.save or self.args.save_txt) and self.save_dir != getattr(self, "_claimed_dir", None):
             self.save_dir = self._claimed_dir = claim_save_dir(self.args)
 
@@ -133,22 +141,133 @@ class RoutedPredictor(DetectionPredictor):
         return f"{head}{route_label(route, result.score)}, {sep}{tail}" if sep else line
 
     def save_predicted_images(self, save_path: Path, frame: int | None = 0) -> None:
-        """Save the plotted image (or video frame) with its route banner; an image that cannot be written is an error.
+        """Save the plotted image (or video frame) with its route banner; what cannot be written is an error.
 
-        The stock `cv2.imwrite` returns False on a full disk or a read-only folder and the run reports "Results saved"
-        all the same; images are written atomically here instead, and a failed write stops the run in one line.
+        The stock `cv2.imwrite` returns False on a full disk or a read-only folder, and the stock video writer drops
+        frames silently, and the run reports "Results saved" all the same. Images (and `save_frames` frames) are
+        written atomically here instead, videos through `VideoFiles`, and a failed write stops the run in one line.
         """
-        if self.dataset.mode in {"stream", "video"}:
-            return super().save_predicted_images(save_path, frame)
-        path = Path(save_path).with_suffix(".jpg")
+        if self.dataset.mode not in {"stream", "video"}:
+            return self._save_jpg(Path(save_path).with_suffix(".jpg"))
+        if save_path not in self.vid_writer:  # a new video, named as Ultralytics names it
+            fps = self.dataset.fps if self.dataset.mode == "video" else 30
+            suffix, fourcc = (".mp4", "avc1") if MACOS else (".avi", "WMV2") if WINDOWS else (".avi", "MJPG")
+            try:
+                self.vid_writer.open(
+                    save_path,
+                    Path(save_path).with_suffix(suffix),
+                    fourcc,
+                    max(1, fps / self.args.vid_stride),  # skipped frames must not shorten the saved video
+                    (self.plotted_img.shape[1], self.plotted_img.shape[0]),
+                )
+            except WriteError:
+                self._release_run_dir()
+                raise
+        self.vid_writer.write(save_path, self.plotted_img)
+        if self.args.save_frames:
+            self._save_jpg(self.save_dir / f"{save_path.stem}_frames" / f"{save_path.stem}_{frame}.jpg")
+
+    def _save_jpg(self, path: Path) -> None:
+        """Encode the plotted image as JPEG and write it atomically; a failed write raises a one-line `WriteError`."""
         ok, buffer = cv2.imencode(".jpg", self.plotted_img)
         try:
             if not ok:
                 raise OSError(errno.EIO, "the image could not be encoded")
             atomic_write_bytes(path, buffer.tobytes())
         except OSError as e:
-            with contextlib.suppress(OSError):
-                Path(self.save_dir).rmdir()  # the folder this run claimed, when it holds nothing yet
+            self._release_run_dir()
             if isinstance(e, WriteError):
                 raise
             raise write_error(path, e) from e
+
+    def _release_run_dir(self) -> None:
+        """Remove the folder this run claimed when it holds nothing yet (a failed run leaves nothing behind)."""
+        with contextlib.suppress(OSError):
+            Path(self.save_dir).rmdir()
+
+
+class VideoFiles(dict):
+    """The predictor's video writers by output path (its `vid_writer`), and a check of every video they wrote.
+
+    OpenCV reports neither a file it cannot create (the writer just stays closed) nor a full disk (`write` goes on
+    returning True while the file stops growing). `open` creates the file first, so an unwritable folder raises the
+    system's own error; and once Ultralytics' prediction loop has released the writers (iterating over `values()`,
+    before it reports "Results saved"), every video is checked: one whose header does not count every frame written,
+    or whose last frame does not read back, is deleted and the run stops with a one-line `WriteError`.
+
+    Attributes:
+        frames (dict[Any, tuple[Path, int]]): The file and the number of frames written, by output path.
+    """
+
+    def __init__(self):
+        """Start with no videos."""
+        super().__init__()
+        self.frames = {}
+
+    def open(self, key: Any, path: Path, fourcc: str, fps: float, size: tuple[int, int]) -> None:
+        """Create the video `path` and open a writer on it under `key`; a file that cannot be made is a `WriteError`."""
+        try:
+            path.open("wb").close()
+        except OSError as e:
+            raise write_error(path, e) from e
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+        if not writer.isOpened():
+            path.unlink(missing_ok=True)
+            raise WriteError(
+                f"could not write '{path}': this OpenCV build cannot open a {fourcc} video writer for it; predict "
+                "without save=True (or with save_txt=True for the labels)"
+            )
+        self[key], self.frames[key] = writer, (path, 0)
+
+    def write(self, key: Any, image: np.ndarray) -> None:
+        """Add one frame to the video of `key`."""
+        self[key].write(image)
+        path, n = self.frames[key]
+        self.frames[key] = path, n + 1
+
+    def values(self):
+        """Yield the writers (Ultralytics releases each), then check the videos they wrote."""
+        yield from super().values()
+        self.check()
+
+    def check(self) -> None:
+        """Check every released video once: delete the incomplete ones and raise a `WriteError` naming the first."""
+        lost = [(path, n) for path, n in self.frames.values() if n and not holds_frames(path, n)]
+        self.frames = {}
+        if not lost:
+            return
+        path, n = lost[0]
+        why = "No space left on device" if disk_full(path, n) else "the disk may be full"
+        for video, _ in lost:
+            video.unlink(missing_ok=True)
+        raise WriteError(
+            f"could not write '{path}' ({why}: the file lacks frames of the {n} written): free some disk space or "
+            "choose a writable folder with project="
+        )
+
+
+def holds_frames(path: Path, frames: int) -> bool:
+    """Return whether the video at `path` holds `frames` frames: its header says so and its last frame reads back.
+
+    A writer that fails (full disk) stops writing altogether, header included; checking the last frame also catches a
+    file cut short after a complete header. One frame is decoded, not the whole video.
+    """
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return (
+            capture.isOpened()
+            and int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == frames
+            and capture.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
+            and capture.grab()
+        )
+    finally:
+        capture.release()
+
+
+def disk_full(path: Path, frames: int) -> bool:
+    """Return whether the filesystem of `path` has no room left for two more frames of its size (nor 1 MiB)."""
+    try:
+        st, size = os.statvfs(path.parent), path.stat().st_size
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < max(2**20, 2 * size // max(frames, 1))

@@ -36,7 +36,7 @@ from ultralytics.utils import LOGGER
 from dydet.data.checks import _image_formats, check_detection_dataset
 from dydet.data.shortcuts import resolve_data
 from dydet.engine.exported import ExportedPredictor
-from dydet.engine.exporter import _replace_dir, export_openvino
+from dydet.engine.exporter import export_folder, export_openvino
 from dydet.nn.backends.format import GRAPHS, IMAGES, METADATA_FILE
 from dydet.nn.backends.openvino import core, import_openvino
 from dydet.nn.backends.runtime import load_export
@@ -310,8 +310,7 @@ def export_openvino_int8(
     t0 = time.perf_counter()
     files = pick(split_images(data), 1.0, MAX_SCORE_IMAGES)
     out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+    with export_folder(out_dir) as int8_dir, tempfile.TemporaryDirectory(dir=int8_dir.parent) as tmp:
         fp32_dir = export_openvino(model, Path(tmp) / "fp32", imgsz, opset=opset, end2end=end2end)
         fp32 = load_export(fp32_dir)
         letterbox = Letterbox(fp32)
@@ -319,8 +318,6 @@ def export_openvino_int8(
         feeds = graph_inputs(fp32, images)
         heads = detect_layers(model)
         meta = json.loads((fp32_dir / METADATA_FILE).read_text())
-        int8_dir = Path(tmp) / "int8"
-        int8_dir.mkdir()
         kept: dict[str, list[str]] = {}
         for g in GRAPHS:
             LOGGER.info(f"dydet export: quantizing the {g} graph on {len(images)} images with NNCF {nncf.__version__}")
@@ -350,7 +347,6 @@ def export_openvino_int8(
         )
         (int8_dir / METADATA_FILE).write_text(json.dumps(meta, indent=2))
         del fp32, int8  # OpenVINO may map the weight files
-        _replace_dir(int8_dir, out_dir, Path(tmp) / "previous")
     LOGGER.info(
         f"dydet export: int8 OpenVINO graphs written to {out_dir} ({time.perf_counter() - t0:.0f} s); calibration "
         f"recomputed on {len(scores)} images, default {meta['routing']}"

@@ -7,6 +7,7 @@ finishes what that run was asked to do, with its own data and settings, and neve
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from dydet.engine.demo import finish_demo
 from dydet.engine.distributed import claim_run_dir
 from dydet.nn.checkpoint import load_checkpoint
 from dydet.nn.transfer import read_pretrained
-from dydet.utils.checkpoint import load_raw, remove_abandoned_writes, to_plain
+from dydet.utils.checkpoint import as_write_error, load_raw, remove_abandoned_writes, to_plain
 from dydet.utils.errors import ArgumentError, MissingFileError, WriteError
 from dydet.utils.files import make_run_dir, remove_if_unused
 from dydet.utils.metrics import report_payoff
@@ -78,8 +79,11 @@ def fit(
             yolo.predictor = None
         trainer.train()
     except BaseException as e:
+        error = as_write_error(e, args.get("save_dir") or "the run folder")  # Ultralytics' own writers (plots) too
         if created is not None:
-            remove_if_unused(created, keep_results=not isinstance(e, WriteError))
+            remove_if_unused(created, keep_results=not isinstance(error or e, WriteError))
+        if error is not None:
+            raise error from e
         raise
     # every process of a group goes on with rank 0's checkpoint (finished: Ultralytics' final_eval waits for it)
     if RANK in {-1, 0} or trainer.best.exists() or trainer.last.exists():
@@ -248,13 +252,7 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     done = 2 if info.get("stage") == 2 else 1
     if not resumable(ckpt):
         raise ArgumentError(
-            f"'{path}' is a finished stage-{done} checkpoint: there is nothing to resume. "
-            + (
-                "Train the router with: dydet train stage=2 model="
-                if done == 1
-                else "Calibrate with: dydet train stage=calibrate model="
-            )
-            + str(path)
+            f"'{path}' is a finished stage-{done} checkpoint: there is nothing to resume. {next_step(path, done)}"
         )
     saved = ckpt.get("train_args") or {}
     plan = info.get("plan") or {
@@ -281,3 +279,30 @@ def resume_plan(yolo: Any, resume: Any, kwargs: dict[str, Any]) -> Any:
     if done == 2 and plan["stage"] in {"all", "2"} and plan["calibrate"]:
         return run_plan(yolo, plan, start="calibrate")
     return yolo.metrics
+
+
+def next_step(checkpoint: str | Path, done: int) -> str:
+    """Return the command that goes on from a finished stage-`done` checkpoint, writing beside its own run.
+
+    The paths are the checkpoint's real ones (its run's `best.pt` when there is one), never the folders named inside
+    the file nor Ultralytics' default `runs/detect/train`: stage 2 writes `<run>-router` next to `<run>`, and
+    calibration writes into the checkpoint's own run folder.
+
+    Args:
+        checkpoint (str | Path): The finished checkpoint (`<run>/weights/last.pt` or `best.pt`).
+        done (int): The stage it finished (1 or 2).
+
+    Returns:
+        (str): 'Train the router with: dydet train stage=2 model=... project=... name=...' or 'Calibrate with: ...'.
+    """
+    path = Path(checkpoint).resolve()
+    best = path.with_name("best.pt")
+    model = best if best.is_file() else path
+    if done == 2:
+        return f"Calibrate with: dydet train stage=calibrate {shlex.quote(f'model={model}')}"
+    # stage 2 writes `<project>/<name>-router`: beside the run, or beside a checkpoint kept outside one
+    project, name = (
+        (path.parents[2], path.parents[1].name) if path.parent.name == "weights" else (path.parent, path.stem)
+    )
+    args = (f"model={model}", f"project={project}", f"name={name}")
+    return "Train the router with: dydet train stage=2 " + " ".join(shlex.quote(a) for a in args)

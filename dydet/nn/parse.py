@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import ast
 import re
+import urllib.parse
 from copy import deepcopy
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,6 +67,7 @@ def parse_model(d: dict[str, Any], ch: int, verbose: bool = True) -> tuple[nn.Se
         (tuple[nn.Sequential, list[int]]): The layers and the sorted indices of layers whose outputs later layers read.
     """
     check_model_size(d)
+    check_downloads(d, f"model YAML '{d['yaml_file']}'" if d.get("yaml_file") else "model YAML")
     legacy = Detect.legacy
     try:
         if needs_dydet_parser(d):
@@ -77,6 +80,54 @@ def parse_model(d: dict[str, Any], ch: int, verbose: bool = True) -> tuple[nn.Se
     finally:
         Detect.legacy = legacy
     return model, save
+
+
+def check_downloads(d: dict[str, Any], source: Any = "model YAML") -> None:
+    """Refuse, before anything is built, a layer whose construction would download weights the user did not allow.
+
+    A `TorchVision` layer with weights (its third argument; "DEFAULT" when left out) makes torchvision fetch them
+    unless torch hub's cache holds the file already. dydet reaches the network only when the user opted in
+    (``YOLO_OFFLINE=0``), so otherwise such a layer is refused in one line naming the file and where it goes.
+    Without weights (None / False) the layer builds offline.
+
+    Args:
+        d (dict): The model dict.
+        source (Any): Where it came from, for the message.
+    """
+    from dydet.utils.inputs import network_allowed
+
+    rows = [*(d.get("backbone") or []), *(d.get("head") or [])]
+    for i, row in enumerate(rows):
+        if not (isinstance(row, (list, tuple)) and len(row) == 4 and row[2] == "TorchVision"):
+            continue
+        args = row[3] if isinstance(row[3], (list, tuple)) else []
+        name, weights = (args[1] if len(args) > 1 else None), (args[2] if len(args) > 2 else "DEFAULT")
+        if isinstance(weights, str):
+            try:
+                weights = ast.literal_eval(weights)  # as Ultralytics' parser reads it ('None', 'False')
+            except (ValueError, SyntaxError):
+                pass
+        if not weights:
+            continue
+        url = torchvision_weights_url(name, weights, f"{source} layer {i}")
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urllib.parse.urlparse(url).path).name
+        if not cached.is_file() and not network_allowed():
+            raise ConfigError(
+                f"{source} layer {i} TorchVision('{name}', weights={weights!r}) would download {url}: put that file "
+                f"into {cached.parent}, set the layer's weights to None, or set YOLO_OFFLINE=0 to allow the download"
+            )
+
+
+def torchvision_weights_url(name: Any, weights: Any, where: str) -> str:
+    """Return the URL torchvision fetches the weights `weights` of its model `name` from; bad names are one line."""
+    from torchvision.models import get_model_weights
+
+    try:
+        return get_model_weights(name).verify(weights).url
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(
+            f"{where} TorchVision({name!r}, weights={weights!r}): torchvision has no such model or weights ({e})"
+        ) from e
 
 
 def output_channels(d: dict[str, Any], ch: int = 3) -> list[int]:

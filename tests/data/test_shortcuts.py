@@ -52,10 +52,11 @@ def test_demo_defaults_survive_the_cfg_check(tmp_path):
 
 
 def test_no_data_trains_on_the_demo_with_its_defaults(tmp_path):
-    from dydet.engine.args import DEMO_TRAIN_DEFAULTS, prepare_train_args
+    from dydet.engine.args import DEMO_SCRATCH_DEFAULTS, prepare_train_args
 
     args = prepare_train_args({"project": str(tmp_path), "seed": 3}, {})  # seed= is training's: the data stay seed 0
-    assert args["data"] == str(make_dataset("demo", verbose=False)) and args["epochs"] == DEMO_TRAIN_DEFAULTS["epochs"]
+    assert args["data"] == str(make_dataset("demo", verbose=False))
+    assert args["epochs"] == DEMO_SCRATCH_DEFAULTS["epochs"]
     assert args["seed"] == 3 and "demo-seed0-" in args["data"]
     own = {"data": str(make_dataset("tiny", verbose=False))}  # a checkpoint trained on its own data keeps it
     assert prepare_train_args({"project": str(tmp_path)}, own).get("data") is None

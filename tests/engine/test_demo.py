@@ -49,3 +49,40 @@ def test_finish_demo_saves_routed_predictions(full_run, tiny_data):
     saved = sorted(folder.glob("*.jpg"))
     assert folder == Path(model.trainer.save_dir) / "predictions"
     assert {p.name for p in saved} == {p.name for p in demo_images(tiny_data)}
+
+
+def test_the_demo_model_starts_from_the_shipped_statics(tmp_path):
+    from dydet.engine.args import (
+        DEMO_FINETUNE_DEFAULTS,
+        DEMO_MODEL,
+        DEMO_SCRATCH_DEFAULTS,
+        DEMO_WEIGHTS,
+        prepare_train_args,
+    )
+
+    args = prepare_train_args({"project": str(tmp_path)}, {}, model_yaml=DEMO_MODEL)
+    assert args["pretrained"] == ",".join(map(str, DEMO_WEIGHTS))
+    assert {k: args[k] for k in DEMO_FINETUNE_DEFAULTS} == DEMO_FINETUNE_DEFAULTS
+    for given, model_yaml in (({"pretrained": False}, DEMO_MODEL), ({}, "dy-yolo11n.yaml"), ({}, None)):
+        args = prepare_train_args({"project": str(tmp_path), **given}, {}, model_yaml=model_yaml)
+        assert {k: args[k] for k in DEMO_SCRATCH_DEFAULTS} == DEMO_SCRATCH_DEFAULTS
+        assert args.get("pretrained") in (None, False)
+
+
+def test_the_shipped_statics_are_an_n_and_an_s_model_of_the_demo_classes():
+    from dydet.data.synthetic import CLASS_NAMES
+    from dydet.engine.args import DEMO_WEIGHTS
+    from dydet.nn.transfer import read_pretrained
+
+    easy, hard = read_pretrained(",".join(map(str, DEMO_WEIGHTS)))  # dydet's weights-only loader
+    assert [m.yaml["scale"] for m in (easy, hard)] == ["n", "s"]
+    assert easy.nc == hard.nc == len(CLASS_NAMES)
+
+
+def test_dydet_train_without_a_model_builds_the_demo_model_only_on_the_demo_data():
+    from dydet.cli import DEFAULT_MODEL, _default_model
+    from dydet.engine.args import DEMO_MODEL
+
+    assert _default_model("train", {}) == _default_model("train", {"data": "demo"}) == DEMO_MODEL
+    assert _default_model("train", {"data": "tiny"}) == _default_model("tune", {}) == DEFAULT_MODEL
+    assert _default_model("val", {}) is None

@@ -5,6 +5,8 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -290,3 +292,191 @@ def test_pickle_that_builds_a_layer_is_refused_even_where_torch_allows_the_layer
     with torch.serialization.safe_globals([torch.nn.Linear]):
         with pytest.raises(CheckpointError, match="builds torch.nn.modules.linear.Linear with arguments"):
             load_raw(tmp_path / "build.pt")
+
+
+def test_finished_resume_suggests_the_next_stage_beside_its_own_run(full_run, tmp_path):
+    """The suggested stage-2 command writes `<run>-router` beside the checkpoint's run, not runs/detect/train-router."""
+    import shlex
+
+    _, _, project = full_run
+    weights = tmp_path / "copy" / "weights"
+    weights.mkdir(parents=True)
+    for f in ("best.pt", "last.pt"):  # a finished stage-1 run, copied: its train_args still name the original
+        shutil.copy(project / "full" / "weights" / f, weights / f)
+    with pytest.raises(ArgumentError, match="there is nothing to resume") as e:
+        DynamicYOLO(str(weights / "last.pt")).train(resume=True)
+    command = str(e.value).split("Train the router with: ")[1]
+    args = dict(a.split("=", 1) for a in shlex.split(command)[2:])
+    assert args.pop("stage") == "2" and Path(args["model"]) == (weights / "best.pt").resolve()
+    assert Path(args["project"]) / f"{args['name']}-router" == (tmp_path / "copy-router").resolve()
+
+
+def _video(path: Path, frames: int = 6) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 64))
+    for i in range(frames):
+        writer.write(np.full((64, 64, 3), 40 * i, np.uint8))
+    writer.release()
+    return path
+
+
+class _StopsWriting:
+    """A video writer that stops writing after two frames without saying so, as OpenCV's does on a full disk."""
+
+    real = cv2.VideoWriter
+
+    def __init__(self, *args, **kwargs):
+        self.writer, self.n = self.real(*args, **kwargs), 0
+
+    def isOpened(self):
+        return self.writer.isOpened()
+
+    def write(self, image):
+        self.n += 1
+        if self.n <= 2:
+            self.writer.write(image)
+
+    def release(self):
+        self.writer.release()
+
+
+class _CannotOpen(_StopsWriting):
+    def isOpened(self):
+        return False
+
+
+@pytest.mark.parametrize(
+    "writer, message", [(_StopsWriting, "lacks frames of the 6 written"), (_CannotOpen, "cannot open")]
+)
+def test_predict_video_that_cannot_be_written_is_one_line_and_reports_nothing_saved(
+    full_run, tmp_path, monkeypatch, captured, writer, message
+):
+    model, _, _ = full_run
+    source = _video(tmp_path / "clip.avi")
+    monkeypatch.setattr(cv2, "VideoWriter", writer)
+    with pytest.raises(WriteError, match=f"could not write '.*clip.avi'.*{message}") as e:
+        model.predict(str(source), project=str(tmp_path / "p"), name="out", save=True, imgsz=64)
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "p" / "out").exists()
+    assert not any("Results saved" in line for line in captured)
+
+
+def _torchvision_yaml(folder: Path, *weights) -> Path:
+    """dy-yolo11 whose first layer is torchvision's resnet18 stem (64 channels, stride 2), with `weights` if given."""
+    d = yaml.safe_load((Path(dydet.__file__).parent / "cfg" / "models" / "dy-yolo11.yaml").read_text())
+    d["backbone"][0] = [-1, 1, "TorchVision", [64, "resnet18", *weights, True, 7] if weights else [64, "resnet18"]]
+    path = folder / "tv.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Path:
+    """An empty torch hub cache; any download fails the test."""
+
+    def download(url, *args, **kwargs):
+        raise AssertionError(f"downloaded {url}")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.mark.parametrize("weights", [("DEFAULT",), ("IMAGENET1K_V1",), ()], ids=["DEFAULT", "named", "left-out"])
+def test_model_yaml_with_torchvision_weights_is_refused_offline_before_any_download(tmp_path, hub, weights):
+    with pytest.raises(ConfigError, match=r"would download .*/resnet18-f37072fd.pth: put that file into .*checkpoints"):
+        DynamicYOLO(str(_torchvision_yaml(tmp_path, *weights)))
+
+
+def test_torchvision_layer_without_weights_or_with_cached_weights_or_allowed_online_is_built(
+    tmp_path, hub, monkeypatch
+):
+    from dydet.nn.parse import check_downloads
+
+    for weights in (None, False, "None"):
+        DynamicYOLO(str(_torchvision_yaml(tmp_path, weights)))
+    d = yaml.safe_load(_torchvision_yaml(tmp_path, "DEFAULT").read_text())
+    hub.mkdir(parents=True)
+    (hub / "resnet18-f37072fd.pth").write_bytes(b"")  # torchvision reads the cache and fetches nothing
+    check_downloads(d)
+    (hub / "resnet18-f37072fd.pth").unlink()
+    monkeypatch.setenv("YOLO_OFFLINE", "0")  # the user's own choice
+    check_downloads(d)
+
+
+def _tampered(path: Path, folder: Path) -> Path:
+    """A copy of checkpoint `path` whose data.pkl has bytes overwritten in its middle."""
+    import zipfile
+
+    out = folder / "tampered.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                data = data[: len(data) // 2] + b"\x00garbage" + data[len(data) // 2 + 8 :]
+            dst.writestr(info, data)
+    return out
+
+
+def _string_scores(path: Path, folder: Path) -> Path:
+    ckpt = torch.load(path, weights_only=True)
+    for key in ("model", "ema"):
+        if ckpt.get(key):
+            ckpt[key]["calibration"]["scores"] = "0.1,0.2"
+    torch.save(ckpt, folder / "strscores.pt")
+    return folder / "strscores.pt"
+
+
+def _bad_export(exported: Path, folder: Path, **change) -> Path:
+    copy = Path(shutil.copytree(exported, folder / "export"))
+    meta = json.loads((copy / "metadata.json").read_text())
+    (copy / "metadata.json").write_text(json.dumps({**meta, **change}))
+    return copy
+
+
+def _text_pt(folder: Path) -> Path:
+    (folder / "notes.pt").write_text("hello, this is text\n")
+    return folder / "notes.pt"
+
+
+BENCH = ("imgsz=64", "baselines=none", "reps=1", "seq=1", "hard_ratios=[0]")
+UNWRITABLE = "choose a writable folder with project="
+FINAL, YAML = (lambda f, e, t: f), (lambda f, e, t: "dy-yolo11n.yaml")
+# mode, model= (from the tiny run's final.pt, its ONNX export, tmp_path), further arguments, part of the message
+CLI_CASES = {
+    "proc-train": ("train", YAML, ("data={data}", "imgsz=64", "project=/proc/x"), UNWRITABLE),
+    "proc-export": ("export", FINAL, ("imgsz=64", "project=/proc/x"), UNWRITABLE),
+    "proc-benchmark": ("benchmark", FINAL, (*BENCH, "project=/proc/x"), UNWRITABLE),
+    "read-only-train": ("train", YAML, ("data={data}", "imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-val": ("val", FINAL, ("data={data}", "imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-predict": ("predict", FINAL, ("source={image}", "imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-export": ("export", FINAL, ("imgsz=64", "project={ro}"), UNWRITABLE),
+    "read-only-benchmark": ("benchmark", FINAL, (*BENCH, "project={ro}"), UNWRITABLE),
+    "text-pt": ("val", lambda f, e, t: _text_pt(t), ("data={data}",), "is not a readable PyTorch checkpoint"),
+    "string-scores": ("predict", lambda f, e, t: _string_scores(f, t), ("source={image}", "hard_ratio=0.5"), "scores"),
+    "no-names": ("predict", lambda f, e, t: _bad_export(e, t, names={}), ("source={image}",), "'names' must"),
+    "text-imgsz": ("val", lambda f, e, t: _bad_export(e, t, imgsz="abc"), ("data={data}",), "'imgsz' must"),
+    "no-strides": ("benchmark", lambda f, e, t: _bad_export(e, t, strides=[]), BENCH[1:], "'strides' must"),
+    "tampered-pkl": ("export", lambda f, e, t: _tampered(f, t), ("imgsz=64",), "is not a readable PyTorch checkpoint"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_CASES))
+def test_bad_files_and_unwritable_folders_are_one_line_through_the_command(
+    full_run, exported, tiny_data, tmp_path, capsys, monkeypatch, case
+):
+    """Each case of a bad file or a folder dydet cannot write, as a user types it: one `dydet:` line, exit code 1."""
+    import dydet.utils.files as files
+    from dydet.cli import entrypoint
+
+    mode, model, args, message = CLI_CASES[case]
+    _, _, project = full_run
+    if "{ro}" in " ".join(args):
+        monkeypatch.setattr(files.os, "access", lambda path, how: False)  # a read-only folder (we may run as root)
+    model = model(project / "full-router" / "weights" / "final.pt", exported, tmp_path)
+    image = next((tiny_data.parent / "images" / "val").iterdir())
+    argv = [mode, f"model={model}", *(a.format(ro=tmp_path / "ro", image=image, data=tiny_data) for a in args)]
+    with pytest.raises(SystemExit) as e:
+        entrypoint(argv)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 1 and err.startswith("dydet: ") and "\n" not in err and message in err, err
+    assert not (tmp_path / "ro").exists() or not any((tmp_path / "ro").iterdir())

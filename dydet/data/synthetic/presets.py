@@ -63,7 +63,7 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("tiny", 24, 12, 96, "unit tests; generates in well under a second"),
-        Preset("demo", 1152, 512, 128, "README demo: a detector that works after minutes of CPU training", "demo", "4"),
+        Preset("demo", 1152, 512, 128, "README demo: a detector that works after minutes of CPU training", "demo", "6"),
         Preset("bench", 3000, 1000, 256, "benchmarks; thousands of images"),
     )
 }

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ultralytics.utils import LOGGER
+
+from dydet.utils.checkpoint import atomic_write_bytes, write_error
 
 SCALES = ("n", "s", "m", "l", "x")
 
@@ -142,19 +145,24 @@ class BenchmarkResult:
         )
 
     def save(self, save_dir: str | Path) -> dict[str, Path]:
-        """Write `speed.csv`, `speed.md` and `speed.png` into `save_dir` and return their paths."""
+        """Write `speed.csv`, `speed.md` and `speed.png` into `save_dir` (atomically) and return their paths.
+
+        A folder that cannot hold them (full disk, read-only) raises a one-line `WriteError`.
+        """
         save_dir = Path(save_dir)
-        save_dir.mkdir(parents=True, exist_ok=True)
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
-        csv_path = save_dir / "speed.csv"
-        with open(csv_path, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        md_path = save_dir / "speed.md"
-        md_path.write_text(self.markdown() + "\n")
-        png_path = save_dir / "speed.png"
-        plot_speed(self, png_path)
+        table = io.StringIO(newline="")
+        writer = csv.DictWriter(table, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        csv_path, md_path, png_path = save_dir / "speed.csv", save_dir / "speed.md", save_dir / "speed.png"
+        atomic_write_bytes(csv_path, table.getvalue().encode())
+        atomic_write_bytes(md_path, (self.markdown() + "\n").encode())
+        try:
+            plot_speed(self, png_path)
+        except OSError as e:
+            png_path.unlink(missing_ok=True)
+            raise write_error(png_path, e) from e
         self.files = {"csv": csv_path, "md": md_path, "png": png_path}
         LOGGER.info(f"Speed benchmark saved to {save_dir} (speed.csv, speed.md, speed.png)")
         return self.files

@@ -31,6 +31,7 @@ from dydet.nn.tasks import DynamicDetectionModel
 from dydet.utils.checkpoint import TRUST_ARG
 from dydet.utils.cuda_graphs import DynamicModelGraphs, StaticModelGraph
 from dydet.utils.errors import ArgumentError
+from dydet.utils.files import make_run_dir, remove_if_unused
 from dydet.utils.flops import mixed_gflops, route_gflops, static_gflops
 from dydet.utils.timing import interleaved_medians
 
@@ -356,8 +357,6 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     Returns:
         (BenchmarkResult): The result; its files are in `result.files`.
     """
-    from ultralytics.utils.files import increment_path
-
     kw = cfg.check_args("benchmark", kwargs)  # dydet/cfg/default.yaml: checks, and the benchmark's defaults
     quantize = kw.pop("quantize", None)
     half = kw.pop("half", None)
@@ -367,7 +366,8 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     if isinstance(imgsz, (list, tuple)):
         imgsz = int(imgsz[0])
     project = Path(kw.pop("project", None) or Path.cwd() / "runs" / "benchmark")  # absolute: check_args
-    save_dir = increment_path(project / (kw.pop("name", None) or "speed"), exist_ok=bool(kw.pop("exist_ok", False)))
+    # claimed before any timing: an unwritable folder or a name= leading out of project= fails at once, in one line
+    save_dir, created = make_run_dir(project, kw.pop("name", None) or "speed", bool(kw.pop("exist_ok", False)))
     args = {
         "baselines": kw.pop("baselines", None),
         "hard_ratios": kw.pop("hard_ratios"),
@@ -388,4 +388,9 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     kw.pop(TRUST_ARG, None)  # applied when the model was loaded (check_args fills in its default)
     if kw:
         LOGGER.warning(f"dydet benchmark ignores {', '.join(sorted(kw))}")
-    return benchmark_speed(model, save_dir=save_dir, **args)
+    try:
+        return benchmark_speed(model, save_dir=save_dir, **args)
+    except BaseException:
+        if created:
+            remove_if_unused(save_dir, keep_results=False)
+        raise

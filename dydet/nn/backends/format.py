@@ -16,6 +16,7 @@ the format.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,18 @@ class MissingRuntimeError(DependencyError, ValueError):
     """The package an export format needs is not installed (a `DependencyError`, also a ValueError as before)."""
 
 
-def export_hint(fmt: str = "onnx") -> str:
-    """Return the fix for a broken export: the command that writes a new one in the same format."""
-    return f"re-export it with 'dydet export model=final.pt format={fmt}'"
+def export_hint(fmt: str = "onnx", folder: str | Path | None = None) -> str:
+    """Return the fix for a broken export: the command that writes a new one in the same format.
+
+    An export written where `dydet export` puts it by default (`<stem>_<format>` beside `<stem>.pt`) names its real
+    checkpoint; any other folder names the checkpoint generically.
+    """
+    source = None
+    if folder is not None and Path(folder).name.endswith(f"_{fmt}"):
+        stem = Path(folder).name[: -len(fmt) - 1]
+        source = Path(folder).with_name(f"{stem}.pt") if stem and not stem.endswith("_int8") else None
+    model = shlex.quote(f"model={source.resolve()}") if source is not None and source.is_file() else None
+    return f"re-export it with 'dydet export {model or 'model=path/to/final.pt'} format={fmt}'"
 
 
 def is_export_dir(path: str | Path) -> bool:
@@ -77,24 +87,23 @@ def read_metadata(export_dir: str | Path) -> dict[str, Any]:
         InvalidExportError: If the metadata is unreadable, of another kind, version or format, or lacks fields.
     """
     export_dir = Path(export_dir)
+    fix = export_hint(folder=export_dir)
     if not export_dir.is_dir():
-        raise MissingFileError(f"export directory '{export_dir}' not found: {export_hint()}")
+        raise MissingFileError(f"export directory '{export_dir}' not found: {fix}")
     file = export_dir / METADATA_FILE
     if not file.is_file():
-        raise MissingFileError(f"'{export_dir}' is not a dydet export: {METADATA_FILE} is missing; {export_hint()}")
+        raise MissingFileError(f"'{export_dir}' is not a dydet export: {METADATA_FILE} is missing; {fix}")
     try:
         meta = json.loads(file.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InvalidExportError(f"'{file}' is not valid JSON ({e}); {export_hint()}") from None
+        raise InvalidExportError(f"'{file}' is not valid JSON ({e}); {fix}") from None
     if not isinstance(meta, dict) or meta.get("kind") != EXPORT_KIND:
         kind = meta.get("kind") if isinstance(meta, dict) else type(meta).__name__
-        raise InvalidExportError(f"'{file}' describes a {kind!r} export, not a {EXPORT_KIND!r} one; {export_hint()}")
+        raise InvalidExportError(f"'{file}' describes a {kind!r} export, not a {EXPORT_KIND!r} one; {fix}")
     fmt = export_format(meta)
     if fmt not in FORMAT_SUFFIXES:
-        raise InvalidExportError(
-            f"'{file}' is in format {fmt!r}; this dydet reads {', '.join(FORMAT_SUFFIXES)}: {export_hint()}"
-        )
-    hint = export_hint(fmt)
+        raise InvalidExportError(f"'{file}' is in format {fmt!r}; this dydet reads {', '.join(FORMAT_SUFFIXES)}: {fix}")
+    hint = export_hint(fmt, export_dir)
     if meta.get("version") != EXPORT_VERSION:
         raise InvalidExportError(
             f"'{file}' is export format version {meta.get('version')!r}; this dydet reads version {EXPORT_VERSION} "
@@ -175,7 +184,7 @@ def check_graph_names(file: Path, side: str, names: list[str], graph: dict[str, 
     if names != list(graph[side]):
         raise InvalidExportError(
             f"'{file}' {side} are {names} but {METADATA_FILE} says {list(graph[side])}: the graph does not belong to "
-            f"this export; {export_hint(fmt)}"
+            f"this export; {export_hint(fmt, file.parent)}"
         )
 
 

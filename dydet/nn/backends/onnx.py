@@ -66,13 +66,14 @@ def _session(file: Path, providers: list, graph: dict[str, list[str]], options):
     """Open one graph and check that its input/output names are the ones the metadata promises."""
     import onnxruntime as ort
 
+    fix = export_hint(FORMAT, file.parent)
     if not file.is_file():
-        raise MissingFileError(f"ONNX export is incomplete: '{file}' is missing; {export_hint(FORMAT)}")
+        raise MissingFileError(f"ONNX export is incomplete: '{file}' is missing; {fix}")
     try:
         session = ort.InferenceSession(str(file), options, providers=providers)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/InvalidGraph types
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidExportError(f"'{file}' is not a loadable ONNX graph ({reason}); {export_hint(FORMAT)}") from None
+        raise InvalidExportError(f"'{file}' is not a loadable ONNX graph ({reason}); {fix}") from None
     for side, got in (("inputs", session.get_inputs()), ("outputs", session.get_outputs())):
         check_graph_names(file, side, [t.name for t in got], graph, FORMAT)
     return session

@@ -96,16 +96,15 @@ def _port_names(ports: list, expected: list[str]) -> list[str]:
 
 def _session(file: Path, graph: dict[str, list[str]], config: dict[str, Any]) -> OpenVinoSession:
     """Read and compile one IR graph and check that its input/output names are the ones the metadata promises."""
+    fix = export_hint(FORMAT, file.parent)
     for f in (file, file.with_suffix(".bin")):
         if not f.is_file():
-            raise MissingFileError(f"OpenVINO export is incomplete: '{f}' is missing; {export_hint(FORMAT)}")
+            raise MissingFileError(f"OpenVINO export is incomplete: '{f}' is missing; {fix}")
     try:
         compiled = core().compile_model(core().read_model(str(file)), "CPU", config)
     except Exception as e:  # OpenVINO raises RuntimeError with multi-line C++ context
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InvalidExportError(
-            f"'{file}' is not a loadable OpenVINO graph ({reason}); {export_hint(FORMAT)}"
-        ) from None
+        raise InvalidExportError(f"'{file}' is not a loadable OpenVINO graph ({reason}); {fix}") from None
     for side, ports in (("inputs", compiled.inputs), ("outputs", compiled.outputs)):
         check_graph_names(file, side, _port_names(ports, graph[side]), graph, FORMAT)
     return OpenVinoSession(compiled)

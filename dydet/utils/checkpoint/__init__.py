@@ -22,6 +22,8 @@ Loading order (`load_checkpoint_dict`):
 from dydet.utils.checkpoint.read import DYDET_CLASS_MODULES, allow_dydet_layers, load_raw
 from dydet.utils.checkpoint.rng import rng_state, set_rng_state
 from dydet.utils.checkpoint.save import (
+    WRITE_ERRNOS,
+    as_write_error,
     atomic_write_bytes,
     fsync_dir,
     remove_abandoned_writes,
@@ -35,7 +37,9 @@ __all__ = [
     "MODEL_FORMAT",
     "MODEL_KEYS",
     "TRUST_ARG",
+    "WRITE_ERRNOS",
     "allow_dydet_layers",
+    "as_write_error",
     "atomic_write_bytes",
     "fsync_dir",
     "is_model_record",

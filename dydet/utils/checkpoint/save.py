@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
 
-from dydet.utils.errors import WriteError
+from dydet.utils.errors import DydetError, WriteError
+
+# What a full disk, a full quota or a read-only filesystem raises, whoever writes (Ultralytics' plots and results too)
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def fsync_dir(folder: Path) -> None:
@@ -59,6 +63,21 @@ def write_error(path: str | Path, e: OSError) -> WriteError:
     return WriteError(
         f"could not write '{path}' ({why}): free some disk space or choose a writable folder with project="
     )
+
+
+def as_write_error(e: BaseException, path: str | Path) -> WriteError | None:
+    """Return the one-line `WriteError` for `e` when it is a full disk or read-only filesystem (`WRITE_ERRNOS`).
+
+    Args:
+        e (BaseException): What a run raised.
+        path (str | Path): What was being written, when `e` does not name a file.
+
+    Returns:
+        (WriteError | None): The error to raise instead, or None for anything else (raised as it is).
+    """
+    if not isinstance(e, OSError) or isinstance(e, DydetError) or e.errno not in WRITE_ERRNOS:
+        return None
+    return write_error(e.filename or path, e)
 
 
 def writer_alive(tmp: Path) -> bool:
