@@ -144,6 +144,16 @@ class RouterStageTrainer(RoutedTrainer):
         with dropping(STAGE1_REPEATS, repeats=(EPOCH_HEADER,), active=not self.args.verbose):
             super().train()
 
+    def get_validator(self) -> RoutedValidator:
+        """Return the per-route validator; without `verbose`, no final results table when a calibration follows.
+
+        The calibration right after this stage reports the trained router at every hard ratio; the final table would
+        show it at the stage-1 placeholder threshold.
+        """
+        validator = super().get_validator()
+        validator.print_table = self.args.verbose or not (self.plan or {}).get("calibrate")
+        return validator
+
     def get_model(self, cfg=None, weights=None, verbose: bool = True) -> nn.Module:
         """Load the stage-1 model, mark it as in stage 2 and freeze every part but the router."""
         source = weights if weights is not None else cfg

@@ -24,6 +24,8 @@ from dydet.utils.preprocess import prediction_scores
 
 # the fused model's summary AutoBackend prints on loading (`DynamicDetectionModel.info`)
 MODEL_SUMMARY = (r"\S+ summary \(fused\): ", r"\s*(easy|hard|router):\s+[\d,]+ parameters ")
+# what a validation whose caller reports it (the calibration) need not say: how fast it reads the split, its speed
+DATA_LINES = (r"(train|val): Fast image access", r"Speed: ")
 
 
 class BothRoutes(nn.Module):
@@ -195,11 +197,13 @@ class RoutedValidator(DetectionValidator):
         """Validate as Ultralytics does; a process of a group on the CPU validating by itself too.
 
         Without `verbose` (a training run's final validations, the calibration), loading the model prints neither the
-        Ultralytics banner nor the fused model's summary again.
+        Ultralytics banner nor the fused model's summary again; without a results table (`print_table`), neither how
+        fast it reads the split nor its speed.
         """
         quiet = trainer is None and not self.args.verbose
+        lines = (BANNER, *MODEL_SUMMARY, *(() if self.print_table else DATA_LINES))
         with nullcontext() if trainer is not None else validating_alone(self.args.device):
-            with dropping((BANNER, *MODEL_SUMMARY), active=quiet):
+            with dropping(lines, active=quiet):
                 return super().__call__(trainer, model, **kwargs)
 
     def gather_stats(self) -> None:
