@@ -120,6 +120,9 @@ EXAMPLES = (
 )
 # What `dydet MODE help` shows instead of Ultralytics' own default and help line, where dydet differs
 HELP_OVERRIDES = {
+    "train": {
+        "verbose": (False, "(bool) also print the layer table, per-class tables and stage 2's repeats of stage 1"),
+    },
     "export": {
         "format": ("onnx", "(str) onnx or openvino: split graphs (router, easy, hard) that route at run time"),
         "quantize": (None, "(int, optional) 16: fp16 graphs (= half=True); 8: int8 OpenVINO graphs (needs data=)"),

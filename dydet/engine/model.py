@@ -204,8 +204,8 @@ class DynamicModel(Model):
         """
         args = {k: v for k, v in {"data": data, "imgsz": imgsz, "batch": batch}.items() if v is not None}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        # no per-class tables: the calibration reports the trade-off over hard ratios ('dydet val' has them)
-        metrics, validator = self._validate(**{"plots": False, "verbose": False, **args, **kwargs})
+        # no results table: the trade-off over hard ratios below reports this validation ('dydet val' has the tables)
+        metrics, validator = self._validate(table=False, **{"plots": False, "verbose": False, **args, **kwargs})
         metrics.scores = center_router(self.model, validator.dataloader.dataset.im_files, validator.args.imgsz)
         calibration = build_calibration(
             self.model, metrics.scores, validator.args.imgsz, validator.args.data, validator.device
@@ -226,12 +226,13 @@ class DynamicModel(Model):
         return calibration
 
     def _validate(
-        self, validator=None, routing: RoutingSpec | None = None, **kwargs: Any
+        self, validator=None, routing: RoutingSpec | None = None, table: bool = True, **kwargs: Any
     ) -> tuple[DynamicDetMetrics, RoutedValidator]:
         """Run `Model.val` with the per-route validator (`(B)` at `routing`, None: the model's own); return it too.
 
         Only what differs from `Model.val` is here: dydet's data shortcuts and the routing handed to the validator's
-        constructor; the validator made is returned with its metrics.
+        constructor; the validator made is returned with its metrics. `table=False`: the validator prints no results
+        table (the caller reports the validation).
         """
         kwargs["data"] = resolve_data(kwargs.get("data"))
         if kwargs.get("data") is None:
@@ -243,6 +244,7 @@ class DynamicModel(Model):
 
         def make(**args: Any) -> RoutedValidator:
             made.append(validator_class(**args, routing=routing))
+            made[-1].print_table = table
             return made[-1]
 
         try:

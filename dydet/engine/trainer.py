@@ -18,7 +18,7 @@ import numpy as np
 from torch import distributed as dist
 from torch import nn
 from ultralytics.models.yolo.detect import DetectionTrainer
-from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK
+from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, colorstr
 from ultralytics.utils.torch_utils import unwrap_model
 
 from dydet.engine.checkpointing import SafeCheckpoints
@@ -26,6 +26,7 @@ from dydet.engine.distributed import DataParallel
 from dydet.engine.validator import RoutedValidator
 from dydet.routing import ROUTES
 from dydet.utils.errors import CheckpointError
+from dydet.utils.logs import BANNER, dropping
 from dydet.utils.metrics import DynamicDetMetrics
 from dydet.utils.plotting import plot_route_results
 from dydet.utils.torch_utils import default_cpu_workers, set_cpu_threads
@@ -58,6 +59,18 @@ class DydetTrainer(DataParallel, SafeCheckpoints, DetectionTrainer):
                 )
 
 
+# what stage 2 of a run would print again (same machine, data and labels): left out unless `verbose`
+STAGE1_REPEATS = (
+    BANNER,
+    r"engine/trainer: ",
+    r"dydet: CPU training with ",
+    r"(train|val): Fast image access",
+    r"Plotting labels to ",
+    r"Using \d+ train, \d+ val images",  # with where results go and the epochs: stage 2's `Froze` line says them
+)
+EPOCH_HEADER = r"\s+Epoch\s+GPU_mem "
+
+
 def checkpoint_fitness(metrics: DynamicDetMetrics) -> float:
     """Return the fitness a dynamic trainer keeps `best.pt` (and early stopping) by.
 
@@ -88,12 +101,10 @@ class RoutedTrainer(DydetTrainer):
     whole_val_split = True  # the validator keeps per-route, per-image records that Ultralytics' gather drops
 
     def get_validator(self) -> RoutedValidator:
-        """Return the family's per-route validator (no per-class tables, also in the final validation)."""
-        validator = self.validator_class(
+        """Return the family's per-route validator (per-class tables in the final validation only with `verbose`)."""
+        return self.validator_class(
             self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks
         )
-        validator.in_training_run = True
-        return validator
 
     def validate(self) -> tuple[dict | None, float | None]:
         """Validate as Ultralytics does, with `checkpoint_fitness` as the fitness that picks `best.pt`."""
@@ -118,8 +129,30 @@ class RouterStageTrainer(RoutedTrainer):
     """Stage-2 trainer: only the router learns; put it before the family's stage-1 trainer in the bases.
 
     The family's stage-1 `get_model` builds the model and loads the stage-1 weights; this marks it stage 2, keeps the
-    stage-1 threshold, drops any calibration (the router changes) and calls `freeze_detector`.
+    stage-1 threshold, drops any calibration (the router changes) and calls `freeze_detector`. Without `verbose` it
+    leaves out the lines stage 1 of the run printed already (`STAGE1_REPEATS`) and prints the epoch header once.
     """
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None) -> None:
+        """Initialise the trainer, without repeating stage 1's banner, arguments and CPU set-up unless `verbose`."""
+        verbose = (overrides or {}).get("verbose", getattr(cfg, "verbose", True))
+        with dropping(STAGE1_REPEATS, active=not verbose):
+            super().__init__(cfg, overrides, _callbacks)
+
+    def train(self) -> None:
+        """Train as the stock trainer does; without `verbose`, no repeats of stage 1's lines nor of the epoch header."""
+        with dropping(STAGE1_REPEATS, repeats=(EPOCH_HEADER,), active=not self.args.verbose):
+            super().train()
+
+    def get_validator(self) -> RoutedValidator:
+        """Return the per-route validator; without `verbose`, no final results table when a calibration follows.
+
+        The calibration right after this stage reports the trained router at every hard ratio; the final table would
+        show it at the stage-1 placeholder threshold.
+        """
+        validator = super().get_validator()
+        validator.print_table = self.args.verbose or not (self.plan or {}).get("calibrate")
+        return validator
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True) -> nn.Module:
         """Load the stage-1 model, mark it as in stage 2 and freeze every part but the router."""
@@ -133,9 +166,6 @@ class RouterStageTrainer(RoutedTrainer):
         model.stage = 2
         model.threshold, model.calibration = weights.threshold, None
         self.freeze_detector(model)
-        if verbose and RANK in {-1, 0}:
-            n = sum(p.numel() for p in model.router.parameters())
-            LOGGER.info(f"Router training: {n:,} trainable router parameters, detector frozen (BatchNorm in eval)")
         return model
 
     def freeze_detector(self, model: nn.Module) -> None:
@@ -151,7 +181,11 @@ class RouterStageTrainer(RoutedTrainer):
         finally:
             LOGGER.removeFilter(quiet)
         if RANK in {-1, 0}:
-            LOGGER.info(f"Froze {quiet.count} detector parameter tensors (every layer but the router)")
+            n = sum(p.numel() for p in unwrap_model(self.model).router.parameters())
+            LOGGER.info(
+                f"Froze {quiet.count} detector parameter tensors (BatchNorm in eval): training the router's {n:,} "
+                f"parameters for {self.epochs} epochs, results to {colorstr('bold', self.save_dir)}"
+            )
         unwrap_model(self.model).criterion = None  # built lazily from the model's stage: RouterLoss
 
 

@@ -18,8 +18,14 @@ from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_
 from dydet.routing import ROUTES, RoutingSpec
 from dydet.utils.coco import evaluate_routes_json
 from dydet.utils.files import claim_save_dir
+from dydet.utils.logs import BANNER, dropping
 from dydet.utils.metrics import DynamicDetMetrics
 from dydet.utils.preprocess import prediction_scores
+
+# the fused model's summary AutoBackend prints on loading (`DynamicDetectionModel.info`)
+MODEL_SUMMARY = (r"\S+ summary \(fused\): ", r"\s*(easy|hard|router):\s+[\d,]+ parameters ")
+# what a validation whose caller reports it (the calibration) need not say: how fast it reads the split, its speed
+DATA_LINES = (r"(train|val): Fast image access", r"Speed: ")
 
 
 class BothRoutes(nn.Module):
@@ -81,8 +87,7 @@ class RoutedValidator(DetectionValidator):
         self.metrics = DynamicDetMetrics()
         self.jdicts: dict[str, list] = {r: [] for r in ROUTES}
         self.routing = routing
-        # a training run's validator (final validation included) prints no per-class tables: 'dydet val' does
-        self.in_training_run = False
+        self.print_table = True  # False: the caller reports the validation itself (the calibration's trade-off)
 
     def get_model(self, model, trainer=None):
         """Return the model wrapped so that a plain forward gives both routes."""
@@ -189,9 +194,17 @@ class RoutedValidator(DetectionValidator):
         self.save_dir = save_dir
 
     def __call__(self, trainer=None, model=None, **kwargs):
-        """Validate as Ultralytics does; a process of a group on the CPU validating by itself too."""
+        """Validate as Ultralytics does; a process of a group on the CPU validating by itself too.
+
+        Without `verbose` (a training run's final validations, the calibration), loading the model prints neither the
+        Ultralytics banner nor the fused model's summary again; without a results table (`print_table`), neither how
+        fast it reads the split nor its speed.
+        """
+        quiet = trainer is None and not self.args.verbose
+        lines = (BANNER, *MODEL_SUMMARY, *(() if self.print_table else DATA_LINES))
         with nullcontext() if trainer is not None else validating_alone(self.args.device):
-            return super().__call__(trainer, model, **kwargs)
+            with dropping(lines, active=quiet):
+                return super().__call__(trainer, model, **kwargs)
 
     def gather_stats(self) -> None:
         """Keep this process's statistics: every process of a group validates the whole split (none to gather).
@@ -226,17 +239,32 @@ class RoutedValidator(DetectionValidator):
         routed = f"routed ({m.hard_share():.0%} hard)" if m.forced_route is None else f"{m.forced_route} (forced)"
         return [(routed, m.selected)] + [(f"{r} route", m.routes[r]) for r in ROUTES] + [("router 50/50", m.split)]
 
+    def _epoch_rows(self) -> list[tuple[str, DetMetrics]]:
+        """Return the rows a validation between training epochs prints: what the stage trains.
+
+        Stage 1 trains both routes (the router and the threshold are placeholders until stage 2); stage 2 trains the
+        router alone (both routes are frozen, their rows would repeat), judged by its 50/50 rank split.
+        """
+        rows = self._result_rows()
+        return rows[3:] if self.metrics.stage >= 2 else rows[1:3]
+
     def print_results(self) -> None:
-        """Print one row per route under the routed model's row; with `verbose`, per-class tables (not in training)."""
+        """Print the routed model's row and one row per route; with `verbose`, per-class tables (not between epochs).
+
+        Between training epochs only the rows of what the stage trains (`_epoch_rows`).
+        """
+        if not (self.print_table or self.training):
+            return
         pf = "%22s" + "%11i" * 2 + "%11.3g" * 4
-        LOGGER.info(f"Routed model (B): {self.metrics.routing_text}")
-        for name, m in self._result_rows():
+        if not self.training:
+            LOGGER.info(f"Routed model (B): {self.metrics.routing_text}")
+        for name, m in self._epoch_rows() if self.training else self._result_rows():
             nt = m.nt_per_class.sum() if m.nt_per_class is not None else 0
             LOGGER.info(pf % (name, self.seen, nt, *m.mean_results()))
         if self.metrics.routes["hard"].nt_per_class is not None and self.metrics.routes["hard"].nt_per_class.sum() == 0:
             LOGGER.warning(f"no labels found in {self.args.task} set, cannot compute metrics without labels")
             return
-        if self.args.verbose and not self.training and not self.in_training_run and self.nc > 1:
+        if self.args.verbose and not self.training and self.nc > 1:
             for name, m in self._result_rows()[:3]:  # as Ultralytics: per class, for the routed model and each route
                 LOGGER.info(f"Per class, {name}:\n{self.class_desc()}")
                 LOGGER.info(pf % ("all", self.seen, m.nt_per_class.sum(), *m.mean_results()))

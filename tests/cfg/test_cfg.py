@@ -32,7 +32,8 @@ def test_every_entry_is_well_formed():
         if arg.default is not None:  # a default passes its own checks
             assert arg.check(arg.default) == arg.default, arg.name
     assert "mode_defaults" not in cfg.arg_names()
-    assert cfg.mode_defaults("benchmark") and cfg.mode_defaults("train") == {}
+    assert cfg.mode_defaults("benchmark") and cfg.mode_defaults("export") == {}
+    assert cfg.mode_defaults("train") == {"verbose": False}  # a short training log; verbose=True for the rest
 
 
 def test_check_args_fills_defaults_and_checks_values_like_the_cli():

@@ -137,7 +137,7 @@ def test_default_and_parsed_baselines():
     assert parse_baselines("none") == [] and parse_baselines(None) == [] and parse_baselines(["a.pt"]) == ["a.pt"]
 
 
-def test_run_benchmark_cli_arguments(tmp_path):
+def test_run_benchmark_cli_arguments(tmp_path, captured):
     model = spread_model()
     r = run_benchmark(
         model,
@@ -159,6 +159,8 @@ def test_run_benchmark_cli_arguments(tmp_path):
         "dyn/mix batch",
         "tput p0.5/hard",
     }
+    ignored = [line for line in captured if "ignores" in line]  # only what was passed: no default it filled in
+    assert len(ignored) == 1 and ignored[0].endswith("dydet benchmark ignores format"), ignored
 
 
 def test_images_from_dataset(tiny_data):

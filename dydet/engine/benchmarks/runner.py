@@ -28,6 +28,7 @@ from dydet.engine.benchmarks.candidates import (
 from dydet.engine.benchmarks.result import EASY, HARD, ROUTED_EASY, BenchmarkResult, _dyn_name, _ratios, _row
 from dydet.engine.benchmarks.splits import MIN_SCORE_GAP, _check_split, sequence_scores, split_thresholds, spread_router
 from dydet.nn.tasks import DynamicDetectionModel
+from dydet.utils.checkpoint import TRUST_ARG
 from dydet.utils.cuda_graphs import DynamicModelGraphs, StaticModelGraph
 from dydet.utils.errors import ArgumentError
 from dydet.utils.files import make_run_dir, remove_if_unused
@@ -384,6 +385,7 @@ def run_benchmark(model: Any, **kwargs: Any) -> BenchmarkResult:
     if args["command"] is None and Path(sys.argv[0]).name == "dydet":  # record the CLI call in speed.md
         args["command"] = shlex.join(["dydet", *sys.argv[1:]])
     kw.pop("data", None)
+    kw.pop(TRUST_ARG, None)  # applied when the model was loaded (check_args fills in its default)
     if kw:
         LOGGER.warning(f"dydet benchmark ignores {', '.join(sorted(kw))}")
     try:

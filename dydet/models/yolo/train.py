@@ -26,13 +26,19 @@ class DynamicTrainer(RoutedTrainer):
     validator_class = DynamicValidator
 
     def get_model(self, cfg=None, weights=None, verbose: bool = True) -> DynamicDetectionModel:
-        """Build the dynamic model for this dataset and load `weights` (dydet or single-model) into it."""
+        """Build the dynamic model for this dataset and load `weights` (dydet or single-model) into it.
+
+        `verbose` prints the model's summary; the layer table too with the `verbose` argument (`verbose=True`).
+        """
+        summary = verbose and RANK == -1
         model = DynamicDetectionModel(
-            cfg or self.args.model, nc=self.data["nc"], ch=self.data["channels"], verbose=verbose and RANK == -1
+            cfg or self.args.model, nc=self.data["nc"], ch=self.data["channels"], verbose=summary and self.args.verbose
         )
+        if summary and not self.args.verbose:
+            model.info()
         model = self.set_model_names_for_load(model)
         if weights:
-            model.load(weights)
+            model.load(weights, verbose=verbose)
         model.stage = 1  # any change to the detectors invalidates a trained router
         return model
 

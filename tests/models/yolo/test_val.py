@@ -82,15 +82,16 @@ def test_val_reports_routed_b_at_the_calibrated_default_and_per_class_table(full
     assert headers.count("Class") == 3  # the per-class tables head their first column "Class"
 
 
-def test_training_runs_print_no_per_class_tables():
+def test_per_class_tables_follow_verbose_and_never_come_between_epochs():
     v = DynamicValidator(args={"data": "unused.yaml", "mode": "val", "verbose": True})
     v.metrics = _metrics([0.1, 0.2, 0.8, 0.9], threshold=0.5)
-    v.seen, v.nc, v.names, v.training = 4, 2, {0: "a", 1: "b"}, False
-    for in_training, expected in ((False, True), (True, False)):
-        v.in_training_run = in_training
+    v.seen, v.nc, v.names = 4, 2, {0: "a", 1: "b"}
+    for verbose, between_epochs, expected in ((True, False, True), (False, False, False), (True, True, False)):
+        v.args.verbose, v.training = verbose, between_epochs
         with LogCapture() as lines:
             v.print_results()
         assert any(line.startswith("Per class") for line in lines) is expected
+        assert any(line.startswith("Routed model (B)") for line in lines) is not between_epochs
 
 
 def test_val_forced_route_sets_b(full_run, tmp_path):
