@@ -19,9 +19,21 @@ def _torch_load_weights_only(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+# how the two formats `torch.save` writes begin: a zip archive, or (legacy) a pickle of protocol 2 or higher
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
 def _unreadable(path: Path, e: BaseException) -> CheckpointError:
-    why = " ".join(f"{type(e).__name__}: {e}".split())
-    why = why if len(why) <= 60 else why[:57] + "..."
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = CHECKPOINT_MAGIC[0]
+    if not head.startswith(CHECKPOINT_MAGIC):  # the loader's own error (e.g. "KeyError: 101") would say nothing
+        why = "neither a zip archive nor a pickle, as torch.save writes: a text or other file renamed .pt?"
+    else:
+        why = " ".join(f"{type(e).__name__}: {e}".split())
+        why = why if len(why) <= 60 else why[:57] + "..."
     return CheckpointError(f"checkpoint '{path}' is not a readable PyTorch checkpoint ({why}): use the original file")
 
 
