@@ -388,6 +388,19 @@ def test_model_yaml_with_torchvision_weights_is_refused_offline_before_any_downl
         DynamicYOLO(str(_torchvision_yaml(tmp_path, *weights)))
 
 
+def test_benchmark_baseline_yaml_with_torchvision_weights_is_refused_offline(tmp_path, hub):
+    import ultralytics
+
+    from dydet.engine.benchmarks.candidates import load_static
+
+    d = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg" / "models" / "11" / "yolo11.yaml").read_text())
+    d["backbone"][0] = [-1, 1, "TorchVision", [64, "resnet18", "DEFAULT", True, 7]]
+    (tmp_path / "yolo11n-tv.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    with pytest.raises(ConfigError, match=r"baseline YAML .*yolo11n-tv.yaml' layer 0 .*would download"):
+        load_static(str(tmp_path / "yolo11n-tv.yaml"), nc=2)
+    assert load_static("yolo11n.yaml", nc=2).yaml["nc"] == 2  # a plain baseline still builds
+
+
 def test_torchvision_layer_without_weights_or_with_cached_weights_or_allowed_online_is_built(
     tmp_path, hub, monkeypatch
 ):

@@ -11,7 +11,8 @@ from torch import nn
 from dydet.cfg import MODELS_DIR
 from dydet.engine.benchmarks.result import SCALES
 from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
-from dydet.nn.parse import needs_dydet_parser
+from dydet.nn.limits import check_model_size
+from dydet.nn.parse import check_downloads, needs_dydet_parser
 from dydet.nn.rcnn import RCNNDetectionModel, StaticRCNN, is_rcnn_cfg
 from dydet.nn.rcnn.config import DEPTHS
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
@@ -83,7 +84,7 @@ def _label(spec: Any, model: nn.Module, i: int) -> str:
 
 def load_static(spec: Any, nc: int) -> nn.Module:
     """Return a static detection model: built from a YAML (random weights, `nc` classes) or loaded from a `.pt`."""
-    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.nn.tasks import DetectionModel, yaml_model_load
 
     if isinstance(spec, DetectionModel):
         return spec
@@ -101,7 +102,10 @@ def load_static(spec: Any, nc: int) -> nn.Module:
         return HardRoute(DynamicDetectionModel(str(spec), nc=nc, verbose=False))
     if built_by_dydet(spec):
         return StaticDetectionModel(str(spec), nc=nc, verbose=False)
-    return DetectionModel(str(spec), nc=nc, verbose=False)
+    d = yaml_model_load(str(spec))  # Ultralytics builds it: dydet's size and download checks first
+    check_model_size(d)
+    check_downloads(d, f"baseline YAML '{spec}'")
+    return DetectionModel(d, nc=nc, verbose=False)
 
 
 class HardRoute(nn.Module):
