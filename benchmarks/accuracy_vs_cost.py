@@ -23,7 +23,9 @@ Smoke run (about 2 minutes on 2 CPU cores):
     python benchmarks/accuracy_vs_cost.py --epochs 1 --imgsz 96 --n-train 64 --n-val 32 --stage2-epochs 1 \
         --reps 3 --project /tmp/avc-smoke
 
-Re-plot from trained weights without training: --dy-weights DY.pt --static-weights A.pt,B.pt.
+Re-plot from trained weights without training: --dy-weights DY.pt --static-weights A.pt,B.pt. Static models an
+earlier run of the same recipe trained and validated: --static-maps 0.3647/0.4960,0.5122/0.6683 (mAP50-95/mAP50 of
+each --static model; their costs and latency are measured on the models built from the YAMLs).
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--plots", action="store_true", help="let Ultralytics draw its training plots")
     ap.add_argument("--dy-weights", default=None, help="skip Dy training: a calibrated dydet checkpoint")
     ap.add_argument("--static-weights", default=None, help="skip static training: comma-separated .pt, as --static")
+    ap.add_argument(
+        "--static-maps",
+        default=None,
+        help="skip static training and validation: comma-separated mAP50-95/mAP50 of each --static model, measured "
+        "earlier with this recipe (costs and latency are measured on the models built from their YAMLs)",
+    )
     return ap.parse_args(argv)
 
 
@@ -132,6 +140,20 @@ def train_static(args: argparse.Namespace, train: dict[str, Any]) -> dict[str, A
         model.train(**train, name=Path(cfg).stem)
         out[Path(cfg).stem] = model
     return out
+
+
+def given_statics(args: argparse.Namespace, nc: int) -> tuple[dict[str, Any], dict[str, tuple[float, float]]]:
+    """Return the static models built from `--static` (for costs and latency) and their accuracies (`--static-maps`).
+
+    For static models that an earlier run trained and validated with this recipe: weights do not change what is timed.
+    """
+    from dydet.engine.benchmarks.candidates import load_static
+
+    cfgs = [c.strip() for c in args.static.split(",") if c.strip()]
+    maps = [tuple(float(v) for v in m.split("/")) for m in args.static_maps.split(",") if m.strip()]
+    if len(maps) != len(cfgs) or any(len(m) != 2 for m in maps):
+        raise SystemExit(f"--static-maps needs one mAP50-95/mAP50 pair per --static model ({len(cfgs)}), got {maps}")
+    return {Path(c).stem: load_static(c, nc) for c in cfgs}, {Path(c).stem: m for c, m in zip(cfgs, maps)}
 
 
 def collect(
@@ -189,6 +211,42 @@ def static_line_margins(rows: list[dict[str, Any]], key: str = "gflops") -> list
         line = float(np.interp(r[key], xs, ys))
         out.append({"hard_ratio": r["hard_ratio"], key: r[key], "mAP50-95": r["mAP50-95"], "line": line,
                     "margin": r["mAP50-95"] - line})  # fmt: skip
+    return out
+
+
+def route_verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """Return lines on the hard route against the largest static model and on the router's share of the gain.
+
+    The hard route's mAP50-95 against the largest static model's, the hard ratio at which their GFLOPs are equal, and
+    the share of the hard route's gain over the easy route that the router (and random routing) recovers at 50/50.
+    """
+    router = {r["hard_ratio"]: r for r in rows if r["curve"] == "router"}
+    random = {r["hard_ratio"]: r for r in rows if r["curve"] == "random"}
+    static = sorted((r for r in rows if r["curve"] == "static"), key=lambda r: r["gflops"])
+    if not (router and {0.0, 0.5, 1.0} <= set(router)):
+        return []
+    easy, hard = router[0.0]["mAP50-95"], router[1.0]["mAP50-95"]
+    out = []
+    if static:
+        top = static[-1]
+        ratios = sorted(router)
+        gflops = [router[p]["gflops"] for p in ratios]
+        at = (
+            f"its cost equals {top['model']}'s at hard ratio {float(np.interp(top['gflops'], gflops, ratios)):.2f}"
+            if gflops[0] <= top["gflops"] <= gflops[-1]
+            else f"its costs span {gflops[0]:.3f}-{gflops[-1]:.3f} GFLOPs against {top['model']}'s {top['gflops']:.3f}"
+        )
+        out.append(
+            f"The hard route reaches mAP50-95 {hard:.4f} against {top['model']}'s {top['mAP50-95']:.4f} "
+            f"({hard - top['mAP50-95']:+.4f}); {at}."
+        )
+    if hard > easy:
+        gain = {name: (curve[0.5]["mAP50-95"] - easy) / (hard - easy) for name, curve in (("router", router),
+                                                                                       ("random", random))}  # fmt: skip
+        out.append(
+            f"At a 50/50 split the router recovers {gain['router']:.0%} of the hard route's gain over the easy route "
+            f"({hard - easy:+.4f}); random routing {gain['random']:.0%}."
+        )
     return out
 
 
@@ -271,15 +329,18 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     dy_metrics = dy.val(**val, project=str(project), name=f"{dy_name}-val", exist_ok=True)
     if not dy_metrics.tradeoff:
         raise SystemExit(f"{dy_name} is not calibrated: train it with stage=all (or pass a calibrated --dy-weights)")
-    statics = train_static(args, train)
-    static_maps = {}
-    for name, model in statics.items():
-        m = model.val(**val, project=str(project), name=f"{name}-val", exist_ok=True)
-        static_maps[name] = (float(m.box.map), float(m.box.map50))
+    if args.static_maps:
+        statics, static_maps = given_statics(args, nc=len(dy.model.names))
+    else:
+        trained, static_maps = train_static(args, train), {}
+        for name, model in trained.items():
+            m = model.val(**val, project=str(project), name=f"{name}-val", exist_ok=True)
+            static_maps[name] = (float(m.box.map), float(m.box.map50))
+        statics = {name: model.model for name, model in trained.items()}
 
     speed = benchmark_speed(
         dy.model,
-        baselines=[model.model for model in statics.values()],
+        baselines=list(statics.values()),
         imgsz=args.imgsz,
         batch=8,
         hard_ratios=[float(r["hard_ratio"]) for r in dy_metrics.tradeoff],
@@ -305,6 +366,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         f"Latency: {latency_label}, {args.reps} interleaved reps. Wall time {wall / 60:.1f} min."
         + (f" Dy model not trained here: {args.dy_weights}." if args.dy_weights else "")
         + (f" Static models not trained here: {args.static_weights}." if args.static_weights else "")
+        + (f" Static accuracies given (mAP50-95/mAP50): {args.static_maps}." if args.static_maps else "")
         + "\n\n"
         f"Command: `{shlex.join(['python', 'benchmarks/accuracy_vs_cost.py', *(argv or sys.argv[1:])])}`"
     )
@@ -318,6 +380,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
                 f"{len(m)} points inside their range (margin {min(x['margin'] for x in m):+.4f} to "
                 f"{max(x['margin'] for x in m):+.4f} mAP50-95)."
             )
+    verdicts += route_verdicts(rows)
     if verdicts:
         header += "\n\n" + "\n".join(verdicts)
     csv_path, md_path = write_tables(rows, project, header)
