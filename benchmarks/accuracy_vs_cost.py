@@ -119,6 +119,11 @@ def train_dy(args: argparse.Namespace, train: dict[str, Any]) -> DynamicYOLO:
     return model
 
 
+def static_cfgs(args: argparse.Namespace) -> list[str]:
+    """Return the static model YAMLs of `--static`."""
+    return [c.strip() for c in args.static.split(",") if c.strip()]
+
+
 def train_static(args: argparse.Namespace, train: dict[str, Any]) -> dict[str, Any]:
     """Train (or load) every static model; return {name: model}.
 
@@ -130,7 +135,7 @@ def train_static(args: argparse.Namespace, train: dict[str, Any]) -> dict[str, A
     from dydet import StaticYOLO
     from dydet.engine.benchmarks.candidates import built_by_dydet
 
-    cfgs = [c.strip() for c in args.static.split(",") if c.strip()]
+    cfgs = static_cfgs(args)
     if args.static_weights:
         paths = [p.strip() for p in args.static_weights.split(",") if p.strip()]
         return {Path(c).stem: (StaticYOLO if built_by_dydet(c) else YOLO)(p) for c, p in zip(cfgs, paths)}
@@ -149,7 +154,7 @@ def given_statics(args: argparse.Namespace, nc: int) -> tuple[dict[str, Any], di
     """
     from dydet.engine.benchmarks.candidates import load_static
 
-    cfgs = [c.strip() for c in args.static.split(",") if c.strip()]
+    cfgs = static_cfgs(args)
     maps = [tuple(float(v) for v in m.split("/")) for m in args.static_maps.split(",") if m.strip()]
     if len(maps) != len(cfgs) or any(len(m) != 2 for m in maps):
         raise SystemExit(f"--static-maps needs one mAP50-95/mAP50 pair per --static model ({len(cfgs)}), got {maps}")
@@ -241,11 +246,11 @@ def route_verdicts(rows: list[dict[str, Any]]) -> list[str]:
             f"({hard - top['mAP50-95']:+.4f}); {at}."
         )
     if hard > easy:
-        gain = {name: (curve[0.5]["mAP50-95"] - easy) / (hard - easy) for name, curve in (("router", router),
-                                                                                       ("random", random))}  # fmt: skip
+        router_gain = (router[0.5]["mAP50-95"] - easy) / (hard - easy)
+        random_gain = (random[0.5]["mAP50-95"] - easy) / (hard - easy)
         out.append(
-            f"At a 50/50 split the router recovers {gain['router']:.0%} of the hard route's gain over the easy route "
-            f"({hard - easy:+.4f}); random routing {gain['random']:.0%}."
+            f"At a 50/50 split the router recovers {router_gain:.0%} of the hard route's gain over the easy route "
+            f"({hard - easy:+.4f}); random routing {random_gain:.0%}."
         )
     return out
 

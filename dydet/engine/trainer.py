@@ -23,7 +23,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 from dydet.engine.checkpointing import SafeCheckpoints
 from dydet.engine.distributed import DataParallel
-from dydet.engine.validator import RoutedValidator
+from dydet.engine.validator import DATA_ACCESS, RoutedValidator
 from dydet.routing import ROUTES
 from dydet.utils.errors import CheckpointError
 from dydet.utils.logs import BANNER, dropping
@@ -64,7 +64,7 @@ STAGE1_REPEATS = (
     BANNER,
     r"engine/trainer: ",
     r"dydet: CPU training with ",
-    r"(train|val): Fast image access",
+    DATA_ACCESS,
     r"Plotting labels to ",
     r"Using \d+ train, \d+ val images",  # with where results go and the epochs: stage 2's `Froze` line says them
 )

@@ -24,8 +24,9 @@ from dydet.utils.preprocess import prediction_scores
 
 # the fused model's summary AutoBackend prints on loading (`DynamicDetectionModel.info`)
 MODEL_SUMMARY = (r"\S+ summary \(fused\): ", r"\s*(easy|hard|router):\s+[\d,]+ parameters ")
+DATA_ACCESS = r"(train|val): Fast image access"  # Ultralytics' read-speed check of a split
 # what a validation whose caller reports it (the calibration) need not say: how fast it reads the split, its speed
-DATA_LINES = (r"(train|val): Fast image access", r"Speed: ")
+DATA_LINES = (DATA_ACCESS, r"Speed: ")
 
 
 class BothRoutes(nn.Module):

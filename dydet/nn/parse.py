@@ -66,8 +66,7 @@ def parse_model(d: dict[str, Any], ch: int, verbose: bool = True) -> tuple[nn.Se
     Returns:
         (tuple[nn.Sequential, list[int]]): The layers and the sorted indices of layers whose outputs later layers read.
     """
-    check_model_size(d)
-    check_downloads(d, f"model YAML '{d['yaml_file']}'" if d.get("yaml_file") else "model YAML")
+    check_buildable(d)
     legacy = Detect.legacy
     try:
         if needs_dydet_parser(d):
@@ -80,6 +79,17 @@ def parse_model(d: dict[str, Any], ch: int, verbose: bool = True) -> tuple[nn.Se
     finally:
         Detect.legacy = legacy
     return model, save
+
+
+def check_buildable(d: dict[str, Any], kind: str = "model YAML") -> None:
+    """Refuse a model dict whose construction would exhaust memory or download weights, before anything is built.
+
+    Args:
+        d (dict): The model dict.
+        kind (str): What it is, for the messages (e.g. "baseline YAML"); its `yaml_file` is named after it.
+    """
+    check_model_size(d)
+    check_downloads(d, f"{kind} '{d['yaml_file']}'" if d.get("yaml_file") else kind)
 
 
 def check_downloads(d: dict[str, Any], source: Any = "model YAML") -> None:

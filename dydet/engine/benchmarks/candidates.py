@@ -11,8 +11,7 @@ from torch import nn
 from dydet.cfg import MODELS_DIR
 from dydet.engine.benchmarks.result import SCALES
 from dydet.nn.checkpoint import checkpoint_model, load_checkpoint_dict, require_dynamic
-from dydet.nn.limits import check_model_size
-from dydet.nn.parse import check_downloads, needs_dydet_parser
+from dydet.nn.parse import check_buildable, needs_dydet_parser
 from dydet.nn.rcnn import RCNNDetectionModel, StaticRCNN, is_rcnn_cfg
 from dydet.nn.rcnn.config import DEPTHS
 from dydet.nn.tasks import DynamicDetectionModel, StaticDetectionModel
@@ -103,8 +102,7 @@ def load_static(spec: Any, nc: int) -> nn.Module:
     if built_by_dydet(spec):
         return StaticDetectionModel(str(spec), nc=nc, verbose=False)
     d = yaml_model_load(str(spec))  # Ultralytics builds it: dydet's size and download checks first
-    check_model_size(d)
-    check_downloads(d, f"baseline YAML '{spec}'")
+    check_buildable(d, "baseline YAML")
     return DetectionModel(d, nc=nc, verbose=False)
 
 
